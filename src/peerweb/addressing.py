@@ -1,0 +1,117 @@
+"""Addresses: which site or snapshot a URL, a host name or a magnet link names.
+
+Pure parsing, shared by the gateway (Host header and path) and the CLI (``peerweb get``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import parse_qs, urlsplit
+
+from .errors import BadAddress
+from .identity import public_key_from_site_id, site_id_from_public_key
+
+_HEX_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_B32_INFOHASH_RE = re.compile(r"^[a-z2-7]{32}$")
+
+
+class Target(Enum):
+    SITE = "site"  # a mutable site, by public key
+    SNAPSHOT = "snapshot"  # an immutable torrent, by info-hash
+    HOME = "home"  # the gateway's own pages
+    UNKNOWN_HOST = "unknown_host"
+
+
+@dataclass(frozen=True)
+class Address:
+    """What a request or command names."""
+
+    target: Target
+    ident: str = ""
+    """Site id (base32) for SITE, lowercase hex info-hash for SNAPSHOT."""
+    path: str = "/"
+    """Path inside the site, still percent-encoded, starting with '/'."""
+    prefix: str = ""
+    """The URL prefix the site lives under ('' for subdomains, '/s/<id>' in path form)."""
+
+
+def parse_infohash(text: str) -> str:
+    value = text.strip().lower()
+    if _HEX_RE.match(value):
+        return value
+    if _B32_INFOHASH_RE.match(value):  # magnet links may carry base32 v1 hashes
+        import base64
+
+        return base64.b32decode(value.upper()).hex()
+    raise BadAddress(f"not an info-hash (40 or 64 hex digits): {text[:80]!r}")
+
+
+def parse_magnet(uri: str) -> Address:
+    """BEP 9 (``xt=urn:btih:``), BEP 52 (``xt=urn:btmh:1220``) and BEP 46 (``xs=urn:btpk:``)."""
+    query = parse_qs(urlsplit(uri).query)
+    for xs in query.get("xs", []):
+        if xs.lower().startswith("urn:btpk:"):
+            key_hex = xs[9:]
+            try:
+                key = bytes.fromhex(key_hex)
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                raise BadAddress("xs=urn:btpk: needs a 64-hex-digit ed25519 public key")
+            return Address(Target.SITE, site_id_from_public_key(key))
+    for xt in query.get("xt", []):
+        lowered = xt.lower()
+        if lowered.startswith("urn:btih:"):
+            return Address(Target.SNAPSHOT, parse_infohash(xt[9:]))
+        if lowered.startswith("urn:btmh:1220"):
+            return Address(Target.SNAPSHOT, parse_infohash(xt[13:]))
+    raise BadAddress("magnet link has neither xs=urn:btpk: (a site) nor xt=urn:btih: (a torrent)")
+
+
+def parse_cli_address(text: str) -> Address:
+    """``SITE-ID[/PATH]``, ``INFOHASH[/PATH]``, a magnet link, or a gateway URL."""
+    text = text.strip()
+    if text.startswith("magnet:"):
+        return parse_magnet(text)
+    if text.startswith(("http://", "https://")):
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        return route(host, parts.path or "/", {host} if "." not in host else set())
+    ident, _, rest = text.partition("/")
+    path = "/" + rest
+    if _HEX_RE.match(ident.lower()):
+        return Address(Target.SNAPSHOT, ident.lower(), path)
+    public_key_from_site_id(ident)  # raises BadAddress with a clear message
+    return Address(Target.SITE, ident.lower(), path)
+
+
+def route(host: str, path: str, local_names: set[str]) -> Address:
+    """Decide what a gateway request is for from its Host (without port) and raw path.
+
+    ``<site-id>.localhost`` serves a site as its own browser origin. On the gateway's plain
+    host names, ``/s/<site-id>/...`` and ``/ih/<hash>/...`` serve the path forms. Any other
+    Host is refused: a DNS-rebinding page must not reach the gateway under a foreign name.
+    """
+    host = host.lower().rstrip(".")
+    if host.endswith(".localhost"):
+        label = host[: -len(".localhost")]
+        if "." in label:
+            return Address(Target.UNKNOWN_HOST)
+        public_key_from_site_id(label)
+        return Address(Target.SITE, label, path or "/")
+    if host not in local_names and host not in ("localhost", "127.0.0.1", "::1"):
+        return Address(Target.UNKNOWN_HOST)
+    for marker, target in (("/s/", Target.SITE), ("/ih/", Target.SNAPSHOT)):
+        if path.startswith(marker) or path == marker.rstrip("/"):
+            ident, slash, rest = path[len(marker):].partition("/")
+            if target is Target.SITE:
+                public_key_from_site_id(ident)
+                ident = ident.lower()
+            else:
+                ident = parse_infohash(ident)
+            prefix = marker + ident
+            # Without the slash after the id, relative links would resolve one level up.
+            return Address(target, ident, "/" + rest if slash else "", prefix)
+    return Address(Target.HOME, path=path)

@@ -1,0 +1,106 @@
+"""The control API: how the CLI talks to a running node (HTTP on localhost, bearer token).
+
+The token lives in ``<data-dir>/api-token`` (mode 0600); ``<data-dir>/node.json`` says where
+the API and gateway listen. Anyone who can read the data dir can drive the node; nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .errors import PeerwebError, UsageError
+from .node import Node
+from .state import write_atomic
+
+TOKEN_FILE = "api-token"
+NODE_FILE = "node.json"
+
+
+def load_or_create_token(data_dir: Path) -> str:
+    path = data_dir / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+        if len(token) >= 32:
+            return token
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(32)
+    write_atomic(path, token.encode() + b"\n", mode=0o600)
+    return token
+
+
+def make_app(node: Node, token: str) -> web.Application:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response(
+                {"error": "missing or wrong token: read it from <data-dir>/api-token"}, status=401
+            )
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except PeerwebError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.http_status)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response(node.status())
+
+    async def publish(request: web.Request) -> web.StreamResponse:
+        """Streams NDJSON: progress lines while hashing, then the result (or an error)."""
+        try:
+            body = await request.json()
+            folder = Path(str(body["path"]))
+        except (ValueError, KeyError) as exc:
+            raise UsageError("publish needs a JSON body with 'path'") from exc
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done % 64 == 0:
+                loop.call_soon_threadsafe(queue.put_nowait, (done, total))
+
+        job = asyncio.ensure_future(node.publish(
+            folder, body.get("key") or None, not body.get("no_index", False), progress))
+        try:
+            while not job.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    done, total = getter.result()
+                    await response.write(_line({"progress": done, "total": total}))
+                else:
+                    getter.cancel()
+            result = job.result()
+            await response.write(_line({"result": result.to_json()}))
+        except PeerwebError as exc:
+            await response.write(_line({"error": str(exc), "status": exc.http_status}))
+        finally:
+            if not job.done():
+                job.cancel()
+        await response.write_eof()
+        return response
+
+    app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
+    app.router.add_get("/v1/status", status)
+    app.router.add_post("/v1/publish", publish)
+    return app
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj).encode() + b"\n"
+
+
+def write_node_file(data_dir: Path, api_url: str, gateway_url: str, pid: int) -> None:
+    info = {"api": api_url, "gateway": gateway_url, "pid": pid}
+    write_atomic(data_dir / NODE_FILE, json.dumps(info).encode(), mode=0o600)

@@ -1,0 +1,306 @@
+"""The ``peerweb`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .addressing import Target, parse_cli_address
+from .client import NodeClient
+from .config import Network, NodeConfig, default_data_dir, parse_hostport, parse_size
+from .errors import PeerwebError
+from .identity import KeyStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _data_dir_option(func: F) -> F:
+    return click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path),
+        default=default_data_dir, envvar="PEERWEB_DATA_DIR", show_default="~/.local/share/peerweb",
+        help="Where keys, state and cached sites live; commands find their node through it.",
+    )(func)
+
+
+def _fail(message: str) -> None:
+    styled = click.style(f"error: {message}", fg="red") if _color() else f"error: {message}"
+    click.echo(styled, err=True)
+    sys.exit(1)
+
+
+def _color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stderr.isatty()
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+class _Group(click.Group):
+    """Turns PeerwebError into one red line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PeerwebError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="peerweb")
+def main() -> None:
+    """peerweb: websites served by their visitors.
+
+    Publish a folder as a signed site, browse sites through a local gateway at
+    http://<site-id>.localhost:8080/, and keep what you visit seeded for others.
+
+    \b
+    Start here:
+      peerweb node --example      run a node and publish the bundled example site
+      peerweb publish ./my-site   publish a folder through the running node
+      peerweb status              what the node holds and serves
+    """
+
+
+# -- node ---------------------------------------------------------------------------------
+
+
+@main.command()
+@_data_dir_option
+@click.option("--listen", default="127.0.0.1:0", show_default=True,
+              help="Swarm (BitTorrent + DHT) address; port 0 picks a free one.")
+@click.option("--gateway", default="127.0.0.1:8080", show_default=True,
+              help="HTTP gateway address for browsers.")
+@click.option("--api", default="127.0.0.1:0", show_default=True,
+              help="Control API address (needs the token in the data dir).")
+@click.option("--bootstrap", default="", metavar="HOST:PORT[,...]",
+              help="DHT nodes to join, e.g. another node's --listen address.")
+@click.option("--network", type=click.Choice(["local", "public"]), default="local",
+              show_default=True,
+              help="local: only --bootstrap nodes, no UPnP/NAT-PMP/multicast. "
+                   "public: join the Mainline DHT (opt-in).")
+@click.option("--upload-limit", default="0", metavar="RATE", help="e.g. 2MB/s; 0 = unlimited.")
+@click.option("--download-limit", default="0", metavar="RATE", help="e.g. 10MB/s; 0 = unlimited.")
+@click.option("--disk-quota", default=None, metavar="SIZE",
+              help="Disk for visited sites, e.g. 5GB (default: 10% of free space).")
+@click.option("--example", is_flag=True, help="Publish the bundled example site at start.")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, network: str,
+         upload_limit: str, download_limit: str, disk_quota: str | None, example: bool,
+         verbose: int) -> None:
+    """Run a node: swarm engine, gateway and control API, until Ctrl-C."""
+    _setup_logging(verbose)
+    net = Network(network)
+    default_listen = "0.0.0.0:6881" if net is Network.PUBLIC and listen == "127.0.0.1:0" else listen
+    config = NodeConfig(
+        data_dir=data_dir,
+        listen=parse_hostport(default_listen),
+        gateway=parse_hostport(gateway),
+        api=parse_hostport(api),
+        bootstrap=tuple(parse_hostport(b) for b in bootstrap.split(",") if b.strip()),
+        network=net,
+        upload_limit=parse_size(upload_limit),
+        download_limit=parse_size(download_limit),
+        disk_quota=parse_size(disk_quota) if disk_quota else None,
+    )
+    asyncio.run(_run_node(config, example))
+
+
+async def _run_node(config: NodeConfig, example: bool) -> None:
+    from .daemon import RunningNode
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with RunningNode(config) as running:
+        click.echo(f"peerweb node running ({config.network.value} network)")
+        click.echo(f"  gateway:   {running.gateway_url}/")
+        click.echo(f"  swarm:     {config.listen[0]}:{running.node.swarm.listen_port}")
+        click.echo(f"  data dir:  {config.data_dir}")
+        if example:
+            folder = Path(str(resources.files("peerweb") / "example_site"))
+            result = await running.node.publish(folder, "example")
+            click.echo(f"  example site v{result.version}: {result.url}")
+        click.echo("Press Ctrl-C to stop.")
+        await stop.wait()
+        click.echo("stopping…", err=True)
+
+
+# -- publish ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--key", default=None, metavar="NAME",
+              help="Key to sign with (created if missing); default: the folder's name.")
+@click.option("--no-index", is_flag=True, help="Publish even without an index.html.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_data_dir_option
+def publish(folder: Path, key: str | None, no_index: bool, as_json: bool, data_dir: Path) -> None:
+    """Publish FOLDER as a site (or its next version) through the running node."""
+    client = NodeClient(data_dir, timeout=120)
+    result: dict[str, Any] = {}
+    for event in client.publish(folder, key, no_index):
+        if "progress" in event and not as_json and sys.stderr.isatty():
+            click.echo(f"\rhashing {event['progress']}/{event['total']} pieces", err=True,
+                       nl=False)
+        if "result" in event:
+            result = event["result"]
+    if not as_json and sys.stderr.isatty():
+        click.echo("", err=True)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"published {result['files']} files ({_human(result['size'])}) as version "
+               f"{result['version']}")
+    click.echo(f"  site id:   {result['site_id']}")
+    click.echo(f"  url:       {result['url']}")
+    click.echo(f"  magnet:    {result['magnet']}")
+    click.echo(f"  snapshot:  {result['infohash']}")
+    if not result["dht_stored"]:
+        click.echo("  note: no DHT node stored the pointer yet (no peers?); the node retries.",
+                   err=True)
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+@main.group()
+def key() -> None:
+    """Manage publisher keys (one per site).
+
+    A site's address is its public key, and only the private key can sign new versions:
+    if you lose the key, the site can never be updated again. Back up <data-dir>/keys/.
+    """
+
+
+@key.command("new")
+@click.argument("name")
+@_data_dir_option
+def key_new(name: str, data_dir: Path) -> None:
+    """Create a key NAME and print its site id."""
+    created = KeyStore(data_dir / "keys").create(name)
+    click.echo(f"{created.name}\t{created.site_id}")
+
+
+@key.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_data_dir_option
+def key_list(as_json: bool, data_dir: Path) -> None:
+    """List keys and the site ids they sign for."""
+    store = KeyStore(data_dir / "keys")
+    rows = [(name, store.get(name).site_id) for name in store.names()]
+    if as_json:
+        click.echo(json.dumps([{"name": n, "site_id": s} for n, s in rows]))
+    elif not rows:
+        click.echo("no keys yet; `peerweb key new NAME` or `peerweb publish DIR` makes one",
+                   err=True)
+    for name, site_id in rows if not as_json else []:
+        click.echo(f"{name}\t{site_id}")
+
+
+# -- status, get --------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@_data_dir_option
+def status(as_json: bool, data_dir: Path) -> None:
+    """Show the running node's sites, peers, rates and disk use."""
+    info = NodeClient(data_dir).status()
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(f"node on {info['listen']} ({info['network']}), gateway {info['gateway']}")
+    click.echo(f"  DHT nodes {info['dht_nodes']}, peers {info['peers']}, "
+               f"up {_human(info['upload_rate'])}/s, down {_human(info['download_rate'])}/s, "
+               f"disk {_human(info['disk_used'])}")
+    for site in info["sites"]:
+        mark = "published" if site["published"] else "cached"
+        click.echo(f"  {site['site_id']}  v{site['version']}  {mark}  "
+                   f"{100 * site.get('progress', 0):.0f}%  peers {site.get('peers', 0)}")
+
+
+@main.command()
+@click.argument("address")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (default: standard output).")
+@_data_dir_option
+def get(address: str, output: Path | None, data_dir: Path) -> None:
+    """Fetch ADDRESS[/PATH] through the running node: a site id, an info-hash or a magnet."""
+    parsed = parse_cli_address(address)
+    client = NodeClient(data_dir)
+    prefix = "/s/" if parsed.target is Target.SITE else "/ih/"
+    path = parsed.path if parsed.path not in ("", "/") else "/"
+    url = client.gateway + prefix + parsed.ident + path
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            out = open(output, "wb") if output else sys.stdout.buffer
+            try:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+            finally:
+                if output:
+                    out.close()
+    except urllib.error.HTTPError as exc:
+        _fail(f"HTTP {exc.code} for {url}")
+
+
+# -- testnet ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 200))
+@click.option("--base-port", default=8080, show_default=True,
+              help="Gateway of node i listens on 127.0.0.1:BASE+i (0: free ports).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep node data here (default: a temporary folder, removed at exit).")
+@click.option("-v", "--verbose", count=True)
+def testnet(nodes: int, base_port: int, data_dir: Path | None, verbose: int) -> None:
+    """Run NODES nodes on loopback with a private DHT and publish the example site."""
+    _setup_logging(verbose)
+    asyncio.run(_run_testnet(nodes, base_port, data_dir))
+
+
+async def _run_testnet(size: int, base_port: int, data_dir: Path | None) -> None:
+    from .testnet import Testnet
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    click.echo(f"starting {size} nodes…", err=True)
+    async with Testnet(size, root=data_dir, base_port=base_port) as net:
+        folder = Path(str(resources.files("peerweb") / "example_site"))
+        result = await net.nodes[0].node.publish(folder, "example")
+        click.echo(f"example site {result.site_id} v{result.version} published on node 0")
+        for i, running in enumerate(net.nodes):
+            click.echo(f"  node {i}: {running.site_url(result.site_id)}   "
+                       f"(data dir {running.config.data_dir})")
+        click.echo("Press Ctrl-C to stop all nodes.")
+        await stop.wait()
+        click.echo("stopping…", err=True)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+

@@ -1,0 +1,66 @@
+"""The CLI's side of the control API: find the node through its data dir and call it."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .api import NODE_FILE, TOKEN_FILE
+from .errors import NodeNotRunning, PeerwebError, UsageError
+
+
+class NodeClient:
+    def __init__(self, data_dir: Path, timeout: float = 30.0) -> None:
+        self.data_dir = data_dir
+        self.timeout = timeout
+        try:
+            info = json.loads((data_dir / NODE_FILE).read_text())
+            self.api = str(info["api"])
+            self.gateway = str(info["gateway"])
+            self.token = (data_dir / TOKEN_FILE).read_text().strip()
+        except (OSError, ValueError, KeyError):
+            raise NodeNotRunning(
+                f"no node is running for {data_dir}; start one with "
+                f"`peerweb node --data-dir {data_dir}`"
+            ) from None
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.api + path, data=data, method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read())["error"]
+            except (ValueError, KeyError):
+                message = f"HTTP {exc.code}"
+            error = PeerwebError(message)
+            error.http_status = exc.code
+            raise error from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise NodeNotRunning(
+                f"the node for {self.data_dir} does not answer ({exc}); is it still running? "
+                f"Start it with `peerweb node --data-dir {self.data_dir}`"
+            ) from None
+
+    def status(self) -> dict[str, Any]:
+        with self._request("GET", "/v1/status") as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def publish(self, path: Path, key: str | None, no_index: bool) -> Iterator[dict[str, Any]]:
+        """Progress events, then ``{"result": ...}``; raises on an error line."""
+        body = {"path": str(path.resolve()), "key": key, "no_index": no_index}
+        with self._request("POST", "/v1/publish", body) as response:
+            for line in response:
+                event = json.loads(line)
+                if "error" in event:
+                    raise UsageError(event["error"]) if event.get("status") == 400 else (
+                        PeerwebError(event["error"]))
+                yield event

@@ -1,0 +1,103 @@
+"""Node configuration: one typed, validated object passed into constructors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from .errors import UsageError
+
+DEFAULT_GATEWAY = ("127.0.0.1", 8080)
+# The share of free disk a node may fill with visited sites when no quota is given.
+DEFAULT_QUOTA_SHARE = 0.10
+
+
+class Network(Enum):
+    """Which BitTorrent network a node joins.
+
+    LOCAL: only the DHT nodes given with --bootstrap; no public routers, no UPnP/NAT-PMP, no
+    local-discovery multicast. The default, and the only profile tests use.
+    PUBLIC: the Mainline DHT through its well-known routers, plus LSD, UPnP and NAT-PMP.
+    """
+
+    LOCAL = "local"
+    PUBLIC = "public"
+
+
+PUBLIC_DHT_ROUTERS = (
+    "router.bittorrent.com:6881,dht.transmissionbt.com:6881,router.utorrent.com:6881,"
+    "dht.libtorrent.org:25401"
+)
+
+
+def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = default_host, text
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"bad address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(base) / "peerweb"
+
+
+def parse_size(text: str) -> int:
+    """'20GB', '512MiB', '4MB/s', '0' -> bytes (decimal units for kB/MB/GB, binary for KiB..)."""
+    units = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
+             "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12}
+    raw = text.strip().lower().removesuffix("/s").strip()
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = raw[len(number):].strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if value < 0 or unit not in units:
+        raise UsageError(f"bad size {text!r}: use e.g. 500MB, 2GiB, 4MB/s")
+    return int(value * units[unit])
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node needs to start. Defaults make a safe, local-only node."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    """Keys, state, torrents and cached sites live here."""
+    listen: tuple[str, int] = ("127.0.0.1", 0)
+    """Swarm (BitTorrent + DHT) address. Port 0 picks a free one."""
+    gateway: tuple[str, int] = DEFAULT_GATEWAY
+    """HTTP gateway for browsers. Bound to localhost unless told otherwise."""
+    api: tuple[str, int] = ("127.0.0.1", 0)
+    """Control API for the CLI; always needs the token from <data-dir>/api-token."""
+    bootstrap: tuple[tuple[str, int], ...] = ()
+    """DHT nodes to join (host, port)."""
+    network: Network = Network.LOCAL
+    upload_limit: int = 0
+    """Bytes per second, 0 for unlimited."""
+    download_limit: int = 0
+    disk_quota: int | None = None
+    """Bytes of visited sites to keep; None means a share of the free disk space."""
+    fetch_timeout: float = 20.0
+    """Seconds the gateway waits for a pointer, metadata or a piece before answering 504."""
+    limit_local_peers: bool = False
+    """Apply rate limits between local addresses too (libtorrent exempts them by default);
+    benchmarks that emulate separate hosts on loopback turn this on."""
+
+    def __post_init__(self) -> None:
+        if self.upload_limit < 0 or self.download_limit < 0:
+            raise UsageError("rate limits cannot be negative")
+        if self.fetch_timeout <= 0:
+            raise UsageError("fetch timeout must be positive")
+
+    def effective_quota(self) -> int:
+        if self.disk_quota is not None:
+            return self.disk_quota
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return int(shutil.disk_usage(self.data_dir).free * DEFAULT_QUOTA_SHARE)

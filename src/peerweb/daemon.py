@@ -1,0 +1,97 @@
+"""A node with its HTTP faces: the gateway for browsers and the control API for the CLI."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from types import TracebackType
+
+from aiohttp import web
+
+from . import api, gateway
+from .config import NodeConfig
+from .errors import UsageError
+from .node import Node
+
+
+class RunningNode:
+    """``async with RunningNode(config) as running:`` starts everything, and stops it all."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.node = Node(config)
+        self.token = ""
+        self._runners: list[web.AppRunner] = []
+        self.gateway_address: tuple[str, int] = config.gateway
+        self.api_address: tuple[str, int] = config.api
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{_url_host(self.gateway_address[0])}:{self.gateway_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{_url_host(self.api_address[0])}:{self.api_address[1]}"
+
+    def site_url(self, site_id: str) -> str:
+        return self.node.gateway_url(site_id)
+
+    async def __aenter__(self) -> RunningNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self.node.start()
+        try:
+            self.token = api.load_or_create_token(self.config.data_dir)
+            self.gateway_address = await self._serve(
+                gateway.make_app(self.node), self.config.gateway, "gateway", "--gateway")
+            self.node.gateway_port = self.gateway_address[1]
+            self.api_address = await self._serve(
+                api.make_app(self.node, self.token), self.config.api, "control API", "--api")
+            self.node.api_port = self.api_address[1]
+            api.write_node_file(self.config.data_dir, self.api_url, self.gateway_url, os.getpid())
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _serve(self, app: web.Application, address: tuple[str, int], what: str,
+                     flag: str) -> tuple[str, int]:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, address[0], address[1], reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"the {what} address {address[0]}:{address[1]} is in use; "
+                    f"pick another with {flag} HOST:PORT (port 0 picks a free one)"
+                ) from exc
+            raise UsageError(f"cannot listen on {address[0]}:{address[1]} for the {what}: "
+                             f"{exc.strerror}") from exc
+        bound = runner.addresses[0]
+        return str(bound[0]), int(bound[1])
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        node_file = Path(self.config.data_dir) / api.NODE_FILE
+        try:
+            if node_file.exists() and f'"pid": {os.getpid()}' in node_file.read_text():
+                node_file.unlink()
+        except OSError:
+            pass
+        if self.node.swarm.session is not None:
+            await self.node.stop()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

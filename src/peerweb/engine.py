@@ -1,0 +1,485 @@
+"""The swarm engine: one libtorrent session, driven from asyncio.
+
+libtorrent does the BitTorrent work (wire protocol, DHT, piece picking, choking, uTP). This
+adapter turns its alerts into awaitable results: a DHT put or get, a torrent's metadata, the
+verified bytes of a piece. Alerts arrive through a socket that libtorrent pokes
+(``set_alert_fd``), so waiting costs no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+
+from . import bencode
+from . import pointer as ptr
+from .config import PUBLIC_DHT_ROUTERS, Network, NodeConfig
+from .errors import ForgedPointer, PeerError, StorageError, SwarmTimeout
+from .identity import SiteKey
+
+log = logging.getLogger(__name__)
+
+# How many pieces past the one being read get a deadline, so a stream never waits on the
+# round trip of its next request; at 64 KiB pieces this is about half a megabyte in flight.
+READAHEAD_PIECES = 8
+# Deadline (ms) for the first piece a reader needs; later pieces get a little more each.
+FIRST_PIECE_DEADLINE_MS = 0
+DEADLINE_STEP_MS = 50
+
+_ALERT_MASK = (
+    lt.alert.category_t.error_notification
+    | lt.alert.category_t.status_notification
+    | lt.alert.category_t.storage_notification
+    | lt.alert.category_t.dht_notification
+    | lt.alert.category_t.file_progress_notification
+)
+
+
+def torrent_id(handle_or_hashes: Any) -> str:
+    """A torrent's name in peerweb: the v1 info-hash in hex, or the v2 one for v2-only torrents."""
+    hashes = handle_or_hashes.info_hashes() if hasattr(handle_or_hashes, "info_hashes") else (
+        handle_or_hashes
+    )
+    if hashes.has_v1():
+        return str(hashes.v1)
+    return str(hashes.v2)
+
+
+def session_settings(config: NodeConfig) -> dict[str, Any]:
+    """libtorrent settings for a node (see ../shared/LIBTORRENT.md for why each is needed)."""
+    host, port = config.listen
+    public = config.network is Network.PUBLIC
+    settings: dict[str, Any] = {
+        "listen_interfaces": f"{_bracket(host)}:{port}",
+        "enable_dht": True,
+        "dht_bootstrap_nodes": PUBLIC_DHT_ROUTERS if public else "",
+        "enable_lsd": public,
+        "enable_upnp": public,
+        "enable_natpmp": public,
+        "alert_mask": _ALERT_MASK,
+        "alert_queue_size": 10000,
+        "user_agent": "peerweb/0.1 libtorrent/" + lt.__version__,
+        # Pages are many small files: connect fast and tick often enough that deadlines bite.
+        "tick_interval": 100,
+        "connection_speed": 200,
+        "smooth_connects": False,
+        "upload_rate_limit": config.upload_limit,
+        "download_rate_limit": config.download_limit,
+        "ignore_limits_on_local_network": not config.limit_local_peers,
+        "dht_announce_interval": 60 if not public else 15 * 60,
+    }
+    if not public:
+        # A private DHT on one machine: peers share IPs and live in 127/8.
+        settings.update(
+            {
+                "outgoing_interfaces": host if host not in ("0.0.0.0", "::") else "",
+                "dht_restrict_routing_ips": False,
+                "dht_restrict_search_ips": False,
+                "allow_multiple_connections_per_ip": True,
+                "dht_block_ratelimit": 1000,
+            }
+        )
+    return settings
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+@dataclass(frozen=True)
+class SwarmStats:
+    """A snapshot of the session's counters."""
+
+    dht_nodes: int
+    peers: int
+    upload_rate: int
+    download_rate: int
+    total_upload: int
+    total_download: int
+    hash_failures: int
+
+
+class Swarm:
+    """One libtorrent session and the futures that wait on its alerts."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.session = lt.session(session_settings(config))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rsock: socket.socket | None = None
+        self._wsock: socket.socket | None = None
+        self._put_waiters: dict[bytes, list[asyncio.Future[_PutOutcome]]] = {}
+        self._get_waiters: dict[bytes, list[asyncio.Future[ptr.Pointer | None]]] = {}
+        self._get_best: dict[bytes, ptr.Pointer] = {}
+        self._piece_waiters: dict[tuple[str, int], list[asyncio.Future[bytes]]] = {}
+        self._metadata_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._resume_waiters: dict[str, list[asyncio.Future[bytes | None]]] = {}
+        self._errors: dict[str, str] = {}
+        self.hash_failures = 0
+        self.on_torrent_finished: Callable[[str], None] | None = None
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            lt.dht_put_alert: self._on_put,
+            lt.dht_mutable_item_alert: self._on_item,
+            lt.read_piece_alert: self._on_read_piece,
+            lt.metadata_received_alert: self._on_metadata,
+            lt.save_resume_data_alert: self._on_resume,
+            lt.save_resume_data_failed_alert: self._on_resume_failed,
+            lt.hash_failed_alert: self._on_hash_failed,
+            lt.file_error_alert: self._on_file_error,
+            lt.torrent_error_alert: self._on_file_error,
+            lt.torrent_finished_alert: self._on_finished,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._rsock, self._wsock = socket.socketpair()
+        self._rsock.setblocking(False)
+        self._wsock.setblocking(False)
+        self.session.set_alert_fd(self._wsock.fileno())
+        self._loop.add_reader(self._rsock.fileno(), self._drain)
+        for node in self.config.bootstrap:
+            self.session.add_dht_node(node)
+        self._drain()
+
+    async def close(self) -> None:
+        if self._loop is not None and self._rsock is not None:
+            self._loop.remove_reader(self._rsock.fileno())
+        self.session.pause()
+        for waiters in (self._put_waiters, self._get_waiters, self._piece_waiters,
+                        self._metadata_waiters, self._resume_waiters):
+            for futures in waiters.values():  # type: ignore[attr-defined]
+                for future in futures:
+                    if not future.done():
+                        future.cancel()
+            waiters.clear()  # type: ignore[attr-defined]
+        # Dropping the session object joins libtorrent's threads; do it off the event loop.
+        session, self.session = self.session, None  # type: ignore[assignment]
+        await asyncio.to_thread(lambda: session.abort())
+        for sock in (self._rsock, self._wsock):
+            if sock is not None:
+                sock.close()
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.session.listen_port())
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return self.config.listen[0], self.listen_port
+
+    def add_dht_node(self, address: tuple[str, int]) -> None:
+        self.session.add_dht_node(address)
+
+    def dht_node_count(self) -> int:
+        return int(self.session.status().dht_nodes)
+
+    async def wait_dht_ready(self, timeout: float) -> bool:
+        """Wait until the routing table has a node; False if none came within ``timeout``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.dht_node_count() == 0:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def statistics(self) -> SwarmStats:
+        status = self.session.status()
+        return SwarmStats(
+            dht_nodes=int(status.dht_nodes),
+            peers=int(status.num_peers),
+            upload_rate=int(status.upload_rate),
+            download_rate=int(status.download_rate),
+            total_upload=int(status.total_upload),
+            total_download=int(status.total_download),
+            hash_failures=self.hash_failures,
+        )
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        assert self._rsock is not None
+        try:
+            while self._rsock.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        if self.session is None:
+            return
+        for alert in self.session.pop_alerts():
+            handler = self._dispatch.get(type(alert))
+            if handler is not None:
+                # Alerts die at the next pop_alerts(): handlers copy what they keep.
+                handler(alert)
+
+    def _on_put(self, alert: Any) -> None:
+        outcome = _PutOutcome(int(alert.num_success), int(alert.seq), bytes(alert.signature))
+        for future in self._put_waiters.pop(bytes(alert.public_key), []):
+            if not future.done():
+                future.set_result(outcome)
+
+    def _on_item(self, alert: Any) -> None:
+        key = bytes(alert.key)
+        item = alert.item
+        # The bindings hand a string item over as its bytes and anything else as an object.
+        value = bencode.encode(item) if isinstance(item, bytes) else bytes(lt.bencode(item))
+        try:
+            found = ptr.verify(key, int(alert.seq), value, bytes(alert.signature),
+                               bytes(alert.salt))
+        except ForgedPointer as exc:
+            log.warning("ignored a forged pointer for %s: %s", key.hex()[:16], exc)
+            return
+        best = self._get_best.get(key)
+        if ptr.is_newer(found, best):
+            self._get_best[key] = found
+        if alert.authoritative:
+            final = self._get_best.pop(key, None)
+            for future in self._get_waiters.pop(key, []):
+                if not future.done():
+                    future.set_result(final)
+
+    def _on_read_piece(self, alert: Any) -> None:
+        tid = torrent_id(alert.handle)
+        piece = int(alert.piece)
+        waiters = self._piece_waiters.pop((tid, piece), [])
+        if alert.error.value():
+            exc: Exception = StorageError(f"reading piece {piece}: {alert.error.message()}")
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        data = bytes(alert.buffer)
+        for future in waiters:
+            if not future.done():
+                future.set_result(data)
+
+    def _on_metadata(self, alert: Any) -> None:
+        for future in self._metadata_waiters.pop(torrent_id(alert.handle), []):
+            if not future.done():
+                future.set_result(None)
+
+    def _on_resume(self, alert: Any) -> None:
+        data = bytes(lt.write_resume_data_buf(alert.params))
+        for future in self._resume_waiters.pop(torrent_id(alert.handle), []):
+            if not future.done():
+                future.set_result(data)
+
+    def _on_resume_failed(self, alert: Any) -> None:
+        for future in self._resume_waiters.pop(torrent_id(alert.handle), []):
+            if not future.done():
+                future.set_result(None)
+
+    def _on_hash_failed(self, alert: Any) -> None:
+        # libtorrent drops the piece and re-requests it; its smart-ban plugin bans the peer
+        # that sent the bad block once the good data identifies it.
+        self.hash_failures += 1
+        log.warning("piece %d of %s failed its hash check; discarded", alert.piece_index,
+                    alert.torrent_name)
+
+    def _on_file_error(self, alert: Any) -> None:
+        tid = torrent_id(alert.handle)
+        message = f"{alert.error.message()} ({getattr(alert, 'filename', '') or 'torrent'})"
+        self._errors[tid] = message
+        log.error("storage error in %s: %s", alert.torrent_name, message)
+        error = StorageError(f"disk error: {message}; free space or check permissions")
+        for (owner, _piece), futures in list(self._piece_waiters.items()):
+            if owner == tid:
+                for future in self._piece_waiters.pop((owner, _piece)):
+                    if not future.done():
+                        future.set_exception(error)
+
+    def _on_finished(self, alert: Any) -> None:
+        if self.on_torrent_finished is not None:
+            self.on_torrent_finished(torrent_id(alert.handle))
+
+    def torrent_error(self, tid: str) -> str | None:
+        return self._errors.get(tid)
+
+    # -- DHT pointers (BEP 44 / BEP 46) -----------------------------------------------------
+
+    async def put_pointer(self, key: SiteKey, infohash: bytes, version: int,
+                          timeout: float) -> tuple[ptr.Pointer | None, int]:
+        """Store a signed pointer in the DHT. Returns the pointer libtorrent signed (None if the
+        put did not finish in time) and how many DHT nodes stored it."""
+        record = ptr.encode_record(infohash, version)
+        future: asyncio.Future[_PutOutcome] = asyncio.get_running_loop().create_future()
+        self._put_waiters.setdefault(key.public_key, []).append(future)
+        self.session.dht_put_mutable_item(key.expanded_secret, key.public_key, record, b"")
+        try:
+            outcome = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None, 0
+        try:
+            signed = ptr.verify(key.public_key, outcome.seq, ptr.wrap(record), outcome.signature)
+        except ForgedPointer:
+            signed = None
+        return signed, outcome.num_success
+
+    async def get_pointer(self, public_key: bytes, timeout: float) -> ptr.Pointer | None:
+        """The newest validly signed pointer the DHT holds for a key, or None."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ptr.Pointer | None] = loop.create_future()
+        first = public_key not in self._get_waiters
+        self._get_waiters.setdefault(public_key, []).append(future)
+        if first:
+            self.session.dht_get_mutable_item(public_key, b"")
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            # No authoritative answer: settle for the best verified item heard so far.
+            waiters = self._get_waiters.get(public_key, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._get_waiters.pop(public_key, None)
+                return self._get_best.pop(public_key, None)
+            return self._get_best.get(public_key)
+
+    # -- torrents ----------------------------------------------------------------------------
+
+    def find(self, tid: str) -> Any | None:
+        raw = bytes.fromhex(tid)
+        digest = lt.sha1_hash(raw) if len(raw) == 20 else lt.sha256_hash(raw)
+        handle = self.session.find_torrent(digest)
+        return handle if handle.is_valid() else None
+
+    def add_seed(self, torrent: bytes, save_path: Path) -> Any:
+        """Seed a torrent whose files we just wrote and hashed ourselves."""
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(lt.bdecode(torrent))
+        params.save_path = str(save_path)
+        params.flags |= lt.torrent_flags.seed_mode
+        params.flags &= ~lt.torrent_flags.auto_managed
+        params.flags &= ~lt.torrent_flags.paused
+        return self._add(params)
+
+    def add_magnet(self, tid: str, save_path: Path) -> Any:
+        params = lt.add_torrent_params()
+        params.info_hashes = _hashes_from_id(tid)
+        params.save_path = str(save_path)
+        params.flags &= ~lt.torrent_flags.auto_managed
+        params.flags &= ~lt.torrent_flags.paused
+        return self._add(params)
+
+    def add_resume(self, resume: bytes, save_path: Path) -> Any:
+        params = lt.read_resume_data(resume)
+        params.save_path = str(save_path)
+        params.flags &= ~lt.torrent_flags.auto_managed
+        params.flags &= ~lt.torrent_flags.paused
+        return self._add(params)
+
+    def _add(self, params: Any) -> Any:
+        try:
+            handle = self.session.add_torrent(params)
+        except RuntimeError as exc:
+            raise StorageError(f"libtorrent refused the torrent: {exc}") from exc
+        if self.dht_node_count():
+            handle.force_dht_announce()
+        return handle
+
+    def remove(self, handle: Any, delete_files: bool = False) -> None:
+        flags = lt.session.delete_files if delete_files else 0
+        self.session.remove_torrent(handle, flags)
+
+    async def wait_metadata(self, handle: Any, timeout: float) -> Any:
+        """The torrent_info of a torrent added by info-hash, once peers sent it (BEP 9)."""
+        if not handle.has_metadata():
+            tid = torrent_id(handle)
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._metadata_waiters.setdefault(tid, []).append(future)
+            if not handle.has_metadata():  # the alert may have come before we registered
+                try:
+                    await asyncio.wait_for(future, timeout)
+                except TimeoutError:
+                    raise SwarmTimeout(
+                        f"no peer sent the metadata of {tid} within {timeout:.0f} s"
+                    ) from None
+        return handle.torrent_file()
+
+    async def save_resume(self, handle: Any, timeout: float = 10.0) -> bytes | None:
+        """Resume data with the info dict, so the torrent re-adds without peers or a recheck."""
+        tid = torrent_id(handle)
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._resume_waiters.setdefault(tid, []).append(future)
+        handle.save_resume_data(lt.torrent_handle.save_info_dict)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+
+    def _piece_future(self, handle: Any, piece: int, deadline_ms: int) -> asyncio.Future[bytes]:
+        key = (torrent_id(handle), piece)
+        waiters = self._piece_waiters.get(key)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        if waiters:
+            waiters.append(future)
+            return future
+        self._piece_waiters[key] = [future]
+        if handle.have_piece(piece):
+            handle.read_piece(piece)
+        else:
+            # When the piece passes its hash check, libtorrent reads it back for us.
+            handle.set_piece_deadline(piece, deadline_ms, lt.torrent_handle.alert_when_available)
+        return future
+
+    async def read(self, handle: Any, file_index: int, start: int, end: int,
+                   timeout: float) -> AsyncIterator[bytes]:
+        """Verified bytes [start, end) of one file, streamed as pieces arrive.
+
+        Pieces not yet downloaded get deadlines, nearest first, so a seek into a large file
+        fetches the pieces at the new offset before anything else.
+        """
+        files = handle.torrent_file().layout()
+        piece_length = files.piece_length()
+        base = files.file_offset(file_index)
+        first = (base + start) // piece_length
+        last = (base + end - 1) // piece_length
+        pending: dict[int, asyncio.Future[bytes]] = {}
+        try:
+            for piece in range(first, last + 1):
+                for ahead in range(piece, min(last, piece + READAHEAD_PIECES) + 1):
+                    if ahead not in pending:
+                        step = (ahead - piece) * DEADLINE_STEP_MS
+                        pending[ahead] = self._piece_future(handle, ahead,
+                                                            FIRST_PIECE_DEADLINE_MS + step)
+                try:
+                    data = await asyncio.wait_for(asyncio.shield(pending.pop(piece)), timeout)
+                except TimeoutError:
+                    error = self.torrent_error(torrent_id(handle))
+                    if error:
+                        raise StorageError(f"disk error: {error}") from None
+                    raise SwarmTimeout(
+                        f"no peer delivered piece {piece} within {timeout:.0f} s"
+                    ) from None
+                piece_start = piece * piece_length
+                lo = max(base + start, piece_start) - piece_start
+                hi = min(base + end, piece_start + len(data)) - piece_start
+                if hi - lo != min(base + end, piece_start + piece_length) - max(base + start,
+                                                                                 piece_start):
+                    raise PeerError(f"piece {piece} came back short ({len(data)} bytes)")
+                yield data[lo:hi]
+        finally:
+            for future in pending.values():
+                future.cancel()
+
+
+@dataclass(frozen=True)
+class _PutOutcome:
+    num_success: int
+    seq: int
+    signature: bytes
+
+
+def _hashes_from_id(tid: str) -> Any:
+    raw = bytes.fromhex(tid)
+    if len(raw) == 20:
+        return lt.info_hash_t(lt.sha1_hash(raw))
+    return lt.info_hash_t(lt.sha256_hash(raw))

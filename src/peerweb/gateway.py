@@ -1,0 +1,187 @@
+"""The HTTP gateway: browsers visit sites at ``http://<site-id>.localhost:PORT/``.
+
+Every byte served has passed libtorrent's piece hash check against the torrent the site's
+signed pointer names. Files not yet on this node are fetched first and streamed as their
+pieces arrive, so a video starts playing before it is complete.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from aiohttp import web
+
+from . import addressing
+from .addressing import Address, Target
+from .errors import PeerwebError
+from .httpranges import RangeNotSatisfiable, parse_range
+from .node import SMALL_FILE_LIMIT, Node, Snapshot
+from .sitemap import Kind, content_type
+
+log = logging.getLogger(__name__)
+
+NODE_KEY = web.AppKey("node", Node)
+
+# Sites change under the same URL: browsers must revalidate (cheap, ETag is the merkle root).
+SITE_CACHE = "no-cache"
+# A snapshot by info-hash never changes.
+SNAPSHOT_CACHE = "public, max-age=31536000, immutable"
+# Path forms put every site on the gateway's one origin; a CSP sandbox gives each response an
+# opaque origin so one site cannot read another's storage or cookies there.
+PATH_FORM_CSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+
+def make_app(node: Node, local_names: set[str] | None = None) -> web.Application:
+    app = web.Application(client_max_size=1024)
+    app[NODE_KEY] = node
+    names = set(local_names or ())
+    names.add(node.config.gateway[0])
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return _error(405, "Only GET and HEAD are served here.", {"Allow": "GET, HEAD"})
+        try:
+            host = request.url.host or ""
+        except ValueError:
+            return _error(400, "Malformed Host header.")
+        raw_path = request.raw_path.split("?", 1)[0]
+        try:
+            address = addressing.route(host, raw_path, names)
+        except PeerwebError as exc:
+            return _error(exc.http_status, str(exc))
+        try:
+            return await _serve(request, node, address)
+        except PeerwebError as exc:
+            return _error(exc.http_status, str(exc))
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def _serve(request: web.Request, node: Node, address: Address) -> web.StreamResponse:
+    if address.target is Target.UNKNOWN_HOST:
+        return _error(421, "This gateway does not serve that host name. Open "
+                      "http://<site-id>.localhost:PORT/ or http://localhost:PORT/s/<site-id>/.")
+    if address.target is Target.HOME:
+        if address.path not in ("/", ""):
+            return _error(404, "Nothing here. Sites live at http://<site-id>.localhost:PORT/.")
+        return _home(node)
+    if address.path == "":
+        raise web.HTTPMovedPermanently(address.prefix + "/")
+    if address.target is Target.SITE:
+        snapshot = await node.open_site(address.ident)
+        cache = SITE_CACHE
+    else:
+        snapshot = await node.open_snapshot(address.ident)
+        cache = SNAPSHOT_CACHE
+    found = snapshot.sitemap.lookup(address.path)
+    extra = {"Content-Security-Policy": PATH_FORM_CSP} if address.prefix else {}
+    if found.kind is Kind.BAD_PATH:
+        return _error(400, "That path is not valid inside a site.")
+    if found.kind is Kind.REDIRECT:
+        assert found.location is not None
+        raise web.HTTPMovedPermanently(found.location)
+    if found.kind is Kind.NOT_FOUND:
+        if found.file_index is None:
+            return _error(404, f"No file at {html.escape(address.path)} in this site.")
+        return await _file(request, node, snapshot, found.file_index, cache, extra, status=404)
+    assert found.file_index is not None
+    return await _file(request, node, snapshot, found.file_index, cache, extra)
+
+
+async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int, cache: str,
+                extra: dict[str, str], status: int = 200) -> web.StreamResponse:
+    size = snapshot.sizes[index]
+    path = snapshot.sitemap.path_of(index)
+    etag = f'"{snapshot.etags[index]}"'
+    headers = {
+        "Content-Type": content_type(path),
+        "ETag": etag,
+        "Cache-Control": cache,
+        "Accept-Ranges": "bytes",
+        "X-Peerweb-Snapshot": snapshot.tid,
+        **SECURITY_HEADERS,
+        **extra,
+    }
+    if status == 200 and etag in _etags(request.headers.get("If-None-Match", "")):
+        return web.Response(status=304, headers={k: v for k, v in headers.items()
+                                                 if k != "Content-Type"})
+    byte_range = None
+    if status == 200:
+        if_range = request.headers.get("If-Range")
+        if if_range is None or if_range.strip() == etag:
+            try:
+                byte_range = parse_range(request.headers.get("Range"), size)
+            except RangeNotSatisfiable:
+                return _error(416, "That byte range lies outside the file.",
+                              {"Content-Range": f"bytes */{size}", **headers,
+                               "Content-Type": "text/html; charset=utf-8"})
+    start, end = (byte_range.start, byte_range.end) if byte_range else (0, size)
+    if byte_range is not None:
+        status = 206
+        headers["Content-Range"] = byte_range.content_range(size)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(end - start)
+        return web.Response(status=status, headers=headers)
+    if size <= SMALL_FILE_LIMIT:
+        data = await node.read_file(snapshot, index)
+        return web.Response(status=status, body=data[start:end], headers=headers)
+    chunks = node.stream(snapshot, index, start, end).__aiter__()
+    # Wait for the first verified bytes before sending headers, so a swarm that cannot
+    # deliver gets a 504 page instead of a truncated 200.
+    first = await chunks.__anext__() if end > start else b""
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = end - start
+    await response.prepare(request)
+    await response.write(first)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except PeerwebError as exc:
+        # Headers are gone; cutting the connection short is the only honest signal left.
+        log.warning("stream of %s cut short: %s", path, exc)
+        request.transport.close() if request.transport else None
+        return response
+    await response.write_eof()
+    return response
+
+
+def _etags(header: str) -> set[str]:
+    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed",
+              409: "Conflict", 416: "Range not satisfiable", 421: "Unknown host",
+              502: "Bad answer from the swarm", 503: "Unavailable", 504: "The swarm timed out",
+              507: "Disk full"}
+    title = titles.get(status, "Error")
+    body = (
+        "<!doctype html><meta charset=utf-8><title>{t}</title>"
+        "<body style='font:16px system-ui;max-width:40em;margin:3em auto'>"
+        "<h1>{t}</h1><p>{m}</p><p><small>peerweb gateway · HTTP {s}</small></p>"
+    ).format(t=html.escape(title), m=html.escape(message), s=status)
+    all_headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+                   **SECURITY_HEADERS, **(headers or {})}
+    return web.Response(status=status, text=body, headers=all_headers) if status != 304 else (
+        web.Response(status=status))
+
+
+def _home(node: Node) -> web.Response:
+    rows = []
+    for site in node.status()["sites"]:
+        rows.append(
+            "<li><a href='{u}'>{s}</a> v{v}{p}</li>".format(
+                u=html.escape(site["url"]), s=html.escape(site["site_id"]), v=site["version"],
+                p=" (published here)" if site["published"] else "",
+            )
+        )
+    body = (
+        "<!doctype html><meta charset=utf-8><title>peerweb</title>"
+        "<body style='font:16px system-ui;max-width:48em;margin:3em auto'>"
+        "<h1>peerweb gateway</h1><p>Open a site at <code>http://&lt;site-id&gt;.localhost:"
+        f"{node.gateway_port}/</code>.</p><h2>Sites on this node</h2><ul>{''.join(rows) or '<li>none yet</li>'}</ul>"
+    )
+    return web.Response(text=body, content_type="text/html", headers=SECURITY_HEADERS)
+

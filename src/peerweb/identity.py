@@ -1,0 +1,153 @@
+"""Site identities: ed25519 key pairs, site ids, and the key store on disk.
+
+A site's address is its ed25519 public key (BEP 44 mutable items are keyed by it). Written as
+52 lowercase base32 characters without padding it fits one DNS label (at most 63), so each
+site gets its own browser origin: ``http://<site-id>.localhost:PORT/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import BadAddress, NotFound, UsageError
+
+SITE_ID_LENGTH = 52
+_SITE_ID_RE = re.compile(r"^[a-z2-7]{52}$")
+_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def site_id_from_public_key(public_key: bytes) -> str:
+    if len(public_key) != 32:
+        raise ValueError("an ed25519 public key is 32 bytes")
+    return base64.b32encode(public_key).decode().rstrip("=").lower()
+
+
+def public_key_from_site_id(site_id: str) -> bytes:
+    text = site_id.strip().lower()
+    if not _SITE_ID_RE.match(text):
+        raise BadAddress(f"not a site id (52 base32 characters): {site_id[:80]!r}")
+    raw = base64.b32decode(text.upper() + "====")
+    if site_id_from_public_key(raw) != text:  # the last character carries 4 unused bits
+        raise BadAddress(f"not a canonical site id: {site_id[:80]!r}")
+    return raw
+
+
+def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """RFC 8032 ed25519 verification; False for any malformed input."""
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SiteKey:
+    """A publisher's key pair. ``seed`` is the 32-byte RFC 8032 private key."""
+
+    name: str
+    seed: bytes
+
+    @property
+    def public_key(self) -> bytes:
+        return (
+            Ed25519PrivateKey.from_private_bytes(self.seed)
+            .public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+
+    @property
+    def site_id(self) -> str:
+        return site_id_from_public_key(self.public_key)
+
+    @property
+    def expanded_secret(self) -> bytes:
+        """The 64-byte secret libtorrent's ed25519 code signs with: clamp(sha512(seed)[:32]) +
+        sha512(seed)[32:] (RFC 8032 section 5.1.5)."""
+        h = bytearray(hashlib.sha512(self.seed).digest())
+        h[0] &= 248
+        h[31] &= 127
+        h[31] |= 64
+        return bytes(h)
+
+    def sign(self, message: bytes) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+
+    @classmethod
+    def generate(cls, name: str) -> SiteKey:
+        return cls(name=name, seed=os.urandom(32))
+
+
+class KeyStore:
+    """Publisher keys in ``<data-dir>/keys/NAME.key``, one hex seed per file, mode 0600.
+
+    Losing a key ends the site's updates: nobody else can sign a newer version.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, name: str) -> Path:
+        if not _KEY_NAME_RE.match(name):
+            raise UsageError(
+                f"bad key name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)"
+            )
+        return self.directory / f"{name}.key"
+
+    def create(self, name: str) -> SiteKey:
+        path = self._path(name)
+        if path.exists():
+            raise UsageError(f"a key named {name!r} already exists; pick another name")
+        key = SiteKey.generate(name)
+        self._write(path, key)
+        return key
+
+    def get(self, name: str) -> SiteKey:
+        path = self._path(name)
+        try:
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            raise NotFound(f"no key named {name!r}; create it with `peerweb key new {name}`") from None
+        try:
+            seed = bytes.fromhex(text)
+        except ValueError:
+            seed = b""
+        if len(seed) != 32:
+            raise UsageError(f"key file {path} is damaged (expected 64 hex characters)")
+        return SiteKey(name=name, seed=seed)
+
+    def get_or_create(self, name: str) -> SiteKey:
+        try:
+            return self.get(name)
+        except NotFound:
+            return self.create(name)
+
+    def names(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.key"))
+
+    def find_by_site_id(self, site_id: str) -> SiteKey | None:
+        for name in self.names():
+            key = self.get(name)
+            if key.site_id == site_id:
+                return key
+        return None
+
+    def _write(self, path: Path, key: SiteKey) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # O_EXCL + mode 0600 at creation: the seed is never readable by others, not even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.seed.hex() + "\n")

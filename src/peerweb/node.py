@@ -1,0 +1,432 @@
+"""A peerweb node: the swarm engine, the sites it knows, and the jobs that keep them fresh.
+
+The node owns every background task it starts (pointer refreshes, periodic re-puts, resume
+data saves) and cancels them all on ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+
+from . import bundle, state
+from . import pointer as ptr
+from .config import NodeConfig
+from .engine import Swarm, torrent_id
+from .errors import BadAddress, NotFound, PeerwebError, StorageError, SwarmTimeout
+from .identity import KeyStore, public_key_from_site_id, site_id_from_public_key
+from .memcache import BytesLRU
+from .sitemap import SiteMap
+
+log = logging.getLogger(__name__)
+
+# A pointer younger than this is served without asking the DHT again; older ones are served
+# at once and refreshed in the background (stale-while-revalidate).
+POINTER_FRESH_SECONDS = 30.0
+# BEP 44 items expire after about two hours without a re-put; re-put well before that.
+REPUT_INTERVAL = 30 * 60.0
+RESUME_SAVE_INTERVAL = 60.0
+DHT_GET_TIMEOUT = 5.0
+DHT_PUT_TIMEOUT = 10.0
+# Small files are kept in memory once verified: most page assets are small and re-requested.
+SMALL_FILE_LIMIT = 1024 * 1024
+SMALL_CACHE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One torrent with its metadata: an immutable version of a site."""
+
+    tid: str
+    handle: Any
+    sitemap: SiteMap
+    sizes: tuple[int, ...]
+    etags: tuple[str, ...]
+    """Per-file validators: the BEP 52 merkle root where there is one (content-addressed)."""
+
+    def file_complete(self, index: int) -> bool:
+        return bool(self.handle.file_progress()[index] == self.sizes[index])
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    site_id: str
+    version: int
+    infohash: str
+    magnet: str
+    url: str
+    files: int
+    size: int
+    dht_stored: int
+    """How many DHT nodes accepted the pointer (0: the node re-puts it later)."""
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def magnet_for(site_id: str) -> str:
+    """BEP 46 magnet link of a site."""
+    return f"magnet:?xs=urn:btpk:{public_key_from_site_id(site_id).hex()}"
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.keys = KeyStore(self.data_dir / "keys")
+        self.swarm = Swarm(config)
+        self.state = state.NodeState()
+        self.small_files = BytesLRU(SMALL_CACHE_BYTES)
+        self.gateway_port = config.gateway[1]
+        self.api_port = config.api[1]
+        self.started = time.time()
+        self._snapshots: dict[str, Snapshot] = {}
+        self._opening: dict[str, asyncio.Task[Snapshot]] = {}
+        self._refreshing: dict[str, asyncio.Task[ptr.Pointer | None]] = {}
+        self._checked: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._state_dirty = False
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def content_dir(self) -> Path:
+        return self.data_dir / "content"
+
+    @property
+    def resume_dir(self) -> Path:
+        return self.data_dir / "resume"
+
+    def gateway_url(self, site_id: str) -> str:
+        return f"http://{site_id}.localhost:{self.gateway_port}/"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for folder in (self.data_dir, self.content_dir, self.resume_dir):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.state = state.load(self.data_dir / "state.json")
+        self.swarm.on_torrent_finished = self._on_finished
+        await self.swarm.start()
+        self._restore()
+        self._spawn(self._republish_loop())
+        self._spawn(self._resume_loop())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._save_all_resume()
+        self._save_state()
+        await self.swarm.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, PeerwebError):
+                log.info("background job ended: %s", exc)
+            else:
+                log.error("background job failed", exc_info=exc)
+
+    def _restore(self) -> None:
+        """Re-add every torrent saved in resume data: no peers or recheck needed."""
+        for path in sorted(self.resume_dir.glob("*.resume")):
+            tid = path.stem
+            try:
+                self.swarm.add_resume(path.read_bytes(), self.content_dir / tid)
+            except (PeerwebError, RuntimeError, OSError) as exc:
+                log.warning("could not restore %s (%s); it will be fetched again", tid, exc)
+
+    # -- background jobs -------------------------------------------------------------------
+
+    async def _republish_loop(self) -> None:
+        # The first put waits for the DHT to have nodes; later ones run on a timer.
+        while True:
+            if await self.swarm.wait_dht_ready(timeout=REPUT_INTERVAL):
+                for site_id in list(self.state.published):
+                    record = self.state.sites.get(site_id)
+                    if record is not None:
+                        await self._put(site_id, record.pointer.infohash, record.pointer.version)
+                await asyncio.sleep(REPUT_INTERVAL)
+
+    async def _resume_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RESUME_SAVE_INTERVAL)
+            await self._save_all_resume()
+            if self._state_dirty:
+                self._save_state()
+
+    async def _save_all_resume(self) -> None:
+        for snapshot in list(self._snapshots.values()):
+            await self._save_resume(snapshot.handle)
+
+    async def _save_resume(self, handle: Any) -> None:
+        if not handle.is_valid() or not handle.has_metadata():
+            return
+        data = await self.swarm.save_resume(handle)
+        if data:
+            state.write_atomic(self.resume_dir / f"{torrent_id(handle)}.resume", data)
+
+    def _save_state(self) -> None:
+        try:
+            state.save(self.data_dir / "state.json", self.state)
+            self._state_dirty = False
+        except OSError as exc:
+            log.error("could not save node state: %s", exc)
+
+    def _on_finished(self, tid: str) -> None:
+        snapshot = self._snapshots.get(tid)
+        if snapshot is not None:
+            self._spawn(self._save_resume(snapshot.handle))
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def publish(self, folder: Path, key_name: str | None = None, require_index: bool = True,
+                      progress: Callable[[int, int], None] | None = None) -> PublishResult:
+        name = key_name or _key_name_for(folder)
+        key = self.keys.get_or_create(name)
+        site_id = key.site_id
+        built = await asyncio.to_thread(bundle.build, folder, self.content_dir, require_index,
+                                        progress)
+        tid = built.infohash.hex()
+        handle = self.swarm.find(tid)
+        if handle is None:
+            handle = self.swarm.add_seed(built.torrent, built.content_dir)
+        await self._register_snapshot(handle)
+
+        current = self.state.sites.get(site_id)
+        published = self.state.published.get(site_id)
+        if current is not None and current.pointer.infohash == built.infohash:
+            version = current.pointer.version  # same bytes: same version, just re-announced
+        else:
+            known = max(current.pointer.version if current else 0,
+                        published.version if published else 0)
+            version = known + 1
+        # A locally signed pointer serves this node at once; the DHT gets its own signature
+        # (libtorrent picks the BEP 44 sequence number).
+        local = ptr.sign(key, built.infohash, version, seq=version)
+        self.accept_pointer(local, force=True)
+        self.state.published[site_id] = state.PublishedRecord(name, version, tid)
+        self._save_state()
+        await self._save_resume(handle)
+        stored = await self._put(site_id, built.infohash, version)
+        return PublishResult(site_id, version, tid, magnet_for(site_id),
+                             self.gateway_url(site_id), built.file_count, built.total_size, stored)
+
+    async def _put(self, site_id: str, infohash: bytes, version: int) -> int:
+        published = self.state.published.get(site_id)
+        if published is None or self.swarm.dht_node_count() == 0:
+            return 0
+        key = self.keys.get(published.key_name)
+        signed, stored = await self.swarm.put_pointer(key, infohash, version, DHT_PUT_TIMEOUT)
+        if signed is not None:
+            self.accept_pointer(signed, force=True)
+        log.info("put pointer v%d of %s on %d DHT nodes", version, site_id[:12], stored)
+        return stored
+
+    # -- resolving -------------------------------------------------------------------------
+
+    def accept_pointer(self, candidate: ptr.Pointer, force: bool = False) -> bool:
+        """Keep ``candidate`` if it is newer than what we hold; never go back a version.
+
+        ``force`` replaces a pointer of the same version (our own re-signed pointer)."""
+        site_id = candidate.site_id
+        record = self.state.sites.get(site_id)
+        current = record.pointer if record else None
+        newer = ptr.is_newer(candidate, current)
+        if force and current is not None and candidate.version == current.version:
+            newer = candidate.infohash == current.infohash or newer
+        if not newer:
+            if current is not None and candidate.version < current.version:
+                log.info("ignored pointer v%d for %s: v%d already seen", candidate.version,
+                         site_id[:12], current.version)
+            return False
+        if record is None:
+            self.state.sites[site_id] = state.SiteRecord(candidate, last_used=time.time())
+        else:
+            record.pointer = candidate
+        self._state_dirty = True
+        if current is not None and current.infohash != candidate.infohash:
+            log.info("site %s moved to v%d", site_id[:12], candidate.version)
+            self._save_state()
+        return True
+
+    async def refresh_pointer(self, site_id: str) -> ptr.Pointer | None:
+        """Ask the DHT for the site's newest pointer; one query per site at a time."""
+        task = self._refreshing.get(site_id)
+        if task is None:
+            task = self._spawn(self._refresh(site_id))
+            self._refreshing[site_id] = task
+            task.add_done_callback(lambda _t: self._refreshing.pop(site_id, None))
+        return await asyncio.shield(task)
+
+    async def _refresh(self, site_id: str) -> ptr.Pointer | None:
+        public_key = public_key_from_site_id(site_id)
+        if not await self.swarm.wait_dht_ready(timeout=min(DHT_GET_TIMEOUT,
+                                                           self.config.fetch_timeout)):
+            raise SwarmTimeout("this node has no DHT peers yet; check --bootstrap")
+        found = await self.swarm.get_pointer(public_key, DHT_GET_TIMEOUT)
+        self._checked[site_id] = time.monotonic()
+        if found is not None:
+            self.accept_pointer(found)
+        record = self.state.sites.get(site_id)
+        return record.pointer if record else None
+
+    async def open_site(self, site_id: str) -> Snapshot:
+        """The snapshot to serve for a site: the cached version at once, refreshed behind."""
+        public_key = public_key_from_site_id(site_id)
+        record = self.state.sites.get(site_id)
+        if record is None:
+            found = await self.refresh_pointer(site_id)
+            if found is None:
+                raise NotFound(
+                    f"no signed pointer for site {site_id} was found in the DHT; the publisher "
+                    "and every node holding it may be offline"
+                )
+            record = self.state.sites[site_id]
+        elif (site_id not in self.state.published
+              and time.monotonic() - self._checked.get(site_id, 0.0) > POINTER_FRESH_SECONDS):
+            self._checked[site_id] = time.monotonic()
+            self._spawn(self.refresh_pointer(site_id))
+        assert site_id_from_public_key(public_key) == site_id
+        record.last_used = time.time()
+        return await self.open_snapshot(record.pointer.infohash.hex())
+
+    async def open_snapshot(self, tid: str) -> Snapshot:
+        """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
+        tid = tid.lower()
+        if len(tid) not in (40, 64) or any(c not in "0123456789abcdef" for c in tid):
+            raise BadAddress(f"not an info-hash (40 or 64 hex digits): {tid[:80]!r}")
+        snapshot = self._snapshots.get(tid)
+        if snapshot is not None:
+            return snapshot
+        task = self._opening.get(tid)
+        if task is None:
+            task = self._spawn(self._open(tid))
+            self._opening[tid] = task
+            task.add_done_callback(lambda _t: self._opening.pop(tid, None))
+        return await asyncio.shield(task)
+
+    async def _open(self, tid: str) -> Snapshot:
+        handle = self.swarm.find(tid)
+        if handle is None:
+            handle = self.swarm.add_magnet(tid, self.content_dir / tid)
+        await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
+        snapshot = await self._register_snapshot(handle)
+        self._spawn(self._save_resume(handle))
+        return snapshot
+
+    async def _register_snapshot(self, handle: Any) -> Snapshot:
+        tid = torrent_id(handle)
+        existing = self._snapshots.get(tid)
+        if existing is not None:
+            return existing
+        info = handle.torrent_file()
+        files = info.layout()
+        multi = info.num_files() > 1 or "/" in files.file_path(0)
+        paths: list[str] = []
+        etags: list[str] = []
+        for i in range(files.num_files()):
+            if files.file_flags(i) & lt.file_storage.flag_pad_file:
+                paths.append("")
+            else:
+                path = files.file_path(i).replace("\\", "/")
+                paths.append(path.split("/", 1)[1] if multi else path)
+            root = files.root(i) if files.v2() else None
+            etags.append(str(root) if root is not None and not root.is_all_zeros()
+                         else f"{tid}-{i}")
+        snapshot = Snapshot(
+            tid, handle, SiteMap(paths),
+            tuple(files.file_size(i) for i in range(files.num_files())), tuple(etags),
+        )
+        self._snapshots[tid] = snapshot
+        return snapshot
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def read_file(self, snapshot: Snapshot, index: int) -> bytes:
+        """A whole small file, from memory when possible."""
+        key = (snapshot.tid, index)
+        cached = self.small_files.get(key)
+        if cached is not None:
+            return cached
+        chunks = [c async for c in self.stream(snapshot, index, 0, snapshot.sizes[index])]
+        data = b"".join(chunks)
+        if len(data) <= SMALL_FILE_LIMIT:
+            self.small_files.put(key, data)
+        return data
+
+    def stream(self, snapshot: Snapshot, index: int, start: int, end: int) -> Any:
+        if end <= start:
+            return _empty()
+        error = self.swarm.torrent_error(snapshot.tid)
+        if error and not snapshot.file_complete(index):
+            raise StorageError(f"this site's download stopped on a disk error: {error}")
+        return self.swarm.read(snapshot.handle, index, start, end, self.config.fetch_timeout)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        stats = self.swarm.statistics()
+        sites = []
+        by_tid = {s.pointer.infohash.hex(): (sid, s) for sid, s in self.state.sites.items()}
+        disk = 0
+        for sid, record in sorted(self.state.sites.items()):
+            tid = record.pointer.infohash.hex()
+            handle = self.swarm.find(tid)
+            entry: dict[str, Any] = {
+                "site_id": sid, "version": record.pointer.version, "infohash": tid,
+                "published": sid in self.state.published, "pinned": record.pinned,
+                "url": self.gateway_url(sid),
+            }
+            if handle is not None:
+                st = handle.status()
+                entry.update(progress=round(float(st.progress), 4), peers=int(st.num_peers),
+                             upload_rate=int(st.upload_rate),
+                             download_rate=int(st.download_rate),
+                             uploaded=int(st.all_time_upload),
+                             downloaded=int(st.all_time_download),
+                             bytes_on_disk=int(st.total_wanted_done))
+                disk += int(st.total_wanted_done)
+                error = self.swarm.torrent_error(tid)
+                if error:
+                    entry["error"] = error
+            sites.append(entry)
+        snapshots = [tid for tid in self._snapshots if tid not in by_tid]
+        return {
+            "gateway": f"http://127.0.0.1:{self.gateway_port}/",
+            "network": self.config.network.value,
+            "listen": f"{self.config.listen[0]}:{self.swarm.listen_port}",
+            "uptime": round(time.time() - self.started, 1),
+            "dht_nodes": stats.dht_nodes, "peers": stats.peers,
+            "upload_rate": stats.upload_rate, "download_rate": stats.download_rate,
+            "uploaded": stats.total_upload, "downloaded": stats.total_download,
+            "hash_failures": stats.hash_failures, "disk_used": disk,
+            "disk_quota": self.config.disk_quota,
+            "sites": sites, "snapshots": snapshots,
+        }
+
+
+async def _empty() -> Any:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+def _key_name_for(folder: Path) -> str:
+    raw = folder.resolve().name or "site"
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in raw).strip(".-_")
+    return (cleaned or "site")[:64]

@@ -1,0 +1,138 @@
+"""Signed version pointers: a BEP 44 mutable item whose value follows BEP 46.
+
+The record is the bencoded dict ``{"ih": <20-byte v1 info-hash>, "v": <version>}``. BEP 46
+defines ``ih``; ``v`` is peerweb's own: the site version chosen by the publisher. libtorrent
+picks the BEP 44 sequence number itself (highest seen + 1), so it restarts when the item
+expires from the DHT; the version that must never go back lives inside the signed value.
+
+libtorrent's Python bindings can only put a byte string as a BEP 44 value, so in the DHT the
+record travels wrapped in a bencoded string (``v = "<len>:d2:ih...e"``). Both that form and
+a plain BEP 46 dict (as other clients put it) verify and parse here.
+
+Everything here is pure: verify first (BEP 44 signs ``[4:salt<salt>]3:seqi<seq>e1:v<value>``),
+then parse, then decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import bencode
+from .errors import ForgedPointer
+from .identity import SiteKey, site_id_from_public_key, verify_signature
+
+# BEP 44: "the bencoded value ... must be less than 1000 bytes".
+MAX_VALUE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """A verified pointer from a site's publisher to one snapshot of the site."""
+
+    public_key: bytes
+    """The publisher's ed25519 key; the site id is its base32 form."""
+    infohash: bytes
+    """v1 info-hash (20 bytes) of the hybrid torrent holding this version."""
+    version: int
+    """Publisher-chosen version, strictly increasing, inside the signed value."""
+    seq: int
+    """BEP 44 sequence number, chosen by libtorrent; covered by the signature, not ordered by us."""
+    signature: bytes
+    """ed25519 signature over the BEP 44 message."""
+    value: bytes
+    """The exact bencoded BEP 44 ``v`` the signature covers."""
+    salt: bytes = b""
+
+    @property
+    def site_id(self) -> str:
+        return site_id_from_public_key(self.public_key)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "public_key": self.public_key.hex(),
+            "seq": self.seq,
+            "signature": self.signature.hex(),
+            "value": self.value.hex(),
+            "salt": self.salt.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Pointer:
+        """Rebuild and re-verify a pointer saved or received as JSON."""
+        try:
+            return verify(
+                bytes.fromhex(str(data["public_key"])),
+                int(str(data["seq"])),
+                bytes.fromhex(str(data["value"])),
+                bytes.fromhex(str(data["signature"])),
+                bytes.fromhex(str(data.get("salt", ""))),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ForgedPointer(f"malformed pointer record: {exc}") from exc
+
+
+def encode_record(infohash: bytes, version: int) -> bytes:
+    """The bencoded BEP 46 dict; what peerweb hands libtorrent to put."""
+    if len(infohash) != 20:
+        raise ValueError("BEP 46 ih is a 20-byte v1 info-hash")
+    if version < 1:
+        raise ValueError("versions start at 1")
+    return bencode.encode({b"ih": infohash, b"v": version})
+
+
+def signed_message(seq: int, value: bytes, salt: bytes = b"") -> bytes:
+    """The bytes a BEP 44 mutable item signature covers."""
+    prefix = b"4:salt%d:%s" % (len(salt), salt) if salt else b""
+    return prefix + b"3:seqi%de1:v" % seq + value
+
+
+def wrap(record: bytes) -> bytes:
+    """The BEP 44 ``v`` libtorrent's bindings make of a record: a bencoded byte string."""
+    return bencode.encode(record)
+
+
+def sign(key: SiteKey, infohash: bytes, version: int, seq: int) -> Pointer:
+    value = wrap(encode_record(infohash, version))
+    signature = key.sign(signed_message(seq, value))
+    return verify(key.public_key, seq, value, signature)
+
+
+def verify(public_key: bytes, seq: int, value: bytes, signature: bytes, salt: bytes = b"") -> Pointer:
+    """Check the signature, then parse the value; raise ForgedPointer on any fault."""
+    if len(value) > MAX_VALUE_SIZE:
+        raise ForgedPointer(f"value of {len(value)} bytes exceeds BEP 44's {MAX_VALUE_SIZE}")
+    if not verify_signature(public_key, signature, signed_message(seq, value, salt)):
+        raise ForgedPointer("bad signature: this pointer was not signed by the site's key")
+    try:
+        decoded = bencode.decode(value)
+    except bencode.BencodeError as exc:
+        raise ForgedPointer(f"signed value is not canonical bencoding: {exc}") from exc
+    if isinstance(decoded, bytes):  # the wrapped form libtorrent's bindings put
+        try:
+            decoded = bencode.decode(decoded)
+        except bencode.BencodeError as exc:
+            raise ForgedPointer(f"wrapped record is not canonical bencoding: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise ForgedPointer("signed value is not a dict")
+    infohash = decoded.get(b"ih")
+    version = decoded.get(b"v")
+    if not isinstance(infohash, bytes) or len(infohash) != 20:
+        raise ForgedPointer("signed value has no 20-byte 'ih' (BEP 46)")
+    if not isinstance(version, int) or version < 1:
+        raise ForgedPointer("signed value has no positive version 'v'")
+    return Pointer(public_key, infohash, version, seq, signature, value, salt)
+
+
+def is_newer(candidate: Pointer, current: Pointer | None) -> bool:
+    """Whether ``candidate`` should replace ``current`` for the same site.
+
+    A higher version wins. Two different values signed with the same version (a publisher
+    that lost its state) are ordered by their bytes, so every node picks the same one.
+    """
+    if current is None:
+        return True
+    if candidate.public_key != current.public_key:
+        raise ValueError("pointers of different sites are not comparable")
+    if candidate.version != current.version:
+        return candidate.version > current.version
+    return candidate.value > current.value

@@ -1,0 +1,111 @@
+"""What a node remembers across restarts, in ``<data-dir>/state.json``.
+
+Written atomically (temporary file, fsync, rename), so a node killed mid-write keeps the
+previous state rather than a torn file. Pointers are stored with their signatures and
+re-verified on load: a state file edited by hand cannot smuggle in an unsigned version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ForgedPointer
+from .pointer import Pointer
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+
+
+@dataclass
+class SiteRecord:
+    """A site this node knows: the newest pointer it has verified, and how it was used."""
+
+    pointer: Pointer
+    last_used: float = 0.0
+    pinned: bool = False
+
+
+@dataclass
+class PublishedRecord:
+    """A site this node publishes: the key holder's own memory of the version counter."""
+
+    key_name: str
+    version: int
+    infohash: str
+
+
+@dataclass
+class NodeState:
+    sites: dict[str, SiteRecord] = field(default_factory=dict)
+    published: dict[str, PublishedRecord] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "sites": {
+                sid: {"pointer": r.pointer.to_json(), "last_used": r.last_used, "pinned": r.pinned}
+                for sid, r in self.sites.items()
+            },
+            "published": {
+                sid: {"key": r.key_name, "version": r.version, "infohash": r.infohash}
+                for sid, r in self.published.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NodeState:
+        state = cls()
+        for sid, raw in data.get("sites", {}).items():
+            try:
+                pointer = Pointer.from_json(raw["pointer"])
+            except (ForgedPointer, KeyError, TypeError) as exc:
+                log.warning("dropping site %s from state: %s", sid, exc)
+                continue
+            if pointer.site_id != sid:
+                log.warning("dropping site %s from state: pointer is for another site", sid)
+                continue
+            state.sites[sid] = SiteRecord(pointer, float(raw.get("last_used", 0)),
+                                          bool(raw.get("pinned", False)))
+        for sid, raw in data.get("published", {}).items():
+            state.published[sid] = PublishedRecord(str(raw["key"]), int(raw["version"]),
+                                                   str(raw["infohash"]))
+        return state
+
+
+def load(path: Path) -> NodeState:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return NodeState()
+    try:
+        return NodeState.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError) as exc:
+        broken = path.with_suffix(".broken")
+        path.replace(broken)
+        log.error("state file was unreadable (%s); moved it to %s and started empty", exc, broken)
+        return NodeState()
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, state: NodeState) -> None:
+    write_atomic(path, json.dumps(state.to_json(), indent=1, sort_keys=True).encode())
