@@ -52,7 +52,7 @@ def make_app(node: Node, token: str) -> web.Application:
             return web.json_response({"error": str(exc)}, status=exc.http_status)
 
     async def status(request: web.Request) -> web.Response:
-        return web.json_response(node.status())
+        return web.json_response(await node.status())
 
     async def publish(request: web.Request) -> web.StreamResponse:
         """Streams NDJSON: progress lines while hashing, then the result (or an error)."""

@@ -135,7 +135,10 @@ class Swarm:
             lt.file_error_alert: self._on_file_error,
             lt.torrent_error_alert: self._on_file_error,
             lt.torrent_finished_alert: self._on_finished,
+            lt.session_stats_alert: self._on_stats,
         }
+        self._counters: dict[str, int] = {}
+        self._stats_waiters: list[asyncio.Future[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -154,16 +157,19 @@ class Swarm:
         if self._loop is not None and self._rsock is not None:
             self._loop.remove_reader(self._rsock.fileno())
         self.session.pause()
-        for waiters in (self._put_waiters, self._get_waiters, self._piece_waiters,
-                        self._metadata_waiters, self._resume_waiters):
-            for futures in waiters.values():  # type: ignore[attr-defined]
-                for future in futures:
-                    if not future.done():
-                        future.cancel()
-            waiters.clear()  # type: ignore[attr-defined]
-        # Dropping the session object joins libtorrent's threads; do it off the event loop.
-        session, self.session = self.session, None  # type: ignore[assignment]
-        await asyncio.to_thread(lambda: session.abort())
+        pending: list[asyncio.Future[Any]] = list(self._stats_waiters)
+        for table in (self._put_waiters, self._get_waiters, self._piece_waiters,
+                      self._metadata_waiters, self._resume_waiters):
+            for futures in table.values():  # type: ignore[attr-defined]
+                pending.extend(futures)
+            table.clear()  # type: ignore[attr-defined]
+        for future in pending:
+            if not future.done():
+                future.cancel()
+        # Dropping the last reference joins libtorrent's threads: do that off the event loop.
+        box = [self.session]
+        self.session = None  # type: ignore[assignment]
+        await asyncio.to_thread(box.clear)
         for sock in (self._rsock, self._wsock):
             if sock is not None:
                 sock.close()
@@ -179,27 +185,42 @@ class Swarm:
     def add_dht_node(self, address: tuple[str, int]) -> None:
         self.session.add_dht_node(address)
 
-    def dht_node_count(self) -> int:
-        return int(self.session.status().dht_nodes)
+    async def counters(self, timeout: float = 2.0) -> dict[str, int]:
+        """Fresh session counters (libtorrent's session_stats metrics, by name)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stats_waiters.append(future)
+        self.session.post_session_stats()
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        return self._counters
+
+    async def dht_node_count(self) -> int:
+        return (await self.counters()).get("dht.dht_nodes", 0)
 
     async def wait_dht_ready(self, timeout: float) -> bool:
         """Wait until the routing table has a node; False if none came within ``timeout``."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while self.dht_node_count() == 0:
+        while await self.dht_node_count() == 0:
             if asyncio.get_running_loop().time() >= deadline:
                 return False
             await asyncio.sleep(0.02)
         return True
 
-    def statistics(self) -> SwarmStats:
-        status = self.session.status()
+    async def statistics(self) -> SwarmStats:
+        counters = await self.counters()
+        up = down = 0
+        for status in self.session.get_torrent_status(lambda _s: True, 0):
+            up += int(status.upload_rate)
+            down += int(status.download_rate)
         return SwarmStats(
-            dht_nodes=int(status.dht_nodes),
-            peers=int(status.num_peers),
-            upload_rate=int(status.upload_rate),
-            download_rate=int(status.download_rate),
-            total_upload=int(status.total_upload),
-            total_download=int(status.total_download),
+            dht_nodes=counters.get("dht.dht_nodes", 0),
+            peers=counters.get("peer.num_peers_connected", 0),
+            upload_rate=up,
+            download_rate=down,
+            total_upload=counters.get("net.sent_bytes", 0),
+            total_download=counters.get("net.recv_bytes", 0),
             hash_failures=self.hash_failures,
         )
 
@@ -219,6 +240,13 @@ class Swarm:
             if handler is not None:
                 # Alerts die at the next pop_alerts(): handlers copy what they keep.
                 handler(alert)
+
+    def _on_stats(self, alert: Any) -> None:
+        self._counters = {str(k): int(v) for k, v in alert.values.items()}
+        waiters, self._stats_waiters = self._stats_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
 
     def _on_put(self, alert: Any) -> None:
         outcome = _PutOutcome(int(alert.num_success), int(alert.seq), bytes(alert.signature))
@@ -381,8 +409,7 @@ class Swarm:
             handle = self.session.add_torrent(params)
         except RuntimeError as exc:
             raise StorageError(f"libtorrent refused the torrent: {exc}") from exc
-        if self.dht_node_count():
-            handle.force_dht_announce()
+        handle.force_dht_announce()
         return handle
 
     def remove(self, handle: Any, delete_files: bool = False) -> None:
@@ -391,11 +418,11 @@ class Swarm:
 
     async def wait_metadata(self, handle: Any, timeout: float) -> Any:
         """The torrent_info of a torrent added by info-hash, once peers sent it (BEP 9)."""
-        if not handle.has_metadata():
+        if handle.torrent_file() is None:
             tid = torrent_id(handle)
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._metadata_waiters.setdefault(tid, []).append(future)
-            if not handle.has_metadata():  # the alert may have come before we registered
+            if handle.torrent_file() is None:  # the alert may have come before we registered
                 try:
                     await asyncio.wait_for(future, timeout)
                 except TimeoutError:

@@ -66,7 +66,7 @@ async def _serve(request: web.Request, node: Node, address: Address) -> web.Stre
     if address.target is Target.HOME:
         if address.path not in ("/", ""):
             return _error(404, "Nothing here. Sites live at http://<site-id>.localhost:PORT/.")
-        return _home(node)
+        return await _home(node)
     if address.path == "":
         raise web.HTTPMovedPermanently(address.prefix + "/")
     if address.target is Target.SITE:
@@ -168,9 +168,9 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
         web.Response(status=status))
 
 
-def _home(node: Node) -> web.Response:
+async def _home(node: Node) -> web.Response:
     rows = []
-    for site in node.status()["sites"]:
+    for site in (await node.status())["sites"]:
         rows.append(
             "<li><a href='{u}'>{s}</a> v{v}{p}</li>".format(
                 u=html.escape(site["url"]), s=html.escape(site["site_id"]), v=site["version"],

@@ -35,6 +35,7 @@ REPUT_INTERVAL = 30 * 60.0
 RESUME_SAVE_INTERVAL = 60.0
 DHT_GET_TIMEOUT = 5.0
 DHT_PUT_TIMEOUT = 10.0
+DHT_GET_ATTEMPTS = 3
 # Small files are kept in memory once verified: most page assets are small and re-requested.
 SMALL_FILE_LIMIT = 1024 * 1024
 SMALL_CACHE_BYTES = 64 * 1024 * 1024
@@ -175,7 +176,7 @@ class Node:
             await self._save_resume(snapshot.handle)
 
     async def _save_resume(self, handle: Any) -> None:
-        if not handle.is_valid() or not handle.has_metadata():
+        if not handle.is_valid() or handle.torrent_file() is None:
             return
         data = await self.swarm.save_resume(handle)
         if data:
@@ -229,7 +230,7 @@ class Node:
 
     async def _put(self, site_id: str, infohash: bytes, version: int) -> int:
         published = self.state.published.get(site_id)
-        if published is None or self.swarm.dht_node_count() == 0:
+        if published is None or await self.swarm.dht_node_count() == 0:
             return 0
         key = self.keys.get(published.key_name)
         signed, stored = await self.swarm.put_pointer(key, infohash, version, DHT_PUT_TIMEOUT)
@@ -279,7 +280,14 @@ class Node:
         if not await self.swarm.wait_dht_ready(timeout=min(DHT_GET_TIMEOUT,
                                                            self.config.fetch_timeout)):
             raise SwarmTimeout("this node has no DHT peers yet; check --bootstrap")
-        found = await self.swarm.get_pointer(public_key, DHT_GET_TIMEOUT)
+        found = None
+        # A lookup can end before it reaches the nodes storing the item while routing tables
+        # are still filling: try again briefly before calling the site unknown.
+        for attempt in range(DHT_GET_ATTEMPTS):
+            found = await self.swarm.get_pointer(public_key, DHT_GET_TIMEOUT)
+            if found is not None or site_id in self.state.sites:
+                break
+            await asyncio.sleep(0.2 * (attempt + 1))
         self._checked[site_id] = time.monotonic()
         if found is not None:
             self.accept_pointer(found)
@@ -380,8 +388,8 @@ class Node:
 
     # -- status ----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        stats = self.swarm.statistics()
+    async def status(self) -> dict[str, Any]:
+        stats = await self.swarm.statistics()
         sites = []
         by_tid = {s.pointer.infohash.hex(): (sid, s) for sid, s in self.state.sites.items()}
         disk = 0

@@ -30,6 +30,8 @@ def node_host(index: int) -> str:
 class Testnet:
     """``async with Testnet(3) as net:`` gives three connected, running nodes."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, size: int, root: Path | None = None, base_port: int = 0,
                  template: NodeConfig | None = None, first_host: int = FIRST_HOST) -> None:
         self.size = size

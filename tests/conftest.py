@@ -1,0 +1,80 @@
+"""Shared fixtures: generated sites and a client for real gateway requests."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+import pytest
+
+SMALL_FILES = 40
+BIG_FILE_SIZE = 40 * 1024 * 1024
+
+
+def write_site(root: Path, small_files: int = SMALL_FILES, big_size: int = BIG_FILE_SIZE,
+               seed: int = 1) -> dict[str, bytes]:
+    """A page of ``small_files`` assets plus index.html and one large file; returns contents."""
+    rng = random.Random(seed)
+    contents: dict[str, bytes] = {}
+    assets = [f"assets/file{i:02d}.{('css', 'js', 'png', 'txt')[i % 4]}" for i in range(small_files)]
+    links = "".join(f'<link rel="preload" href="{a}">' for a in assets)
+    contents["index.html"] = f"<!doctype html><title>t</title>{links}<h1>seed {seed}</h1>".encode()
+    contents["404.html"] = b"<h1>custom not found</h1>"
+    for i, name in enumerate(assets):
+        contents[name] = rng.randbytes(1000 + (i * 997) % 30000)
+    if big_size:
+        contents["media/big.bin"] = rng.randbytes(big_size)
+    for name, data in contents.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return contents
+
+
+@pytest.fixture(scope="session")
+def big_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path_factory.mktemp("big") / "site"
+    return root, write_site(root)
+
+
+@pytest.fixture(scope="session")
+def small_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path_factory.mktemp("small") / "site"
+    return root, write_site(root, small_files=8, big_size=2 * 1024 * 1024, seed=2)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Gateway:
+    """Real HTTP requests to one node's gateway, in subdomain or path form."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+        self.port = int(base.rsplit(":", 1)[1])
+
+    async def site(self, site_id: str, path: str = "/", method: str = "GET",
+                   headers: dict[str, str] | None = None) -> tuple[int, CIMultiDict[str], bytes]:
+        all_headers = {"Host": f"{site_id}.localhost:{self.port}", **(headers or {})}
+        async with self.session.request(method, URL(self.base + path, encoded=True), headers=all_headers,
+                                        allow_redirects=False) as response:
+            return response.status, response.headers.copy(), await response.read()
+
+    async def raw(self, path: str, method: str = "GET",
+                  headers: dict[str, str] | None = None) -> tuple[int, CIMultiDict[str], bytes]:
+        async with self.session.request(method, URL(self.base + path, encoded=True), headers=headers or {},
+                                        allow_redirects=False) as response:
+            return response.status, response.headers.copy(), await response.read()
+
+
+@pytest.fixture
+async def http():
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield lambda running: Gateway(session, running.gateway_url)

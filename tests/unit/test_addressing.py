@@ -1,0 +1,54 @@
+import pytest
+
+from peerweb.addressing import Target, parse_cli_address, parse_magnet, route
+from peerweb.errors import BadAddress
+from peerweb.identity import SiteKey
+
+KEY = SiteKey.generate("t")
+SID = KEY.site_id
+IH = "ab" * 20
+
+
+def test_subdomain_is_the_site_origin():
+    a = route(f"{SID}.localhost", "/x/y.html", set())
+    assert (a.target, a.ident, a.path, a.prefix) == (Target.SITE, SID, "/x/y.html", "")
+
+
+def test_path_forms():
+    a = route("127.0.0.1", f"/s/{SID}/p", set())
+    assert (a.target, a.ident, a.path, a.prefix) == (Target.SITE, SID, "/p", f"/s/{SID}")
+    assert route("localhost", f"/s/{SID}", set()).path == ""  # needs the slash
+    b = route("localhost", f"/ih/{IH.upper()}/f", set())
+    assert (b.target, b.ident, b.path) == (Target.SNAPSHOT, IH, "/f")
+    assert route("localhost", "/", set()).target is Target.HOME
+
+
+def test_foreign_hosts_are_refused():
+    assert route("evil.example", "/", set()).target is Target.UNKNOWN_HOST
+    assert route(f"a.{SID}.localhost", "/", set()).target is Target.UNKNOWN_HOST
+    assert route("gw.lan", "/", {"gw.lan"}).target is Target.HOME
+
+
+@pytest.mark.parametrize("host_path", [("bad.localhost", "/"), ("localhost", "/s/nothex/"),
+                                       ("localhost", "/ih/xyz/")])
+def test_bad_ids_raise(host_path):
+    with pytest.raises(BadAddress):
+        route(*host_path, set())
+
+
+def test_magnets():
+    assert parse_magnet(f"magnet:?xs=urn:btpk:{KEY.public_key.hex()}").ident == SID
+    assert parse_magnet(f"magnet:?xt=urn:btih:{IH}&dn=x").ident == IH
+    assert parse_magnet(f"magnet:?xt=urn:btmh:1220{'cd' * 32}").ident == "cd" * 32
+    with pytest.raises(BadAddress):
+        parse_magnet("magnet:?dn=nothing")
+    with pytest.raises(BadAddress):
+        parse_magnet("magnet:?xs=urn:btpk:1234")
+
+
+def test_cli_addresses():
+    assert parse_cli_address(f"{SID}/a/b.css").path == "/a/b.css"
+    assert parse_cli_address(IH).target is Target.SNAPSHOT
+    assert parse_cli_address(f"http://{SID}.localhost:8080/x").path == "/x"
+    with pytest.raises(BadAddress):
+        parse_cli_address("not-a-site/x")

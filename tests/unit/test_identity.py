@@ -1,0 +1,73 @@
+import os
+import stat
+
+import pytest
+
+from peerweb.errors import BadAddress, NotFound, UsageError
+from peerweb.identity import (
+    KeyStore,
+    SiteKey,
+    public_key_from_site_id,
+    site_id_from_public_key,
+    verify_signature,
+)
+
+
+def test_site_id_is_one_dns_label_and_round_trips():
+    key = SiteKey.generate("t")
+    site_id = key.site_id
+    assert len(site_id) == 52 and site_id == site_id.lower() and "=" not in site_id
+    assert public_key_from_site_id(site_id) == key.public_key
+    assert public_key_from_site_id(site_id.upper()) == key.public_key
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1" * 52, "a" * 51, "a" * 53, "../etc/passwd"])
+def test_bad_site_ids_are_refused(bad):
+    with pytest.raises(BadAddress):
+        public_key_from_site_id(bad)
+
+
+def test_non_canonical_trailing_bits_are_refused():
+    site_id = site_id_from_public_key(bytes(32))  # all 'a', last char carries 4 spare bits
+    tweaked = site_id[:-1] + "b"
+    with pytest.raises(BadAddress):
+        public_key_from_site_id(tweaked)
+
+
+def test_expanded_secret_matches_rfc8032_clamping():
+    key = SiteKey("t", bytes(range(32)))
+    secret = key.expanded_secret
+    assert len(secret) == 64
+    assert secret[0] & 7 == 0 and secret[31] & 0x80 == 0 and secret[31] & 0x40
+
+
+def test_signatures_verify_and_tampering_fails():
+    key = SiteKey.generate("t")
+    sig = key.sign(b"message")
+    assert verify_signature(key.public_key, sig, b"message")
+    assert not verify_signature(key.public_key, sig, b"messagE")
+    assert not verify_signature(key.public_key, sig[:-1] + bytes([sig[-1] ^ 1]), b"message")
+    assert not verify_signature(key.public_key[:31], sig, b"message")
+
+
+def test_keystore_writes_0600_and_lists(tmp_path):
+    store = KeyStore(tmp_path / "keys")
+    created = store.create("blog")
+    path = tmp_path / "keys" / "blog.key"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert store.get("blog") == created
+    assert store.names() == ["blog"]
+    assert store.find_by_site_id(created.site_id) == created
+    with pytest.raises(UsageError):
+        store.create("blog")
+    with pytest.raises(NotFound, match="peerweb key new"):
+        store.get("nope")
+    with pytest.raises(UsageError):
+        store.get("../escape")
+
+
+def test_damaged_key_file_is_reported(tmp_path):
+    store = KeyStore(tmp_path)
+    (tmp_path / "x.key").write_text("not hex")
+    with pytest.raises(UsageError, match="damaged"):
+        store.get("x")
