@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import aiohttp
+import pytest
 from multidict import CIMultiDict
 from yarl import URL
-import pytest
 
 SMALL_FILES = 40
 BIG_FILE_SIZE = 40 * 1024 * 1024
@@ -20,7 +20,8 @@ def write_site(root: Path, small_files: int = SMALL_FILES, big_size: int = BIG_F
     """A page of ``small_files`` assets plus index.html and one large file; returns contents."""
     rng = random.Random(seed)
     contents: dict[str, bytes] = {}
-    assets = [f"assets/file{i:02d}.{('css', 'js', 'png', 'txt')[i % 4]}" for i in range(small_files)]
+    kinds = ("css", "js", "png", "txt")
+    assets = [f"assets/file{i:02d}.{kinds[i % 4]}" for i in range(small_files)]
     links = "".join(f'<link rel="preload" href="{a}">' for a in assets)
     contents["index.html"] = f"<!doctype html><title>t</title>{links}<h1>seed {seed}</h1>".encode()
     contents["404.html"] = b"<h1>custom not found</h1>"
@@ -62,13 +63,15 @@ class Gateway:
     async def site(self, site_id: str, path: str = "/", method: str = "GET",
                    headers: dict[str, str] | None = None) -> tuple[int, CIMultiDict[str], bytes]:
         all_headers = {"Host": f"{site_id}.localhost:{self.port}", **(headers or {})}
-        async with self.session.request(method, URL(self.base + path, encoded=True), headers=all_headers,
+        url = URL(self.base + path, encoded=True)
+        async with self.session.request(method, url, headers=all_headers,
                                         allow_redirects=False) as response:
             return response.status, response.headers.copy(), await response.read()
 
     async def raw(self, path: str, method: str = "GET",
                   headers: dict[str, str] | None = None) -> tuple[int, CIMultiDict[str], bytes]:
-        async with self.session.request(method, URL(self.base + path, encoded=True), headers=headers or {},
+        url = URL(self.base + path, encoded=True)
+        async with self.session.request(method, url, headers=headers or {},
                                         allow_redirects=False) as response:
             return response.status, response.headers.copy(), await response.read()
 

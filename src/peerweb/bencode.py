@@ -6,9 +6,9 @@ trailing) so that one value has exactly one encoding and a signature covers exac
 
 from __future__ import annotations
 
-from typing import Union
+from typing import TypeAlias
 
-Value = Union[int, bytes, list["Value"], dict[bytes, "Value"]]
+Value: TypeAlias = int | bytes | list["Value"] | dict[bytes, "Value"]
 
 # BEP 44 caps a stored value at 1000 bytes; nothing peerweb decodes from a peer is larger
 # than a metadata dict, so a nesting limit keeps a hostile input from exhausting the stack.
@@ -108,6 +108,4 @@ def _canonical_int(text: bytes) -> bool:
     digits = text[1:] if text.startswith(b"-") else text
     if not digits.isdigit():
         return False
-    if digits.startswith(b"0") and (len(digits) > 1 or text.startswith(b"-")):
-        return False
-    return True
+    return not (digits.startswith(b"0") and (len(digits) > 1 or text.startswith(b"-")))

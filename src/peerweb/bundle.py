@@ -153,7 +153,7 @@ def build(
         except RuntimeError as exc:
             raise PublishError(f"hashing failed: {exc}") from exc
         torrent = lt.bencode(creator.generate())
-        info = lt.torrent_info(lt.bdecode(torrent))
+        info = lt.torrent_info(torrent)
         hashes = info.info_hashes()
         infohash = hashes.v1.to_bytes()
         final = store / infohash.hex()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import sys
 import urllib.error
@@ -250,15 +253,22 @@ def get(address: str, output: Path | None, data_dir: Path) -> None:
     url = client.gateway + prefix + parsed.ident + path
     try:
         with urllib.request.urlopen(url, timeout=120) as response:
-            out = open(output, "wb") if output else sys.stdout.buffer
-            try:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-            finally:
-                if output:
-                    out.close()
+            if output is None:
+                shutil.copyfileobj(response, sys.stdout.buffer)
+            else:
+                with open(output, "wb") as out:
+                    shutil.copyfileobj(response, out)
     except urllib.error.HTTPError as exc:
-        _fail(f"HTTP {exc.code} for {url}")
+        _fail(f"HTTP {exc.code} for {url}: {_error_text(exc)}")
+    except (urllib.error.URLError, ConnectionError) as exc:
+        _fail(f"the node's gateway at {client.gateway} does not answer ({exc}); is it running?")
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    """The message of a gateway error page, without its markup."""
+    text = exc.read().decode(errors="replace")
+    found = re.search(r"<p>(.*?)</p>", text)
+    return html.unescape(found.group(1)) if found else exc.reason
 
 
 # -- testnet ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ verified bytes of a piece. Alerts arrive through a socket that libtorrent pokes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -84,6 +85,8 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
                 "dht_restrict_search_ips": False,
                 "allow_multiple_connections_per_ip": True,
                 "dht_block_ratelimit": 1000,
+                # The default 8 kB/s budget drops DHT replies when many nodes share a host.
+                "dht_upload_rate_limit": 1_000_000,
             }
         )
     return settings
@@ -111,7 +114,7 @@ class Swarm:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.session = lt.session(session_settings(config))
+        self.session: Any = lt.session(session_settings(config))  # type: ignore[call-overload]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rsock: socket.socket | None = None
         self._wsock: socket.socket | None = None
@@ -160,15 +163,15 @@ class Swarm:
         pending: list[asyncio.Future[Any]] = list(self._stats_waiters)
         for table in (self._put_waiters, self._get_waiters, self._piece_waiters,
                       self._metadata_waiters, self._resume_waiters):
-            for futures in table.values():  # type: ignore[attr-defined]
+            for futures in table.values():
                 pending.extend(futures)
-            table.clear()  # type: ignore[attr-defined]
+            table.clear()
         for future in pending:
             if not future.done():
                 future.cancel()
         # Dropping the last reference joins libtorrent's threads: do that off the event loop.
         box = [self.session]
-        self.session = None  # type: ignore[assignment]
+        self.session = None
         await asyncio.to_thread(box.clear)
         for sock in (self._rsock, self._wsock):
             if sock is not None:
@@ -190,10 +193,8 @@ class Swarm:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stats_waiters.append(future)
         self.session.post_session_stats()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            pass
         return self._counters
 
     async def dht_node_count(self) -> int:
@@ -237,9 +238,14 @@ class Swarm:
             return
         for alert in self.session.pop_alerts():
             handler = self._dispatch.get(type(alert))
-            if handler is not None:
-                # Alerts die at the next pop_alerts(): handlers copy what they keep.
+            if handler is None:
+                continue
+            # Alerts die at the next pop_alerts(): handlers copy what they keep. One handler's
+            # failure must not drop the rest of the batch (a lost put alert stalls a publish).
+            try:
                 handler(alert)
+            except Exception:
+                log.exception("handling %s failed", type(alert).__name__)
 
     def _on_stats(self, alert: Any) -> None:
         self._counters = {str(k): int(v) for k, v in alert.values.items()}
@@ -318,11 +324,10 @@ class Swarm:
         self._errors[tid] = message
         log.error("storage error in %s: %s", alert.torrent_name, message)
         error = StorageError(f"disk error: {message}; free space or check permissions")
-        for (owner, _piece), futures in list(self._piece_waiters.items()):
-            if owner == tid:
-                for future in self._piece_waiters.pop((owner, _piece)):
-                    if not future.done():
-                        future.set_exception(error)
+        for key in [k for k in self._piece_waiters if k[0] == tid]:
+            for future in self._piece_waiters.pop(key):
+                if not future.done():
+                    future.set_exception(error)
 
     def _on_finished(self, alert: Any) -> None:
         if self.on_torrent_finished is not None:
@@ -342,8 +347,9 @@ class Swarm:
         self._put_waiters.setdefault(key.public_key, []).append(future)
         self.session.dht_put_mutable_item(key.expanded_secret, key.public_key, record, b"")
         try:
-            outcome = await asyncio.wait_for(future, timeout)
+            outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
+            log.info("DHT put for %s not confirmed within %.0f s", key.site_id[:12], timeout)
             return None, 0
         try:
             signed = ptr.verify(key.public_key, outcome.seq, ptr.wrap(record), outcome.signature)
@@ -382,7 +388,7 @@ class Swarm:
     def add_seed(self, torrent: bytes, save_path: Path) -> Any:
         """Seed a torrent whose files we just wrote and hashed ourselves."""
         params = lt.add_torrent_params()
-        params.ti = lt.torrent_info(lt.bdecode(torrent))
+        params.ti = lt.torrent_info(torrent)
         params.save_path = str(save_path)
         params.flags |= lt.torrent_flags.seed_mode
         params.flags &= ~lt.torrent_flags.auto_managed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+
 from aiohttp import web
 
 from . import addressing
@@ -158,10 +159,11 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
               507: "Disk full"}
     title = titles.get(status, "Error")
     body = (
-        "<!doctype html><meta charset=utf-8><title>{t}</title>"
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
         "<body style='font:16px system-ui;max-width:40em;margin:3em auto'>"
-        "<h1>{t}</h1><p>{m}</p><p><small>peerweb gateway · HTTP {s}</small></p>"
-    ).format(t=html.escape(title), m=html.escape(message), s=status)
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
+        f"<p><small>peerweb gateway · HTTP {status}</small></p>"
+    )
     all_headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
                    **SECURITY_HEADERS, **(headers or {})}
     return web.Response(status=status, text=body, headers=all_headers) if status != 304 else (
@@ -181,7 +183,8 @@ async def _home(node: Node) -> web.Response:
         "<!doctype html><meta charset=utf-8><title>peerweb</title>"
         "<body style='font:16px system-ui;max-width:48em;margin:3em auto'>"
         "<h1>peerweb gateway</h1><p>Open a site at <code>http://&lt;site-id&gt;.localhost:"
-        f"{node.gateway_port}/</code>.</p><h2>Sites on this node</h2><ul>{''.join(rows) or '<li>none yet</li>'}</ul>"
+        f"{node.gateway_port}/</code>.</p><h2>Sites on this node</h2>"
+        f"<ul>{''.join(rows) or '<li>none yet</li>'}</ul>"
     )
     return web.Response(text=body, content_type="text/html", headers=SECURITY_HEADERS)
 

@@ -55,7 +55,8 @@ def parse_range(header: str | None, total: int) -> ByteRange | None:
                 return None
             suffix = int(last)
             # "bytes=-0" asks for nothing: unsatisfiable.
-            parsed.append(ByteRange(max(0, total - suffix), total) if suffix > 0 and total else None)
+            nonempty = suffix > 0 and total > 0
+            parsed.append(ByteRange(max(0, total - suffix), total) if nonempty else None)
             continue
         if not first.isdigit() or (last and not last.isdigit()):
             return None

@@ -118,7 +118,9 @@ class KeyStore:
         try:
             text = path.read_text().strip()
         except FileNotFoundError:
-            raise NotFound(f"no key named {name!r}; create it with `peerweb key new {name}`") from None
+            raise NotFound(
+                f"no key named {name!r}; create it with `peerweb key new {name}`"
+            ) from None
         try:
             seed = bytes.fromhex(text)
         except ValueError:

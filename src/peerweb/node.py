@@ -7,6 +7,7 @@ data saves) and cancels them all on ``stop()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 POINTER_FRESH_SECONDS = 30.0
 # BEP 44 items expire after about two hours without a re-put; re-put well before that.
 REPUT_INTERVAL = 30 * 60.0
+# After a put no DHT node confirmed (no peers yet, or a lost reply), try again this soon.
+REPUT_RETRY = 5.0
 RESUME_SAVE_INTERVAL = 60.0
 DHT_GET_TIMEOUT = 5.0
 DHT_PUT_TIMEOUT = 10.0
@@ -94,6 +97,7 @@ class Node:
         self._checked: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._state_dirty = False
+        self._reput_soon = asyncio.Event()
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -155,14 +159,21 @@ class Node:
     # -- background jobs -------------------------------------------------------------------
 
     async def _republish_loop(self) -> None:
-        # The first put waits for the DHT to have nodes; later ones run on a timer.
+        """Keep our own pointers in the DHT: at start, every REPUT_INTERVAL, sooner on failure."""
         while True:
-            if await self.swarm.wait_dht_ready(timeout=REPUT_INTERVAL):
-                for site_id in list(self.state.published):
-                    record = self.state.sites.get(site_id)
-                    if record is not None:
-                        await self._put(site_id, record.pointer.infohash, record.pointer.version)
-                await asyncio.sleep(REPUT_INTERVAL)
+            if not await self.swarm.wait_dht_ready(timeout=REPUT_INTERVAL):
+                continue
+            failed = False
+            for site_id in list(self.state.published):
+                record = self.state.sites.get(site_id)
+                if record is not None:
+                    stored = await self._put(site_id, record.pointer.infohash,
+                                             record.pointer.version)
+                    failed = failed or stored == 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reput_soon.wait(),
+                                       REPUT_RETRY if failed else REPUT_INTERVAL)
+            self._reput_soon.clear()
 
     async def _resume_loop(self) -> None:
         while True:
@@ -225,6 +236,8 @@ class Node:
         self._save_state()
         await self._save_resume(handle)
         stored = await self._put(site_id, built.infohash, version)
+        if stored == 0:
+            self._reput_soon.set()
         return PublishResult(site_id, version, tid, magnet_for(site_id),
                              self.gateway_url(site_id), built.file_count, built.total_size, stored)
 

@@ -97,7 +97,9 @@ def sign(key: SiteKey, infohash: bytes, version: int, seq: int) -> Pointer:
     return verify(key.public_key, seq, value, signature)
 
 
-def verify(public_key: bytes, seq: int, value: bytes, signature: bytes, salt: bytes = b"") -> Pointer:
+def verify(
+    public_key: bytes, seq: int, value: bytes, signature: bytes, salt: bytes = b""
+) -> Pointer:
     """Check the signature, then parse the value; raise ForgedPointer on any fault."""
     if len(value) > MAX_VALUE_SIZE:
         raise ForgedPointer(f"value of {len(value)} bytes exceeds BEP 44's {MAX_VALUE_SIZE}")

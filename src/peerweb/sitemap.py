@@ -59,7 +59,8 @@ class Lookup:
 def content_type(path: str) -> str:
     dot = path.rfind(".")
     ext = path[dot:].lower() if dot >= 0 else ""
-    ctype = _EXTRA_TYPES.get(ext) or mimetypes.guess_type("x" + ext)[0] or "application/octet-stream"
+    ctype = (_EXTRA_TYPES.get(ext) or mimetypes.guess_type("x" + ext)[0]
+             or "application/octet-stream")
     if ctype.startswith(_TEXT_PREFIXES) or ctype in _TEXT_TYPES:
         ctype += "; charset=utf-8"
     return ctype

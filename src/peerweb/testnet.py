@@ -35,8 +35,11 @@ class Testnet:
     def __init__(self, size: int, root: Path | None = None, base_port: int = 0,
                  template: NodeConfig | None = None, first_host: int = FIRST_HOST) -> None:
         self.size = size
-        self._tmp = tempfile.TemporaryDirectory(prefix="peerweb-testnet-") if root is None else None
-        self.root = Path(self._tmp.name) if self._tmp is not None else root  # type: ignore[assignment]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if root is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="peerweb-testnet-")
+            root = Path(self._tmp.name)
+        self.root: Path = root
         self.base_port = base_port
         self.template = template or NodeConfig()
         self.first_host = first_host
