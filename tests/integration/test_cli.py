@@ -1,0 +1,128 @@
+"""The command line against a real node process: what a user types, what they see."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+STARTUP_TIMEOUT = 20.0
+
+
+def peerweb(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "peerweb", *args, "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"peerweb {args} failed: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def node_process(tmp_path):
+    data_dir = tmp_path / "data"
+    log = tmp_path / "node.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "peerweb", "node", "--data-dir", str(data_dir),
+             "--gateway", "127.0.0.1:0", "--listen", "127.0.0.31:0"],
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not (data_dir / "node.json").exists():  # bounded wait for the node to come up
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait(timeout=10)
+            raise AssertionError(f"node did not start: {log.read_text()}")
+        time.sleep(0.05)
+    yield process, data_dir
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+
+
+def test_publish_status_get_and_stop(node_process, tmp_path):
+    process, data_dir = node_process
+    site = tmp_path / "my-site"
+    (site / "css").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>hello from the cli</h1>")
+    (site / "css" / "a.css").write_text("h1{color:red}")
+
+    published = json.loads(peerweb("publish", str(site), "--json", data_dir=data_dir).stdout)
+    assert published["version"] == 1 and len(published["site_id"]) == 52
+    assert published["magnet"].startswith("magnet:?xs=urn:btpk:")
+    assert published["url"].startswith(f"http://{published['site_id']}.localhost:")
+
+    # The same bytes again: same version; changed bytes: the next one.
+    again = json.loads(peerweb("publish", str(site), "--json", data_dir=data_dir).stdout)
+    assert again["version"] == 1 and again["infohash"] == published["infohash"]
+    (site / "index.html").write_text("<h1>second</h1>")
+    second = json.loads(peerweb("publish", str(site), "--json", data_dir=data_dir).stdout)
+    assert second["version"] == 2 and second["site_id"] == published["site_id"]
+
+    status = json.loads(peerweb("status", "--json", data_dir=data_dir).stdout)
+    assert [s["site_id"] for s in status["sites"]] == [published["site_id"]]
+    assert status["sites"][0]["version"] == 2 and status["network"] == "local"
+
+    out = tmp_path / "a.css"
+    peerweb("get", f"{published['site_id']}/css/a.css", "-o", str(out), data_dir=data_dir)
+    assert out.read_text() == "h1{color:red}"
+    page = peerweb("get", published["site_id"], data_dir=data_dir).stdout
+    assert page == "<h1>second</h1>"
+    missing = peerweb("get", f"{published['site_id']}/nope", data_dir=data_dir, check=False)
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+    keys = peerweb("key", "list", "--json", data_dir=data_dir).stdout
+    assert json.loads(keys) == [{"name": "my-site", "site_id": published["site_id"]}]
+
+    # Secrets are private to the user; the API refuses callers without the token.
+    for secret in (data_dir / "api-token", data_dir / "keys" / "my-site.key"):
+        assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    api = json.loads((data_dir / "node.json").read_text())["api"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(api + "/v1/status", timeout=10)
+    assert refused.value.code == 401
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert not (data_dir / "node.json").exists()
+
+
+def test_clear_errors(node_process, tmp_path):
+    _, data_dir = node_process
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = peerweb("publish", str(empty), data_dir=data_dir, check=False)
+    assert result.returncode == 1 and "no files to publish" in result.stderr
+    no_index = tmp_path / "noindex"
+    no_index.mkdir()
+    (no_index / "a.txt").write_text("x")
+    result = peerweb("publish", str(no_index), data_dir=data_dir, check=False)
+    assert result.returncode == 1 and "--no-index" in result.stderr
+    assert peerweb("publish", str(no_index), "--no-index", data_dir=data_dir).returncode == 0
+
+    other = peerweb("status", data_dir=tmp_path / "nothing-here", check=False)
+    assert other.returncode == 1 and "no node is running" in other.stderr
+    bad = peerweb("get", "not-a-site-id/x", data_dir=data_dir, check=False)
+    assert bad.returncode == 1 and "site id" in bad.stderr
+
+
+def test_help_reads_well():
+    result = subprocess.run([sys.executable, "-m", "peerweb", "--help"], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0
+    for command in ("node", "publish", "status", "get", "key", "testnet"):
+        assert command in result.stdout
+    key_help = subprocess.run([sys.executable, "-m", "peerweb", "key", "--help"],
+                              capture_output=True, text=True, timeout=30).stdout
+    assert "never be updated again" in key_help
