@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import random
 from pathlib import Path
 
 import aiohttp
@@ -11,29 +10,7 @@ import pytest
 from multidict import CIMultiDict
 from yarl import URL
 
-SMALL_FILES = 40
-BIG_FILE_SIZE = 40 * 1024 * 1024
-
-
-def write_site(root: Path, small_files: int = SMALL_FILES, big_size: int = BIG_FILE_SIZE,
-               seed: int = 1) -> dict[str, bytes]:
-    """A page of ``small_files`` assets plus index.html and one large file; returns contents."""
-    rng = random.Random(seed)
-    contents: dict[str, bytes] = {}
-    kinds = ("css", "js", "png", "txt")
-    assets = [f"assets/file{i:02d}.{kinds[i % 4]}" for i in range(small_files)]
-    links = "".join(f'<link rel="preload" href="{a}">' for a in assets)
-    contents["index.html"] = f"<!doctype html><title>t</title>{links}<h1>seed {seed}</h1>".encode()
-    contents["404.html"] = b"<h1>custom not found</h1>"
-    for i, name in enumerate(assets):
-        contents[name] = rng.randbytes(1000 + (i * 997) % 30000)
-    if big_size:
-        contents["media/big.bin"] = rng.randbytes(big_size)
-    for name, data in contents.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return contents
+from peerweb.testnet import write_sample_site as write_site  # noqa: F401
 
 
 @pytest.fixture(scope="session")

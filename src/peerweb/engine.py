@@ -75,6 +75,9 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
         "download_rate_limit": config.download_limit,
         "ignore_limits_on_local_network": not config.limit_local_peers,
         "dht_announce_interval": 60 if not public else 15 * 60,
+        # uTP's delay-based congestion control backs off on loopback and shared hosts, where
+        # queueing delay says nothing about the path; TCP connects and ramps up at once.
+        "enable_outgoing_utp": public,
     }
     if not public:
         # A private DHT on one machine: peers share IPs and live in 127/8.

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Baseline tools the benchmarks compare against (Debian packages).
+set -euo pipefail
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v sha256sum >/dev/null || need+=(coreutils)
+if ((${#need[@]})); then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
