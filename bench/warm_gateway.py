@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import nginx, ratio_line, wrk, write_result
+from bench.common import nginx, ratio_line, write_result, wrk
 from peerweb.testnet import Testnet, write_sample_site
 
 SECONDS = 8

@@ -266,7 +266,8 @@ def get(address: str, output: Path | None, data_dir: Path) -> None:
 
 def _error_text(exc: urllib.error.HTTPError) -> str:
     """The message of a gateway error page, without its markup."""
-    text = exc.read().decode(errors="replace")
+    with exc:
+        text = exc.read().decode(errors="replace")
     found = re.search(r"<p>(.*?)</p>", text)
     return html.unescape(found.group(1)) if found else exc.reason
 

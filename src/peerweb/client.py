@@ -37,10 +37,11 @@ class NodeClient:
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read())["error"]
-            except (ValueError, KeyError):
-                message = f"HTTP {exc.code}"
+            with exc:
+                try:
+                    message = json.loads(exc.read())["error"]
+                except (ValueError, KeyError):
+                    message = f"HTTP {exc.code}"
             error = PeerwebError(message)
             error.http_status = exc.code
             raise error from None

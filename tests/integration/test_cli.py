@@ -92,6 +92,7 @@ def test_publish_status_get_and_stop(node_process, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(api + "/v1/status", timeout=10)
     assert refused.value.code == 401
+    refused.value.close()
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0

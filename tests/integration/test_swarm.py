@@ -35,15 +35,6 @@ async def test_three_nodes_fetch_verify_and_survive_the_publisher(big_site, http
         sid = result.site_id
         gb, gc = http(b), http(c)
 
-        # A streaming read into the middle of the 40 MB file from a cold node.
-        big = contents["media/big.bin"]
-        start = len(big) * 9 // 10
-        status, headers, body = await gc.site(
-            sid, "/media/big.bin", headers={"Range": f"bytes={start}-{start + 1048575}"})
-        assert status == 206
-        assert headers["Content-Range"] == f"bytes {start}-{start + 1048575}/{len(big)}"
-        assert body == big[start:start + 1048576]
-
         await fetch_all(gb, sid, contents)
 
         # Folder index, path form, HEAD, validators, the site's 404 page.
@@ -74,8 +65,17 @@ async def test_three_nodes_fetch_verify_and_survive_the_publisher(big_site, http
         assert status == 200 and body == contents["index.html"]
         assert "immutable" in headers["Cache-Control"]
 
-        # The publisher leaves; C fetches everything from B alone.
+        # The publisher leaves; C, cold, streams from B alone and then fetches everything.
         await net.stop_node(a)
+        # A streaming read into the middle of the 40 MB file from a cold node.
+        big = contents["media/big.bin"]
+        start = len(big) * 9 // 10
+        status, headers, body = await gc.site(
+            sid, "/media/big.bin", headers={"Range": f"bytes={start}-{start + 1048575}"})
+        assert status == 206
+        assert headers["Content-Range"] == f"bytes {start}-{start + 1048575}/{len(big)}"
+        assert body == big[start:start + 1048576]
+
         await fetch_all(gc, sid, contents)
         status_b = await b.node.status()
         assert status_b["sites"][0]["uploaded"] > 0  # B served C

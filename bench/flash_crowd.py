@@ -1,0 +1,145 @@
+"""Flash crowd: N nodes fetch the whole site at once; the publisher's upload is capped.
+
+Publisher upload 4 MB/s, each visitor node's upload 2 MB/s (libtorrent's own limits, applied
+between local addresses too). Each visitor fetches every file of the 41-file page through its
+own gateway. Baseline in the same run: plain HTTP from an origin capped at the same 4 MB/s
+(a token bucket shared by all connections), N clients fetching the same files.
+
+Reports the slowest completion over the fluid lower bound max(F/U_s, N*F/(U_s + N*U_c)),
+and the bytes the publisher uploaded over the site size. Targets: at most 1.3 and 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from bench.common import free_port, write_result
+from peerweb.config import NodeConfig
+from peerweb.testnet import Testnet, write_sample_site
+
+N = 20
+SEED_UP = 4_000_000
+PEER_UP = 2_000_000
+PARALLEL = 6  # connections per visitor, as a browser opens
+
+
+async def fetch_site(session: aiohttp.ClientSession, base: str, host: str | None,
+                     contents: dict[str, bytes]) -> float:
+    headers = {"Host": host} if host else {}
+    start = time.perf_counter()
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def one(name: str) -> None:
+        async with gate, session.get(f"{base}/{name}", headers=headers) as response:
+            body = await response.read()
+            assert response.status == 200 and body == contents[name], (name, response.status)
+
+    await asyncio.gather(*(one(n) for n in contents))
+    return time.perf_counter() - start
+
+
+class TokenBucket:
+    """Egress shared by every connection of the baseline origin."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.allowance = 0.0
+        self.last = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    async def take(self, amount: int) -> None:
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                self.allowance = min(self.rate * 0.05, self.allowance + (now - self.last)
+                                     * self.rate)
+                self.last = now
+                if self.allowance >= amount:
+                    self.allowance -= amount
+                    return
+                await asyncio.sleep((amount - self.allowance) / self.rate)
+
+
+async def http_baseline(site: Path, contents: dict[str, bytes]) -> list[float]:
+    bucket = TokenBucket(SEED_UP)
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        data = contents[request.match_info["path"]]
+        response = web.StreamResponse()
+        response.content_length = len(data)
+        await response.prepare(request)
+        for offset in range(0, len(data), 16384):
+            piece = data[offset:offset + 16384]
+            await bucket.take(len(piece))
+            await response.write(piece)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{path:.*}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+            return list(await asyncio.gather(*(
+                fetch_site(session, f"http://127.0.0.1:{port}", None, contents)
+                for _ in range(N))))
+    finally:
+        await runner.cleanup()
+
+
+async def swarm_run(site: Path, contents: dict[str, bytes]) -> tuple[list[float], int]:
+    limited = NodeConfig(limit_local_peers=True)
+    net = Testnet(0, template=limited)
+    async with net:
+        publisher = await net.add_node(replace(net.config_for(0), upload_limit=SEED_UP))
+        result = await publisher.node.publish(site, "crowd")
+        for i in range(1, N + 1):
+            await net.add_node(replace(net.config_for(i), upload_limit=PEER_UP))
+        await asyncio.gather(*(n.node.swarm.wait_dht_ready(10.0) for n in net.nodes))
+        visitors = net.nodes[1:]
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+            times = list(await asyncio.gather(*(
+                fetch_site(session, v.gateway_url,
+                           f"{result.site_id}.localhost:{v.gateway_address[1]}", contents)
+                for v in visitors)))
+        status = await publisher.node.status()
+        uploaded = int(status["sites"][0]["uploaded"])
+    return times, uploaded
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        contents = write_sample_site(site, big_size=0)
+        size = sum(len(v) for v in contents.values())
+        bound = max(size / SEED_UP, N * size / (SEED_UP + N * PEER_UP))
+        swarm_times, uploaded = await swarm_run(site, contents)
+        http_times = await http_baseline(site, contents)
+    slowest, http_slowest = max(swarm_times), max(http_times)
+    print(f"site {size / 1e6:.2f} MB, {N} visitors, publisher {SEED_UP / 1e6:.0f} MB/s up, "
+          f"visitors {PEER_UP / 1e6:.0f} MB/s up; fluid lower bound {bound:.2f} s")
+    print(f"peerweb slowest {slowest:.2f} s -> {slowest / bound:.2f}x bound (target <= 1.3)")
+    print(f"plain HTTP slowest {http_slowest:.2f} s -> {http_slowest / bound:.2f}x bound")
+    print(f"publisher uploaded {uploaded / size:.2f}x the site (target <= 2)")
+    print(f"peerweb / plain HTTP slowest: {slowest / http_slowest:.2f}")
+    write_result("flash_crowd", {
+        "visitors": N, "site_bytes": size, "seed_upload": SEED_UP, "peer_upload": PEER_UP,
+        "fluid_bound_s": bound, "peerweb_times_s": swarm_times, "http_times_s": http_times,
+        "peerweb_slowest_over_bound": slowest / bound,
+        "http_slowest_over_bound": http_slowest / bound,
+        "publisher_upload_over_size": uploaded / size,
+        "limits": "libtorrent rate limits between loopback addresses; HTTP origin token bucket",
+    })
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
