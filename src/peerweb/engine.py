@@ -205,11 +205,14 @@ class Swarm:
 
     async def wait_dht_ready(self, timeout: float) -> bool:
         """Wait until the routing table has a node; False if none came within ``timeout``."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.02  # quick while a network forms, then backing off to keep an idle node idle
         while await self.dht_node_count() == 0:
-            if asyncio.get_running_loop().time() >= deadline:
+            if loop.time() >= deadline:
                 return False
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            delay = min(delay * 1.5, 2.0)
         return True
 
     async def statistics(self) -> SwarmStats:
