@@ -33,6 +33,8 @@ READAHEAD_PIECES = 8
 # Deadline (ms) for the first piece a reader needs; later pieces get a little more each.
 FIRST_PIECE_DEADLINE_MS = 0
 DEADLINE_STEP_MS = 50
+# After the first verified DHT item, how long a lookup waits for a newer one (seconds).
+ITEM_GRACE = 0.3
 
 _ALERT_MASK = (
     lt.alert.category_t.error_notification
@@ -124,6 +126,7 @@ class Swarm:
         self._put_waiters: dict[bytes, list[asyncio.Future[_PutOutcome]]] = {}
         self._get_waiters: dict[bytes, list[asyncio.Future[ptr.Pointer | None]]] = {}
         self._get_best: dict[bytes, ptr.Pointer] = {}
+        self._item_seen: dict[bytes, asyncio.Event] = {}
         self._piece_waiters: dict[tuple[str, int], list[asyncio.Future[bytes]]] = {}
         self._metadata_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._resume_waiters: dict[str, list[asyncio.Future[bytes | None]]] = {}
@@ -268,6 +271,18 @@ class Swarm:
 
     def _on_item(self, alert: Any) -> None:
         key = bytes(alert.key)
+        signature = bytes(alert.signature)
+        # A lookup that found nothing ends with an empty item and an all-zero signature.
+        if any(signature):
+            self._consider_item(key, alert)
+        if alert.authoritative:
+            self._item_seen.pop(key, None)
+            final = self._get_best.pop(key, None)
+            for future in self._get_waiters.pop(key, []):
+                if not future.done():
+                    future.set_result(final)
+
+    def _consider_item(self, key: bytes, alert: Any) -> None:
         item = alert.item
         # The bindings hand a string item over as its bytes and anything else as an object.
         value = bencode.encode(item) if isinstance(item, bytes) else bytes(lt.bencode(item))
@@ -277,14 +292,11 @@ class Swarm:
         except ForgedPointer as exc:
             log.warning("ignored a forged pointer for %s: %s", key.hex()[:16], exc)
             return
-        best = self._get_best.get(key)
-        if ptr.is_newer(found, best):
+        if ptr.is_newer(found, self._get_best.get(key)):
             self._get_best[key] = found
-        if alert.authoritative:
-            final = self._get_best.pop(key, None)
-            for future in self._get_waiters.pop(key, []):
-                if not future.done():
-                    future.set_result(final)
+        seen = self._item_seen.get(key)
+        if seen is not None:
+            seen.set()
 
     def _on_read_piece(self, alert: Any) -> None:
         tid = torrent_id(alert.handle)
@@ -364,24 +376,36 @@ class Swarm:
         return signed, outcome.num_success
 
     async def get_pointer(self, public_key: bytes, timeout: float) -> ptr.Pointer | None:
-        """The newest validly signed pointer the DHT holds for a key, or None."""
+        """The newest validly signed pointer the DHT holds for a key, or None.
+
+        Returns at the authoritative end of the lookup, or ITEM_GRACE after the first verified
+        item (a lookup can wait seconds on slow or silent nodes; a newer version, if any, comes
+        from the other storing nodes within that grace).
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ptr.Pointer | None] = loop.create_future()
         first = public_key not in self._get_waiters
         self._get_waiters.setdefault(public_key, []).append(future)
+        seen = self._item_seen.setdefault(public_key, asyncio.Event())
         if first:
             self.session.dht_get_mutable_item(public_key, b"")
+        deadline = loop.time() + timeout
+        seen_task = loop.create_task(seen.wait())
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            # No authoritative answer: settle for the best verified item heard so far.
-            waiters = self._get_waiters.get(public_key, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
-                self._get_waiters.pop(public_key, None)
-                return self._get_best.pop(public_key, None)
-            return self._get_best.get(public_key)
+            either: set[asyncio.Future[Any]] = {future, seen_task}
+            await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not future.done() and seen_task.done():
+                grace = min(ITEM_GRACE, max(0.0, deadline - loop.time()))
+                await asyncio.wait({future}, timeout=grace)
+        finally:
+            seen_task.cancel()
+        if future.done() and not future.cancelled():
+            return future.result()
+        # No authoritative answer yet: settle for the best verified item heard so far.
+        waiters = self._get_waiters.get(public_key, [])
+        if future in waiters:
+            waiters.remove(future)
+        return self._get_best.get(public_key)
 
     # -- torrents ----------------------------------------------------------------------------
 
