@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import median, nginx, ratio_line, write_result
+from peerweb import aio
 from peerweb.testnet import Testnet, write_sample_site
 
 TRIALS = 5
@@ -84,4 +85,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    aio.run(main())

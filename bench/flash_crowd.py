@@ -21,6 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.common import free_port, write_result
+from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.testnet import Testnet, write_sample_site
 
@@ -142,4 +143,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    aio.run(main())

@@ -8,7 +8,6 @@ Target: under 500 ms each. Baseline: the same ranges from nginx.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import median, nginx, ratio_line, write_result
+from peerweb import aio
 from peerweb.testnet import Testnet, write_sample_site
 
 TRIALS = 6
@@ -94,4 +94,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    aio.run(main())

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import nginx, ratio_line, write_result, wrk
+from peerweb import aio
 from peerweb.testnet import Testnet, write_sample_site
 
 SECONDS = 8
@@ -50,4 +51,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    aio.run(main())

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
+from . import aio
 from .addressing import Target, parse_cli_address
 from .client import NodeClient
 from .config import Network, NodeConfig, default_data_dir, parse_hostport, parse_size
@@ -120,7 +121,7 @@ def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, ne
         download_limit=parse_size(download_limit),
         disk_quota=parse_size(disk_quota) if disk_quota else None,
     )
-    asyncio.run(_run_node(config, example))
+    aio.run(_run_node(config, example))
 
 
 async def _run_node(config: NodeConfig, example: bool) -> None:
@@ -285,7 +286,7 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
 def testnet(nodes: int, base_port: int, data_dir: Path | None, verbose: int) -> None:
     """Run NODES nodes on loopback with a private DHT and publish the example site."""
     _setup_logging(verbose)
-    asyncio.run(_run_testnet(nodes, base_port, data_dir))
+    aio.run(_run_testnet(nodes, base_port, data_dir))
 
 
 async def _run_testnet(size: int, base_port: int, data_dir: Path | None) -> None:

@@ -199,8 +199,11 @@ class Swarm:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stats_waiters.append(future)
         self.session.post_session_stats()
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+        # that races with the result, and a cancelled node would then never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                await future
         return self._counters
 
     async def dht_node_count(self) -> int:
@@ -365,7 +368,8 @@ class Swarm:
         self._put_waiters.setdefault(key.public_key, []).append(future)
         self.session.dht_put_mutable_item(key.expanded_secret, key.public_key, record, b"")
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):
+                outcome = await asyncio.shield(future)
         except TimeoutError:
             log.info("DHT put for %s not confirmed within %.0f s", key.site_id[:12], timeout)
             return None, 0
@@ -460,7 +464,8 @@ class Swarm:
             self._metadata_waiters.setdefault(tid, []).append(future)
             if handle.torrent_file() is None:  # the alert may have come before we registered
                 try:
-                    await asyncio.wait_for(future, timeout)
+                    async with asyncio.timeout(timeout):
+                        await future
                 except TimeoutError:
                     raise SwarmTimeout(
                         f"no peer sent the metadata of {tid} within {timeout:.0f} s"
@@ -474,7 +479,8 @@ class Swarm:
         self._resume_waiters.setdefault(tid, []).append(future)
         handle.save_resume_data(lt.torrent_handle.save_info_dict)
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             return None
 
@@ -514,7 +520,8 @@ class Swarm:
                         pending[ahead] = self._piece_future(handle, ahead,
                                                             FIRST_PIECE_DEADLINE_MS + step)
                 try:
-                    data = await asyncio.wait_for(asyncio.shield(pending.pop(piece)), timeout)
+                    async with asyncio.timeout(timeout):
+                        data = await asyncio.shield(pending.pop(piece))
                 except TimeoutError:
                     error = self.torrent_error(torrent_id(handle))
                     if error:

@@ -8,6 +8,7 @@ site gets its own browser origin: ``http://<site-id>.localhost:PORT/``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -31,6 +32,7 @@ def site_id_from_public_key(public_key: bytes) -> str:
     return base64.b32encode(public_key).decode().rstrip("=").lower()
 
 
+@functools.lru_cache(maxsize=4096)  # every gateway request decodes its Host: keep it cheap
 def public_key_from_site_id(site_id: str) -> bytes:
     text = site_id.strip().lower()
     if not _SITE_ID_RE.match(text):

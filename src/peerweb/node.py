@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from . import pointer as ptr
 from .config import NodeConfig
 from .engine import Swarm, torrent_id
 from .errors import BadAddress, NotFound, PeerwebError, StorageError, SwarmTimeout
-from .identity import KeyStore, public_key_from_site_id, site_id_from_public_key
+from .identity import KeyStore, public_key_from_site_id
 from .memcache import BytesLRU
 from .sitemap import SiteMap
 
@@ -42,6 +43,9 @@ DHT_GET_ATTEMPTS = 3
 # Small files are kept in memory once verified: most page assets are small and re-requested.
 SMALL_FILE_LIMIT = 1024 * 1024
 SMALL_CACHE_BYTES = 64 * 1024 * 1024
+
+
+_INFOHASH_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -171,8 +175,8 @@ class Node:
                                              record.pointer.version)
                     failed = failed or stored == 0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reput_soon.wait(),
-                                       REPUT_RETRY if failed else REPUT_INTERVAL)
+                async with asyncio.timeout(REPUT_RETRY if failed else REPUT_INTERVAL):
+                    await self._reput_soon.wait()
             self._reput_soon.clear()
 
     async def _resume_loop(self) -> None:
@@ -309,7 +313,7 @@ class Node:
 
     async def open_site(self, site_id: str) -> Snapshot:
         """The snapshot to serve for a site: the cached version at once, refreshed behind."""
-        public_key = public_key_from_site_id(site_id)
+        public_key_from_site_id(site_id)  # BadAddress for a malformed id
         record = self.state.sites.get(site_id)
         if record is None:
             found = await self.refresh_pointer(site_id)
@@ -323,18 +327,16 @@ class Node:
               and time.monotonic() - self._checked.get(site_id, 0.0) > POINTER_FRESH_SECONDS):
             self._checked[site_id] = time.monotonic()
             self._spawn(self.refresh_pointer(site_id))
-        assert site_id_from_public_key(public_key) == site_id
         record.last_used = time.time()
         return await self.open_snapshot(record.pointer.infohash.hex())
 
     async def open_snapshot(self, tid: str) -> Snapshot:
         """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
-        tid = tid.lower()
-        if len(tid) not in (40, 64) or any(c not in "0123456789abcdef" for c in tid):
-            raise BadAddress(f"not an info-hash (40 or 64 hex digits): {tid[:80]!r}")
         snapshot = self._snapshots.get(tid)
         if snapshot is not None:
             return snapshot
+        if not _INFOHASH_RE.match(tid):
+            raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
         task = self._opening.get(tid)
         if task is None:
             task = self._spawn(self._open(tid))
