@@ -145,7 +145,9 @@ class Swarm:
             lt.torrent_error_alert: self._on_file_error,
             lt.torrent_finished_alert: self._on_finished,
             lt.session_stats_alert: self._on_stats,
+            lt.torrent_removed_alert: self._on_removed,
         }
+        self._removing: dict[str, asyncio.Future[None]] = {}
         self._counters: dict[str, int] = {}
         self._stats_waiters: list[asyncio.Future[None]] = []
 
@@ -258,6 +260,11 @@ class Swarm:
                 handler(alert)
             except Exception:
                 log.exception("handling %s failed", type(alert).__name__)
+
+    def _on_removed(self, alert: Any) -> None:
+        future = self._removing.pop(torrent_id(alert.info_hashes), None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def _on_stats(self, alert: Any) -> None:
         self._counters = {str(k): int(v) for k, v in alert.values.items()}
@@ -453,8 +460,19 @@ class Swarm:
         return handle
 
     def remove(self, handle: Any, delete_files: bool = False) -> None:
+        """Start removing a torrent; ``wait_removed`` tells when it is gone."""
+        tid = torrent_id(handle)
+        self._removing.setdefault(tid, asyncio.get_running_loop().create_future())
         flags = lt.session.delete_files if delete_files else 0
         self.session.remove_torrent(handle, flags)
+
+    async def wait_removed(self, tid: str, timeout: float) -> None:
+        """Removal is asynchronous: re-adding a torrent before it completes finds the old one."""
+        future = self._removing.get(tid)
+        if future is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(future)
 
     async def wait_metadata(self, handle: Any, timeout: float) -> Any:
         """The torrent_info of a torrent added by info-hash, once peers sent it (BEP 9)."""

@@ -30,5 +30,10 @@ class BytesLRU:
             _, evicted = self._items.popitem(last=False)
             self.size -= len(evicted)
 
+    def discard(self, key: Hashable) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+
     def __len__(self) -> int:
         return len(self._items)

@@ -100,6 +100,8 @@ class Node:
         self._refreshing: dict[str, asyncio.Task[ptr.Pointer | None]] = {}
         self._checked: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_used: dict[str, float] = {}
+        self.quota = 0
         self._state_dirty = False
         self._reput_soon = asyncio.Event()
 
@@ -122,6 +124,7 @@ class Node:
         for folder in (self.data_dir, self.content_dir, self.resume_dir):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.state = state.load(self.data_dir / "state.json")
+        self.quota = self.config.effective_quota()
         self.swarm.on_torrent_finished = self._on_finished
         await self.swarm.start()
         self._restore()
@@ -167,6 +170,9 @@ class Node:
         while True:
             if not await self.swarm.wait_dht_ready(timeout=REPUT_INTERVAL):
                 continue
+            # Torrents added while the DHT was empty announced to nobody: announce them now.
+            for snapshot in list(self._snapshots.values()):
+                snapshot.handle.force_dht_announce()
             failed = False
             for site_id in list(self.state.published):
                 record = self.state.sites.get(site_id)
@@ -208,6 +214,39 @@ class Node:
         snapshot = self._snapshots.get(tid)
         if snapshot is not None:
             self._spawn(self._save_resume(snapshot.handle))
+        self.enforce_quota()
+
+    def _protected(self) -> set[str]:
+        """Snapshots never evicted: what this node publishes, and pinned sites."""
+        keep = {r.infohash for r in self.state.published.values()}
+        keep.update(r.pointer.infohash.hex() for r in self.state.sites.values() if r.pinned)
+        return keep
+
+    def enforce_quota(self) -> list[str]:
+        """Evict the least recently used visited snapshots until the cache fits the quota.
+
+        The most recently used snapshot stays even when it alone exceeds the quota: the
+        visitor is looking at it. Returns the evicted info-hashes.
+        """
+        keep = self._protected()
+        sizes = {tid: int(s.handle.status().total_wanted_done)
+                 for tid, s in self._snapshots.items() if tid not in keep}
+        evicted = []
+        for tid in sorted(sizes, key=lambda t: self._last_used.get(t, 0.0))[:-1]:
+            if sum(sizes.values()) <= self.quota:
+                break
+            self._evict(tid)
+            del sizes[tid]
+            evicted.append(tid)
+        return evicted
+
+    def _evict(self, tid: str) -> None:
+        snapshot = self._snapshots.pop(tid)
+        log.info("disk quota: evicting snapshot %s", tid)
+        self.swarm.remove(snapshot.handle, delete_files=True)
+        (self.resume_dir / f"{tid}.resume").unlink(missing_ok=True)
+        for index in range(len(snapshot.sizes)):
+            self.small_files.discard((tid, index))
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -334,9 +373,11 @@ class Node:
         """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
         snapshot = self._snapshots.get(tid)
         if snapshot is not None:
+            self._last_used[tid] = time.monotonic()
             return snapshot
         if not _INFOHASH_RE.match(tid):
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
+        self._last_used[tid] = time.monotonic()
         task = self._opening.get(tid)
         if task is None:
             task = self._spawn(self._open(tid))
@@ -345,6 +386,7 @@ class Node:
         return await asyncio.shield(task)
 
     async def _open(self, tid: str) -> Snapshot:
+        await self.swarm.wait_removed(tid, timeout=self.config.fetch_timeout)
         handle = self.swarm.find(tid)
         if handle is None:
             handle = self.swarm.add_magnet(tid, self.content_dir / tid)
@@ -439,7 +481,7 @@ class Node:
             "upload_rate": stats.upload_rate, "download_rate": stats.download_rate,
             "uploaded": stats.total_upload, "downloaded": stats.total_download,
             "hash_failures": stats.hash_failures, "disk_used": disk,
-            "disk_quota": self.config.disk_quota,
+            "disk_quota": self.quota,
             "sites": sites, "snapshots": snapshots,
         }
 

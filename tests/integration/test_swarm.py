@@ -219,3 +219,34 @@ async def test_small_file_served_from_memory_is_byte_exact(small_site, http, for
             else:
                 status, _, body = await gw.raw(f"/s/{result.site_id}/assets/file03.txt")
             assert status == 200 and body == contents["assets/file03.txt"]
+
+
+async def test_disk_quota_evicts_the_least_recently_used_site(tmp_path, http):
+    from peerweb.testnet import write_sample_site
+
+    sites = []
+    for seed in (10, 11):
+        folder = tmp_path / f"site{seed}"
+        sites.append((folder, write_sample_site(folder, small_files=4,
+                                                big_size=1024 * 1024, seed=seed)))
+    net = Testnet(1, root=tmp_path / "net")
+    async with net:
+        publisher = net.nodes[0]
+        published = [await publisher.node.publish(f, f.name) for f, _ in sites]
+        visitor = await net.add_node(replace(net.config_for(1), disk_quota=1_500_000))
+        gw = http(visitor)
+        await fetch_all(gw, published[0].site_id, sites[0][1])
+        await fetch_all(gw, published[1].site_id, sites[1][1])
+        # Both complete: 2.1 MB in a 1.5 MB cache; the first site, used least recently, goes.
+        for _ in range(50):
+            if published[0].infohash not in visitor.node._snapshots:
+                break
+            visitor.node.enforce_quota()
+            await asyncio.sleep(0.1)
+        assert published[0].infohash not in visitor.node._snapshots
+        assert published[1].infohash in visitor.node._snapshots
+        big = tmp_path / "net" / "node-1" / "content" / published[0].infohash / "site10"
+        assert not (big / "media" / "big.bin").exists()
+        # The publisher's own copy is never evicted, and an evicted site comes back on demand.
+        assert published[0].infohash in publisher.node._snapshots
+        await fetch_all(gw, published[0].site_id, sites[0][1])
