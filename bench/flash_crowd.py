@@ -102,10 +102,10 @@ async def swarm_run(site: Path, contents: dict[str, bytes]) -> tuple[list[float]
     net = Testnet(0, template=limited)
     async with net:
         publisher = await net.add_node(replace(net.config_for(0), upload_limit=SEED_UP))
-        result = await publisher.node.publish(site, "crowd")
         for i in range(1, N + 1):
             await net.add_node(replace(net.config_for(i), upload_limit=PEER_UP))
         await asyncio.gather(*(n.node.swarm.wait_dht_ready(10.0) for n in net.nodes))
+        result = await publisher.node.publish(site, "crowd")
         visitors = net.nodes[1:]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
             times = list(await asyncio.gather(*(

@@ -127,3 +127,33 @@ def test_help_reads_well():
     key_help = subprocess.run([sys.executable, "-m", "peerweb", "key", "--help"],
                               capture_output=True, text=True, timeout=30).stdout
     assert "never be updated again" in key_help
+
+
+def test_testnet_serves_the_example_site_and_stops_on_ctrl_c(tmp_path):
+    log = tmp_path / "testnet.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "peerweb", "testnet", "--nodes", "3", "--base-port", "0",
+             "--data-dir", str(tmp_path / "net")],
+            stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "Press Ctrl-C" not in log.read_text():  # bounded wait for the network
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        urls = [line.split()[2] for line in log.read_text().splitlines()
+                if line.strip().startswith("node ")]
+        assert len(urls) == 3
+        for url in urls[1:]:  # nodes that did not publish fetch it through the swarm
+            host, port = url.split("//")[1].rstrip("/").split(":")
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/",
+                                             headers={"Host": f"{host}:{port}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert b"This page came from a swarm" in response.read()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
