@@ -54,7 +54,6 @@ class RunningNode:
             self.node.gateway_port = self.gateway_address[1]
             self.api_address = await self._serve(
                 api.make_app(self.node, self.token), self.config.api, "control API", "--api")
-            self.node.api_port = self.api_address[1]
             api.write_node_file(self.config.data_dir, self.api_url, self.gateway_url, os.getpid())
         except BaseException:
             await self.stop()

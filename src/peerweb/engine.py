@@ -15,7 +15,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import libtorrent as lt
 
@@ -26,6 +26,7 @@ from .errors import ForgedPointer, PeerError, StorageError, SwarmTimeout
 from .identity import SiteKey
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How many pieces past the one being read get a deadline, so a stream never waits on the
 # round trip of its next request; at 64 KiB pieces this is about half a megabyte in flight.
@@ -189,10 +190,6 @@ class Swarm:
     def listen_port(self) -> int:
         return int(self.session.listen_port())
 
-    @property
-    def listen_address(self) -> tuple[str, int]:
-        return self.config.listen[0], self.listen_port
-
     def add_dht_node(self, address: tuple[str, int]) -> None:
         self.session.add_dht_node(address)
 
@@ -269,15 +266,11 @@ class Swarm:
     def _on_stats(self, alert: Any) -> None:
         self._counters = {str(k): int(v) for k, v in alert.values.items()}
         waiters, self._stats_waiters = self._stats_waiters, []
-        for future in waiters:
-            if not future.done():
-                future.set_result(None)
+        _settle(waiters, None)
 
     def _on_put(self, alert: Any) -> None:
         outcome = _PutOutcome(int(alert.num_success), int(alert.seq), bytes(alert.signature))
-        for future in self._put_waiters.pop(bytes(alert.public_key), []):
-            if not future.done():
-                future.set_result(outcome)
+        _settle(self._put_waiters.pop(bytes(alert.public_key), []), outcome)
 
     def _on_item(self, alert: Any) -> None:
         key = bytes(alert.key)
@@ -287,10 +280,7 @@ class Swarm:
             self._consider_item(key, alert)
         if alert.authoritative:
             self._item_seen.pop(key, None)
-            final = self._get_best.pop(key, None)
-            for future in self._get_waiters.pop(key, []):
-                if not future.done():
-                    future.set_result(final)
+            _settle(self._get_waiters.pop(key, []), self._get_best.pop(key, None))
 
     def _consider_item(self, key: bytes, alert: Any) -> None:
         item = alert.item
@@ -318,26 +308,17 @@ class Swarm:
                 if not future.done():
                     future.set_exception(exc)
             return
-        data = bytes(alert.buffer)
-        for future in waiters:
-            if not future.done():
-                future.set_result(data)
+        _settle(waiters, bytes(alert.buffer))
 
     def _on_metadata(self, alert: Any) -> None:
-        for future in self._metadata_waiters.pop(torrent_id(alert.handle), []):
-            if not future.done():
-                future.set_result(None)
+        _settle(self._metadata_waiters.pop(torrent_id(alert.handle), []), None)
 
     def _on_resume(self, alert: Any) -> None:
         data = bytes(lt.write_resume_data_buf(alert.params))
-        for future in self._resume_waiters.pop(torrent_id(alert.handle), []):
-            if not future.done():
-                future.set_result(data)
+        _settle(self._resume_waiters.pop(torrent_id(alert.handle), []), data)
 
     def _on_resume_failed(self, alert: Any) -> None:
-        for future in self._resume_waiters.pop(torrent_id(alert.handle), []):
-            if not future.done():
-                future.set_result(None)
+        _settle(self._resume_waiters.pop(torrent_id(alert.handle), []), None)
 
     def _on_hash_failed(self, alert: Any) -> None:
         # libtorrent drops the piece and re-requests it; its smart-ban plugin bans the peer
@@ -564,6 +545,13 @@ class _PutOutcome:
     num_success: int
     seq: int
     signature: bytes
+
+
+def _settle(futures: list[asyncio.Future[T]], result: T) -> None:
+    """Give every still-waiting future the same result."""
+    for future in futures:
+        if not future.done():
+            future.set_result(result)
 
 
 def _hashes_from_id(tid: str) -> Any:

@@ -7,7 +7,6 @@
     ├── NotFound                      no such file in a site, or unknown key (404)
     ├── PeerError                     a peer or the network misbehaved
     │   ├── ForgedPointer             bad signature or malformed signed value (502)
-    │   ├── StalePointer              a version not newer than one already seen (409)
     │   └── SwarmTimeout              nobody answered in time (504)
     ├── StorageError                  the local disk failed us, e.g. it is full (507)
     └── NodeNotRunning                the CLI found no node for its data dir (503)
@@ -44,10 +43,6 @@ class PeerError(PeerwebError):
 
 class ForgedPointer(PeerError):
     pass
-
-
-class StalePointer(PeerError):
-    http_status = 409
 
 
 class SwarmTimeout(PeerError):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import libtorrent as lt
 
@@ -28,6 +28,7 @@ from .memcache import BytesLRU
 from .sitemap import SiteMap
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A pointer younger than this is served without asking the DHT again; older ones are served
 # at once and refreshed in the background (stale-while-revalidate).
@@ -93,7 +94,6 @@ class Node:
         self.state = state.NodeState()
         self.small_files = BytesLRU(SMALL_CACHE_BYTES)
         self.gateway_port = config.gateway[1]
-        self.api_port = config.api[1]
         self.started = time.time()
         self._snapshots: dict[str, Snapshot] = {}
         self._opening: dict[str, asyncio.Task[Snapshot]] = {}
@@ -144,6 +144,17 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
+
+    async def _single_flight(self, running: dict[str, asyncio.Task[T]], key: str,
+                             start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run one job per key at a time; concurrent callers share its result. The job is
+        shielded: a visitor who gives up does not cancel it for the others."""
+        task = running.get(key)
+        if task is None:
+            task = self._spawn(start())
+            running[key] = task
+            task.add_done_callback(lambda _t: running.pop(key, None))
+        return await asyncio.shield(task)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -324,12 +335,8 @@ class Node:
 
     async def refresh_pointer(self, site_id: str) -> ptr.Pointer | None:
         """Ask the DHT for the site's newest pointer; one query per site at a time."""
-        task = self._refreshing.get(site_id)
-        if task is None:
-            task = self._spawn(self._refresh(site_id))
-            self._refreshing[site_id] = task
-            task.add_done_callback(lambda _t: self._refreshing.pop(site_id, None))
-        return await asyncio.shield(task)
+        return await self._single_flight(self._refreshing, site_id,
+                                         lambda: self._refresh(site_id))
 
     async def _refresh(self, site_id: str) -> ptr.Pointer | None:
         public_key = public_key_from_site_id(site_id)
@@ -378,12 +385,7 @@ class Node:
         if not _INFOHASH_RE.match(tid):
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
         self._last_used[tid] = time.monotonic()
-        task = self._opening.get(tid)
-        if task is None:
-            task = self._spawn(self._open(tid))
-            self._opening[tid] = task
-            task.add_done_callback(lambda _t: self._opening.pop(tid, None))
-        return await asyncio.shield(task)
+        return await self._single_flight(self._opening, tid, lambda: self._open(tid))
 
     async def _open(self, tid: str) -> Snapshot:
         await self.swarm.wait_removed(tid, timeout=self.config.fetch_timeout)
