@@ -34,6 +34,9 @@ READAHEAD_PIECES = 8
 # Deadline (ms) for the first piece a reader needs; later pieces get a little more each.
 FIRST_PIECE_DEADLINE_MS = 0
 DEADLINE_STEP_MS = 50
+# While a visitor waits on a torrent without peers, re-announce after this long, doubling.
+REANNOUNCE_FIRST = 0.5
+REANNOUNCE_MAX = 4.0
 # After the first verified DHT item, how long a lookup waits for a newer one (seconds).
 ITEM_GRACE = 0.3
 
@@ -464,7 +467,7 @@ class Swarm:
             if handle.torrent_file() is None:  # the alert may have come before we registered
                 try:
                     async with asyncio.timeout(timeout):
-                        await future
+                        await self._announcing_while(handle, future)
                 except TimeoutError:
                     raise SwarmTimeout(
                         f"no peer sent the metadata of {tid} within {timeout:.0f} s"
@@ -482,6 +485,22 @@ class Swarm:
                 return await future
         except TimeoutError:
             return None
+
+    async def _announcing_while(self, handle: Any, future: asyncio.Future[T]) -> T:
+        """Wait for ``future``; while the torrent has no peers, ask the DHT again now and then.
+
+        An announce that ran before any holder announced found nobody, and libtorrent would
+        not look again for a whole announce interval; a visitor who is waiting cannot wait
+        that long.
+        """
+        delay = REANNOUNCE_FIRST
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=delay)  # never cancels it
+            if done:
+                return future.result()
+            if handle.is_valid() and handle.status().num_peers == 0:
+                handle.force_dht_announce()
+            delay = min(delay * 2, REANNOUNCE_MAX)
 
     def _piece_future(self, handle: Any, piece: int, deadline_ms: int) -> asyncio.Future[bytes]:
         key = (torrent_id(handle), piece)
@@ -520,7 +539,7 @@ class Swarm:
                                                             FIRST_PIECE_DEADLINE_MS + step)
                 try:
                     async with asyncio.timeout(timeout):
-                        data = await asyncio.shield(pending.pop(piece))
+                        data = await self._announcing_while(handle, pending.pop(piece))
                 except TimeoutError:
                     error = self.torrent_error(torrent_id(handle))
                     if error:
