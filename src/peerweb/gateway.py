@@ -85,7 +85,7 @@ async def _serve(request: web.Request, node: Node, address: Address) -> web.Stre
         raise web.HTTPMovedPermanently(found.location)
     if found.kind is Kind.NOT_FOUND:
         if found.file_index is None:
-            return _error(404, f"No file at {html.escape(address.path)} in this site.")
+            return _error(404, f"No file at {address.path} in this site.")
         return await _file(request, node, snapshot, found.file_index, cache, extra, status=404)
     assert found.file_index is not None
     return await _file(request, node, snapshot, found.file_index, cache, extra)
@@ -142,7 +142,8 @@ async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int
     except PeerwebError as exc:
         # Headers are gone; cutting the connection short is the only honest signal left.
         log.warning("stream of %s cut short: %s", path, exc)
-        request.transport.close() if request.transport else None
+        if request.transport is not None:
+            request.transport.close()
         return response
     await response.write_eof()
     return response
