@@ -203,8 +203,15 @@ async def test_tampered_pieces_are_rejected(small_site, tmp_path, http):
         d.node.swarm.add_dht_node((c2.config.listen[0], c2.node.swarm.listen_port))
         handle = d.node.swarm.find(result.infohash)
         handle.connect_peer((c2.config.listen[0], c2.node.swarm.listen_port))
-        status, _, body = await http(d).site(sid, "/media/big.bin")
-        assert status == 200 and body == big
+        # Until the tampering peer is banned, a stream may still be cut where a piece could
+        # not be verified in time (4 s here); a reload finishes it. No attempt ever shows a
+        # byte that differs from the original.
+        for _ in range(5):
+            status, received = await read_until_cut(d, sid, "/media/big.bin")
+            assert status == 200 and big.startswith(received)
+            if received == big:
+                break
+        assert received == big
 
 
 @pytest.mark.parametrize("form", ["subdomain", "path"])
