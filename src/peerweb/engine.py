@@ -34,6 +34,9 @@ READAHEAD_PIECES = 8
 # Deadline (ms) for the first piece a reader needs; later pieces get a little more each.
 FIRST_PIECE_DEADLINE_MS = 0
 DEADLINE_STEP_MS = 50
+# libtorrent's message when a hybrid torrent's v1 and v2 hashes disagree over a piece.
+_HYBRID_MISMATCH = "v1 and v2 hashes do not describe the same data"
+MAX_MISMATCH_RESTARTS = 20
 # While a visitor waits on a torrent without peers, re-announce after this long, doubling.
 REANNOUNCE_FIRST = 0.5
 REANNOUNCE_MAX = 4.0
@@ -135,6 +138,7 @@ class Swarm:
         self._metadata_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._resume_waiters: dict[str, list[asyncio.Future[bytes | None]]] = {}
         self._errors: dict[str, str] = {}
+        self._mismatch_restarts: dict[str, int] = {}
         self.hash_failures = 0
         self.on_torrent_finished: Callable[[str], None] | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -146,7 +150,7 @@ class Swarm:
             lt.save_resume_data_failed_alert: self._on_resume_failed,
             lt.hash_failed_alert: self._on_hash_failed,
             lt.file_error_alert: self._on_file_error,
-            lt.torrent_error_alert: self._on_file_error,
+            lt.torrent_error_alert: self._on_torrent_error,
             lt.torrent_finished_alert: self._on_finished,
             lt.session_stats_alert: self._on_stats,
             lt.torrent_removed_alert: self._on_removed,
@@ -329,6 +333,23 @@ class Swarm:
         self.hash_failures += 1
         log.warning("piece %d of %s failed its hash check; discarded", alert.piece_index,
                     alert.torrent_name)
+
+    def _on_torrent_error(self, alert: Any) -> None:
+        # In a hybrid torrent, a piece whose v1 and v2 hashes disagree (e.g. assembled from a
+        # tampering peer's blocks and good ones) stops the torrent with this error. That is a
+        # peer misbehaving, not our disk: drop the piece's data and carry on, a bounded
+        # number of times.
+        tid = torrent_id(alert.handle)
+        if (_HYBRID_MISMATCH in alert.error.message()
+                and self._mismatch_restarts.get(tid, 0) < MAX_MISMATCH_RESTARTS):
+            self._mismatch_restarts[tid] = self._mismatch_restarts.get(tid, 0) + 1
+            self.hash_failures += 1
+            log.warning("%s: a peer sent data whose v1 and v2 hashes disagree; resuming",
+                        alert.torrent_name)
+            alert.handle.clear_error()
+            alert.handle.resume()
+            return
+        self._on_file_error(alert)
 
     def _on_file_error(self, alert: Any) -> None:
         tid = torrent_id(alert.handle)
