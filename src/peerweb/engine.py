@@ -99,6 +99,9 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
                 "dht_block_ratelimit": 1000,
                 # The default 8 kB/s budget drops DHT replies when many nodes share a host.
                 "dht_upload_rate_limit": 1_000_000,
+                # A refused connection (e.g. to a peer still closing our previous one for the
+                # same torrent) is retried after this many seconds, not the default 60.
+                "min_reconnect_time": 2,
             }
         )
     return settings
@@ -154,8 +157,11 @@ class Swarm:
             lt.torrent_finished_alert: self._on_finished,
             lt.session_stats_alert: self._on_stats,
             lt.torrent_removed_alert: self._on_removed,
+            lt.torrent_deleted_alert: self._on_removed,
+            lt.torrent_delete_failed_alert: self._on_removed,
         }
         self._removing: dict[str, asyncio.Future[None]] = {}
+        self._deleting: set[str] = set()
         self._counters: dict[str, int] = {}
         self._stats_waiters: list[asyncio.Future[None]] = []
 
@@ -266,7 +272,13 @@ class Swarm:
                 log.exception("handling %s failed", type(alert).__name__)
 
     def _on_removed(self, alert: Any) -> None:
-        future = self._removing.pop(torrent_id(alert.info_hashes), None)
+        # With delete_files, the files go after the torrent: wait for the deleted alert, or
+        # a re-added torrent could lose its new files to the old deletion.
+        tid = torrent_id(alert.info_hashes)
+        if isinstance(alert, lt.torrent_removed_alert) and tid in self._deleting:
+            return
+        self._deleting.discard(tid)
+        future = self._removing.pop(tid, None)
         if future is not None and not future.done():
             future.set_result(None)
 
@@ -468,6 +480,8 @@ class Swarm:
         """Start removing a torrent; ``wait_removed`` tells when it is gone."""
         tid = torrent_id(handle)
         self._removing.setdefault(tid, asyncio.get_running_loop().create_future())
+        if delete_files:
+            self._deleting.add(tid)
         flags = lt.session.delete_files if delete_files else 0
         self.session.remove_torrent(handle, flags)
 
