@@ -91,9 +91,19 @@ def make_app(node: Node, token: str) -> web.Application:
         await response.write_eof()
         return response
 
+    async def pin(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            site_id, pinned = str(body["site_id"]), bool(body["pinned"])
+        except (ValueError, KeyError) as exc:
+            raise UsageError("pin needs a JSON body with 'site_id' and 'pinned'") from exc
+        node.set_pinned(site_id, pinned)
+        return web.json_response({"site_id": site_id, "pinned": pinned})
+
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/publish", publish)
+    app.router.add_post("/v1/pin", pin)
     return app
 
 

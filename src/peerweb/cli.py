@@ -273,6 +273,30 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
     return html.unescape(found.group(1)) if found else exc.reason
 
 
+@main.command()
+@click.argument("site")
+@_data_dir_option
+def pin(site: str, data_dir: Path) -> None:
+    """Keep SITE (a site id or magnet) on this node whatever the disk quota."""
+    _set_pinned(site, True, data_dir)
+
+
+@main.command()
+@click.argument("site")
+@_data_dir_option
+def unpin(site: str, data_dir: Path) -> None:
+    """Let SITE be evicted again when the cache is over its quota."""
+    _set_pinned(site, False, data_dir)
+
+
+def _set_pinned(site: str, pinned: bool, data_dir: Path) -> None:
+    parsed = parse_cli_address(site)
+    if parsed.target is not Target.SITE:
+        _fail("pin takes a site id or a magnet with xs=urn:btpk:")
+    NodeClient(data_dir).pin(parsed.ident, pinned)
+    click.echo(f"{'pinned' if pinned else 'unpinned'} {parsed.ident}")
+
+
 # -- testnet ------------------------------------------------------------------------------
 
 

@@ -55,6 +55,10 @@ class NodeClient:
         with self._request("GET", "/v1/status") as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def pin(self, site_id: str, pinned: bool) -> None:
+        with self._request("POST", "/v1/pin", {"site_id": site_id, "pinned": pinned}):
+            pass
+
     def publish(self, path: Path, key: str | None, no_index: bool) -> Iterator[dict[str, Any]]:
         """Progress events, then ``{"result": ...}``; raises on an error line."""
         body = {"path": str(path.resolve()), "key": key, "no_index": no_index}

@@ -306,6 +306,14 @@ class Node:
         log.info("put pointer v%d of %s on %d DHT nodes", version, site_id[:12], stored)
         return stored
 
+    def set_pinned(self, site_id: str, pinned: bool) -> None:
+        """Pinned sites are kept whatever the disk quota."""
+        record = self.state.sites.get(site_id)
+        if record is None:
+            raise NotFound(f"this node does not know site {site_id}; visit it first")
+        record.pinned = pinned
+        self._save_state()
+
     # -- resolving -------------------------------------------------------------------------
 
     def accept_pointer(self, candidate: ptr.Pointer, force: bool = False) -> bool:

@@ -82,6 +82,13 @@ def test_publish_status_get_and_stop(node_process, tmp_path):
     missing = peerweb("get", f"{published['site_id']}/nope", data_dir=data_dir, check=False)
     assert missing.returncode == 1 and "404" in missing.stderr
 
+    assert "pinned" in peerweb("pin", published["site_id"], data_dir=data_dir).stdout
+    status = json.loads(peerweb("status", "--json", data_dir=data_dir).stdout)
+    assert status["sites"][0]["pinned"] is True
+    peerweb("unpin", published["site_id"], data_dir=data_dir)
+    unknown = peerweb("pin", "a" * 52, data_dir=data_dir, check=False)
+    assert unknown.returncode == 1 and "visit it first" in unknown.stderr
+
     keys = peerweb("key", "list", "--json", data_dir=data_dir).stdout
     assert json.loads(keys) == [{"name": "my-site", "site_id": published["site_id"]}]
 

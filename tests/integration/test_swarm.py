@@ -257,3 +257,23 @@ async def test_disk_quota_evicts_the_least_recently_used_site(tmp_path, http):
         # The publisher's own copy is never evicted, and an evicted site comes back on demand.
         assert published[0].infohash in publisher.node._snapshots
         await fetch_all(gw, published[0].site_id, sites[0][1])
+
+
+async def test_pinned_sites_survive_the_quota(tmp_path, http):
+    from peerweb.testnet import write_sample_site
+
+    sites = []
+    for seed in (20, 21):
+        folder = tmp_path / f"site{seed}"
+        sites.append((folder, write_sample_site(folder, small_files=4,
+                                                big_size=1024 * 1024, seed=seed)))
+    net = Testnet(1, root=tmp_path / "net")
+    async with net:
+        published = [await net.nodes[0].node.publish(f, f.name) for f, _ in sites]
+        visitor = await net.add_node(replace(net.config_for(1), disk_quota=1_500_000))
+        gw = http(visitor)
+        await fetch_all(gw, published[0].site_id, sites[0][1])
+        visitor.node.set_pinned(published[0].site_id, True)
+        await fetch_all(gw, published[1].site_id, sites[1][1])
+        assert visitor.node.enforce_quota() == []  # over quota, but pinned + most recent
+        assert {p.infohash for p in published} <= set(visitor.node._snapshots)
