@@ -251,8 +251,13 @@ class Node:
             evicted.append(tid)
         return evicted
 
+    def holds(self, tid: str) -> bool:
+        """Whether this node has the snapshot (an info-hash in hex) open and on disk."""
+        return tid in self._snapshots
+
     def _evict(self, tid: str) -> None:
         snapshot = self._snapshots.pop(tid)
+        self._last_used.pop(tid, None)
         log.info("disk quota: evicting snapshot %s", tid)
         self.swarm.remove(snapshot.handle, delete_files=True)
         (self.resume_dir / f"{tid}.resume").unlink(missing_ok=True)

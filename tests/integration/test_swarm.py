@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import replace
 
@@ -228,11 +229,13 @@ async def test_small_file_served_from_memory_is_byte_exact(small_site, http, for
             assert status == 200 and body == contents["assets/file03.txt"]
 
 
-async def test_disk_quota_evicts_the_least_recently_used_site(tmp_path, http):
+@contextlib.asynccontextmanager
+async def two_sites_and_a_small_cache(tmp_path, seeds):
+    """A publisher with two ~1 MB sites, and a visitor whose cache holds only 1.5 MB."""
     from peerweb.testnet import write_sample_site
 
     sites = []
-    for seed in (10, 11):
+    for seed in seeds:
         folder = tmp_path / f"site{seed}"
         sites.append((folder, write_sample_site(folder, small_files=4,
                                                 big_size=1024 * 1024, seed=seed)))
@@ -241,39 +244,38 @@ async def test_disk_quota_evicts_the_least_recently_used_site(tmp_path, http):
         publisher = net.nodes[0]
         published = [await publisher.node.publish(f, f.name) for f, _ in sites]
         visitor = await net.add_node(replace(net.config_for(1), disk_quota=1_500_000))
+        yield publisher, visitor, published, [contents for _, contents in sites]
+
+
+async def test_disk_quota_evicts_the_least_recently_used_site(tmp_path, http):
+    async with two_sites_and_a_small_cache(tmp_path, (10, 11)) as (
+        publisher, visitor, published, contents
+    ):
         gw = http(visitor)
-        await fetch_all(gw, published[0].site_id, sites[0][1])
-        await fetch_all(gw, published[1].site_id, sites[1][1])
+        await fetch_all(gw, published[0].site_id, contents[0])
+        await fetch_all(gw, published[1].site_id, contents[1])
         # Both complete: 2.1 MB in a 1.5 MB cache; the first site, used least recently, goes.
         for _ in range(50):
-            if published[0].infohash not in visitor.node._snapshots:
+            if not visitor.node.holds(published[0].infohash):
                 break
             visitor.node.enforce_quota()
             await asyncio.sleep(0.1)
-        assert published[0].infohash not in visitor.node._snapshots
-        assert published[1].infohash in visitor.node._snapshots
+        assert not visitor.node.holds(published[0].infohash)
+        assert visitor.node.holds(published[1].infohash)
         big = tmp_path / "net" / "node-1" / "content" / published[0].infohash / "site10"
         assert not (big / "media" / "big.bin").exists()
         # The publisher's own copy is never evicted, and an evicted site comes back on demand.
-        assert published[0].infohash in publisher.node._snapshots
-        await fetch_all(gw, published[0].site_id, sites[0][1])
+        assert publisher.node.holds(published[0].infohash)
+        await fetch_all(gw, published[0].site_id, contents[0])
 
 
 async def test_pinned_sites_survive_the_quota(tmp_path, http):
-    from peerweb.testnet import write_sample_site
-
-    sites = []
-    for seed in (20, 21):
-        folder = tmp_path / f"site{seed}"
-        sites.append((folder, write_sample_site(folder, small_files=4,
-                                                big_size=1024 * 1024, seed=seed)))
-    net = Testnet(1, root=tmp_path / "net")
-    async with net:
-        published = [await net.nodes[0].node.publish(f, f.name) for f, _ in sites]
-        visitor = await net.add_node(replace(net.config_for(1), disk_quota=1_500_000))
+    async with two_sites_and_a_small_cache(tmp_path, (20, 21)) as (
+        _, visitor, published, contents
+    ):
         gw = http(visitor)
-        await fetch_all(gw, published[0].site_id, sites[0][1])
+        await fetch_all(gw, published[0].site_id, contents[0])
         visitor.node.set_pinned(published[0].site_id, True)
-        await fetch_all(gw, published[1].site_id, sites[1][1])
+        await fetch_all(gw, published[1].site_id, contents[1])
         assert visitor.node.enforce_quota() == []  # over quota, but pinned + most recent
-        assert {p.infohash for p in published} <= set(visitor.node._snapshots)
+        assert all(visitor.node.holds(p.infohash) for p in published)
