@@ -539,12 +539,14 @@ class Swarm:
 
     def _piece_future(self, handle: Any, piece: int, deadline_ms: int) -> asyncio.Future[bytes]:
         key = (torrent_id(handle), piece)
-        waiters = self._piece_waiters.get(key)
+        # Readers that gave up (a cut stream) leave cancelled futures behind; only a live one
+        # means a request is still out. Otherwise ask again: a torrent that stopped on an
+        # error and resumed has forgotten its deadlines.
+        waiters = [f for f in self._piece_waiters.get(key, []) if not f.done()]
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._piece_waiters[key] = [*waiters, future]
         if waiters:
-            waiters.append(future)
             return future
-        self._piece_waiters[key] = [future]
         if handle.have_piece(piece):
             handle.read_piece(piece)
         else:
