@@ -40,6 +40,10 @@ MAX_MISMATCH_RESTARTS = 20
 # While a visitor waits on a torrent without peers, re-announce after this long, doubling.
 REANNOUNCE_FIRST = 0.5
 REANNOUNCE_MAX = 4.0
+# A piece whose blocks all arrived but that is still unverified after this many checks of a
+# waiting reader (0.5 s, then 1 s, ...) was dropped by libtorrent's hash step; re-check.
+STALL_CHECKS = 2
+RECHECK_MIN_INTERVAL = 10.0
 # After the first verified DHT item, how long a lookup waits for a newer one (seconds).
 ITEM_GRACE = 0.3
 
@@ -142,6 +146,7 @@ class Swarm:
         self._resume_waiters: dict[str, list[asyncio.Future[bytes | None]]] = {}
         self._errors: dict[str, str] = {}
         self._mismatch_restarts: dict[str, int] = {}
+        self._rechecked: dict[str, float] = {}
         self.hash_failures = 0
         self.on_torrent_finished: Callable[[str], None] | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -155,6 +160,7 @@ class Swarm:
             lt.file_error_alert: self._on_file_error,
             lt.torrent_error_alert: self._on_torrent_error,
             lt.torrent_finished_alert: self._on_finished,
+            lt.torrent_checked_alert: self._on_checked,
             lt.session_stats_alert: self._on_stats,
             lt.torrent_removed_alert: self._on_removed,
             lt.torrent_deleted_alert: self._on_removed,
@@ -374,6 +380,14 @@ class Swarm:
                 if not future.done():
                     future.set_exception(error)
 
+    def _on_checked(self, alert: Any) -> None:
+        # Requests wait out a check (see _request_piece), and a re-check forgets deadlines:
+        # ask now for what readers still wait on.
+        tid = torrent_id(alert.handle)
+        for (key_tid, piece), futures in self._piece_waiters.items():
+            if key_tid == tid and any(not f.done() for f in futures):
+                self._request_piece(alert.handle, piece, FIRST_PIECE_DEADLINE_MS)
+
     def _on_finished(self, alert: Any) -> None:
         if self.on_torrent_finished is not None:
             self.on_torrent_finished(torrent_id(alert.handle))
@@ -545,14 +559,54 @@ class Swarm:
         waiters = [f for f in self._piece_waiters.get(key, []) if not f.done()]
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._piece_waiters[key] = [*waiters, future]
-        if waiters:
-            return future
+        if not waiters:
+            self._request_piece(handle, piece, deadline_ms)
+        return future
+
+    @staticmethod
+    def _request_piece(handle: Any, piece: int, deadline_ms: int) -> None:
+        if handle.status().state in _CHECKING:
+            return  # _on_checked asks once the check is over
         if handle.have_piece(piece):
             handle.read_piece(piece)
         else:
             # When the piece passes its hash check, libtorrent reads it back for us.
             handle.set_piece_deadline(piece, deadline_ms, lt.torrent_handle.alert_when_available)
-        return future
+
+    async def _wait_piece(self, handle: Any, piece: int, future: asyncio.Future[bytes]) -> bytes:
+        """Wait for a piece, re-announcing while alone and un-sticking a forgotten piece.
+
+        libtorrent 2.x can leave a piece with every block received but its hash check never
+        concluded (seen after a hybrid torrent's v1/v2 mismatch from a tampering peer); it would
+        wait forever. Re-checking the torrent's data settles it.
+        """
+        delay = REANNOUNCE_FIRST
+        stalled = 0
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=delay)  # never cancels it
+            if done:
+                return future.result()
+            delay = min(delay * 2, REANNOUNCE_MAX)
+            if not handle.is_valid():
+                continue
+            status = handle.status()
+            if status.num_peers == 0:
+                handle.force_dht_announce()
+            if status.state != lt.torrent_status.downloading or handle.have_piece(piece):
+                continue
+            stalled = stalled + 1 if _received_unverified(handle, piece) else 0
+            if stalled >= STALL_CHECKS:
+                stalled = 0
+                self._recheck(handle)
+
+    def _recheck(self, handle: Any) -> None:
+        tid = torrent_id(handle)
+        now = asyncio.get_running_loop().time()
+        if now - self._rechecked.get(tid, -RECHECK_MIN_INTERVAL) < RECHECK_MIN_INTERVAL:
+            return
+        self._rechecked[tid] = now
+        log.warning("%s: a received piece was never verified; re-checking the torrent", tid[:12])
+        handle.force_recheck()
 
     async def read(self, handle: Any, file_index: int, start: int, end: int,
                    timeout: float) -> AsyncIterator[bytes]:
@@ -576,7 +630,7 @@ class Swarm:
                                                             FIRST_PIECE_DEADLINE_MS + step)
                 try:
                     async with asyncio.timeout(timeout):
-                        data = await self._announcing_while(handle, pending.pop(piece))
+                        data = await self._wait_piece(handle, piece, pending.pop(piece))
                 except TimeoutError:
                     error = self.torrent_error(torrent_id(handle))
                     if error:
@@ -608,6 +662,18 @@ def _settle(futures: list[asyncio.Future[T]], result: T) -> None:
     for future in futures:
         if not future.done():
             future.set_result(result)
+
+
+def _received_unverified(handle: Any, piece: int) -> bool:
+    """Every block of ``piece`` is on disk, yet it has not passed (or failed) its hash check."""
+    for entry in handle.get_download_queue():
+        if entry["piece_index"] == piece:
+            return all(block["state"] == _BLOCK_FINISHED for block in entry["blocks"])
+    return False
+
+
+_CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+_BLOCK_FINISHED = 3  # block_info::finished in libtorrent's download queue
 
 
 def _hashes_from_id(tid: str) -> Any:
