@@ -24,7 +24,7 @@ from . import aio
 from .addressing import Target, parse_cli_address
 from .client import NodeClient
 from .config import Network, NodeConfig, default_data_dir, parse_hostport, parse_size
-from .errors import PeerwebError
+from .errors import PeerwebError, UsageError
 from .identity import KeyStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,8 +189,15 @@ def key() -> None:
     """Manage publisher keys (one per site).
 
     A site's address is its public key, and only the private key can sign new versions:
-    if you lose the key, the site can never be updated again. Back up <data-dir>/keys/.
+    if you lose the key, the site can never be updated again. Keep a backup made with
+    `peerweb key export NAME -o FILE` (encrypted with a passphrase) somewhere safe.
     """
+
+
+_passphrase_option = click.option(
+    "--passphrase", envvar="PEERWEB_PASSPHRASE", prompt=True, hide_input=True,
+    help="Passphrase of the export (asked for when not given; or PEERWEB_PASSPHRASE).",
+)
 
 
 @key.command("new")
@@ -216,6 +223,38 @@ def key_list(as_json: bool, data_dir: Path) -> None:
                    err=True)
     for name, site_id in rows if not as_json else []:
         click.echo(f"{name}\t{site_id}")
+
+
+@key.command("export")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write (refuses to overwrite).")
+@click.option("--passphrase", envvar="PEERWEB_PASSPHRASE", prompt=True, hide_input=True,
+              confirmation_prompt=True,
+              help="Passphrase to encrypt with (asked for twice when not given; or "
+                   "PEERWEB_PASSPHRASE).")
+@_data_dir_option
+def key_export(name: str, output: Path, passphrase: str, data_dir: Path) -> None:
+    """Write key NAME to a passphrase-encrypted file, for a backup or another machine."""
+    pem = KeyStore(data_dir / "keys").export(name, passphrase)
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{output} exists; choose another file") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    click.echo(f"wrote {output}; without its passphrase it is useless, so keep both safe")
+
+
+@key.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_passphrase_option
+@_data_dir_option
+def key_import(name: str, file: Path, passphrase: str, data_dir: Path) -> None:
+    """Store the key exported in FILE under NAME; print its site id."""
+    imported = KeyStore(data_dir / "keys").import_(name, file.read_bytes(), passphrase)
+    click.echo(f"{imported.name}\t{imported.site_id}")
 
 
 # -- status, get --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from .errors import BadAddress, NotFound, UsageError
 
 SITE_ID_LENGTH = 52
 _SITE_ID_RE = re.compile(r"^[a-z2-7]{52}$")
+MIN_PASSPHRASE = 8
 _KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -148,6 +149,38 @@ class KeyStore:
             if key.site_id == site_id:
                 return key
         return None
+
+    def export(self, name: str, passphrase: str) -> bytes:
+        """The key as an encrypted PKCS#8 PEM (scrypt-derived key, AES-256), for a backup."""
+        if len(passphrase) < MIN_PASSPHRASE:
+            raise UsageError(f"use a passphrase of at least {MIN_PASSPHRASE} characters")
+        private = Ed25519PrivateKey.from_private_bytes(self.get(name).seed)
+        return private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase.encode()),
+        )
+
+    def import_(self, name: str, pem: bytes, passphrase: str) -> SiteKey:
+        """Store a key exported by ``export`` under ``name``; the passphrase must match."""
+        path = self._path(name)
+        if path.exists():
+            raise UsageError(f"a key named {name!r} already exists; pick another name")
+        try:
+            private = serialization.load_pem_private_key(pem, passphrase.encode())
+        except (ValueError, TypeError):
+            raise UsageError("could not decrypt the key: wrong passphrase or not a "
+                             "peerweb key export") from None
+        if not isinstance(private, Ed25519PrivateKey):
+            raise UsageError("that file holds a key of another kind; peerweb keys are ed25519")
+        seed = private.private_bytes(serialization.Encoding.Raw,
+                                     serialization.PrivateFormat.Raw,
+                                     serialization.NoEncryption())
+        key = SiteKey(name=name, seed=seed)
+        existing = self.find_by_site_id(key.site_id)
+        if existing is not None:
+            raise UsageError(f"this key is already here, named {existing.name!r}")
+        self._write(path, key)
+        return key
 
     def _write(self, path: Path, key: SiteKey) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

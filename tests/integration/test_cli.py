@@ -133,7 +133,24 @@ def test_help_reads_well():
         assert command in result.stdout
     key_help = subprocess.run([sys.executable, "-m", "peerweb", "key", "--help"],
                               capture_output=True, text=True, timeout=30).stdout
-    assert "never be updated again" in key_help
+    assert "never be updated again" in key_help and "key export" in key_help
+
+
+def test_key_export_and_import_between_data_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEERWEB_PASSPHRASE", "a long passphrase")
+    made = peerweb("key", "new", "blog", data_dir=tmp_path / "a").stdout.split()
+    backup = tmp_path / "blog.pem"
+    peerweb("key", "export", "blog", "-o", str(backup), data_dir=tmp_path / "a")
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    again = peerweb("key", "export", "blog", "-o", str(backup), data_dir=tmp_path / "a",
+                    check=False)
+    assert again.returncode == 1 and "exists" in again.stderr
+    imported = peerweb("key", "import", "blog", str(backup), data_dir=tmp_path / "b")
+    assert imported.stdout.split() == made
+    monkeypatch.setenv("PEERWEB_PASSPHRASE", "not the passphrase")
+    wrong = peerweb("key", "import", "other", str(backup), data_dir=tmp_path / "c",
+                    check=False)
+    assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr
 
 
 def test_testnet_serves_the_example_site_and_stops_on_ctrl_c(tmp_path):

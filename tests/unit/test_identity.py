@@ -71,3 +71,24 @@ def test_damaged_key_file_is_reported(tmp_path):
     (tmp_path / "x.key").write_text("not hex")
     with pytest.raises(UsageError, match="damaged"):
         store.get("x")
+
+
+def test_key_export_import_round_trip_needs_the_passphrase(tmp_path):
+    source = KeyStore(tmp_path / "a")
+    key = source.create("site")
+    pem = source.export("site", "correct horse")
+    assert b"ENCRYPTED PRIVATE KEY" in pem and key.seed.hex().encode() not in pem
+
+    target = KeyStore(tmp_path / "b")
+    with pytest.raises(UsageError, match="wrong passphrase"):
+        target.import_("site", pem, "wrong horse")
+    assert target.names() == []  # a failed import leaves nothing behind
+    imported = target.import_("moved", pem, "correct horse")
+    assert imported.site_id == key.site_id and imported.seed == key.seed
+    assert stat.S_IMODE(os.stat(tmp_path / "b" / "moved.key").st_mode) == 0o600
+    with pytest.raises(UsageError, match="already here"):
+        target.import_("again", pem, "correct horse")
+    with pytest.raises(UsageError, match="at least"):
+        source.export("site", "short")
+    with pytest.raises(UsageError, match="not a peerweb key export"):
+        target.import_("junk", b"not a pem", "correct horse")
