@@ -147,6 +147,7 @@ class Swarm:
         self._errors: dict[str, str] = {}
         self._mismatch_restarts: dict[str, int] = {}
         self._rechecked: dict[str, float] = {}
+        self._check_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.hash_failures = 0
         self.on_torrent_finished: Callable[[str], None] | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -384,6 +385,7 @@ class Swarm:
         # Requests wait out a check (see _request_piece), and a re-check forgets deadlines:
         # ask now for what readers still wait on.
         tid = torrent_id(alert.handle)
+        _settle(self._check_waiters.pop(tid, []), None)
         for (key_tid, piece), futures in self._piece_waiters.items():
             if key_tid == tid and any(not f.done() for f in futures):
                 self._request_piece(alert.handle, piece, FIRST_PIECE_DEADLINE_MS)
@@ -467,10 +469,14 @@ class Swarm:
         params.flags &= ~lt.torrent_flags.paused
         return self._add(params)
 
-    def add_magnet(self, tid: str, save_path: Path) -> Any:
+    def add_magnet(self, tid: str, save_path: Path, hold: bool = False) -> Any:
+        """Add a torrent by info-hash; ``hold`` downloads nothing until ``release`` (so files
+        can be put in place first) except pieces a reader asks for."""
         params = lt.add_torrent_params()
         params.info_hashes = _hashes_from_id(tid)
         params.save_path = str(save_path)
+        if hold:
+            params.flags |= lt.torrent_flags.default_dont_download
         params.flags &= ~lt.torrent_flags.auto_managed
         params.flags &= ~lt.torrent_flags.paused
         return self._add(params)
@@ -489,6 +495,21 @@ class Swarm:
             raise StorageError(f"libtorrent refused the torrent: {exc}") from exc
         handle.force_dht_announce()
         return handle
+
+    async def recheck(self, handle: Any, timeout: float) -> None:
+        """Hash the torrent's files on disk again (after files were put in place behind
+        libtorrent's back) and wait until that is done."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._check_waiters.setdefault(torrent_id(handle), []).append(future)
+        handle.force_recheck()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await future
+
+    @staticmethod
+    def release(handle: Any) -> None:
+        """Let a held torrent download all its files."""
+        handle.prioritize_files([DEFAULT_PRIORITY] * handle.torrent_file().num_files())
 
     def remove(self, handle: Any, delete_files: bool = False) -> None:
         """Start removing a torrent; ``wait_removed`` tells when it is gone."""
@@ -672,6 +693,7 @@ def _received_unverified(handle: Any, piece: int) -> bool:
     return False
 
 
+DEFAULT_PRIORITY = 4  # libtorrent's default file and piece priority
 _CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
 _BLOCK_FINISHED = 3  # block_info::finished in libtorrent's download queue
 

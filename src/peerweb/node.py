@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -225,7 +227,26 @@ class Node:
         snapshot = self._snapshots.get(tid)
         if snapshot is not None:
             self._spawn(self._save_resume(snapshot.handle))
+        self._drop_superseded(tid)
         self.enforce_quota()
+
+    def _drop_superseded(self, tid: str) -> None:
+        """Once a site's current version is complete, older ones go (unless pinned)."""
+        snapshot = self._snapshots.get(tid)
+        # "Finished" also means "nothing more wanted", as for a version held before its
+        # unchanged files are in place: only a complete copy replaces the old one.
+        if snapshot is None or not snapshot.handle.status().is_seeding:
+            return
+        for record in self.state.sites.values():
+            if record.pointer.infohash.hex() != tid or record.pinned:
+                continue
+            keep = self._protected()
+            for entry in record.history:
+                if entry.infohash != tid and entry.infohash in self._snapshots \
+                        and entry.infohash not in keep:
+                    log.info("dropping v%d of %s: v%d is complete", entry.version,
+                             record.pointer.site_id[:12], record.pointer.version)
+                    self._evict(entry.infohash, "superseded")
 
     def _protected(self) -> set[str]:
         """Snapshots never evicted: what this node publishes, and pinned sites."""
@@ -246,7 +267,7 @@ class Node:
         for tid in sorted(sizes, key=lambda t: self._last_used.get(t, 0.0))[:-1]:
             if sum(sizes.values()) <= self.quota:
                 break
-            self._evict(tid)
+            self._evict(tid, "disk quota")
             del sizes[tid]
             evicted.append(tid)
         return evicted
@@ -255,10 +276,10 @@ class Node:
         """Whether this node has the snapshot (an info-hash in hex) open and on disk."""
         return tid in self._snapshots
 
-    def _evict(self, tid: str) -> None:
+    def _evict(self, tid: str, reason: str) -> None:
         snapshot = self._snapshots.pop(tid)
         self._last_used.pop(tid, None)
-        log.info("disk quota: evicting snapshot %s", tid)
+        log.info("%s: removing snapshot %s", reason, tid)
         self.swarm.remove(snapshot.handle, delete_files=True)
         (self.resume_dir / f"{tid}.resume").unlink(missing_ok=True)
         for index in range(len(snapshot.sizes)):
@@ -291,6 +312,7 @@ class Node:
         # (libtorrent picks the BEP 44 sequence number).
         local = ptr.sign(key, built.infohash, version, seq=version)
         self.accept_pointer(local, force=True)
+        self._note_changes(self._snapshots[tid])
         self.state.published[site_id] = state.PublishedRecord(name, version, tid)
         self._save_state()
         await self._save_resume(handle)
@@ -337,14 +359,31 @@ class Node:
                          site_id[:12], current.version)
             return False
         if record is None:
-            self.state.sites[site_id] = state.SiteRecord(candidate, last_used=time.time())
+            record = self.state.sites[site_id] = state.SiteRecord(candidate,
+                                                                  last_used=time.time())
         else:
             record.pointer = candidate
+        record.remember(candidate, time.time())
         self._state_dirty = True
         if current is not None and current.infohash != candidate.infohash:
             log.info("site %s moved to v%d", site_id[:12], candidate.version)
             self._save_state()
+            if self._held_versions(site_id) and site_id not in self.state.published:
+                # A holder fetches the new version at once (only the files that changed),
+                # so it can serve it, and the old one goes when the new one is complete.
+                self._spawn(self._follow(candidate))
         return True
+
+    def _held_versions(self, site_id: str) -> list[Snapshot]:
+        """Snapshots of a site this node has open, oldest version first."""
+        record = self.state.sites.get(site_id)
+        if record is None:
+            return []
+        return [self._snapshots[e.infohash] for e in record.history
+                if e.infohash in self._snapshots]
+
+    async def _follow(self, pointer: ptr.Pointer) -> None:
+        await self.open_snapshot(pointer.infohash.hex(), pointer.site_id)
 
     async def refresh_pointer(self, site_id: str) -> ptr.Pointer | None:
         """Ask the DHT for the site's newest pointer; one query per site at a time."""
@@ -387,9 +426,9 @@ class Node:
             self._checked[site_id] = time.monotonic()
             self._spawn(self.refresh_pointer(site_id))
         record.last_used = time.time()
-        return await self.open_snapshot(record.pointer.infohash.hex())
+        return await self.open_snapshot(record.pointer.infohash.hex(), site_id)
 
-    async def open_snapshot(self, tid: str) -> Snapshot:
+    async def open_snapshot(self, tid: str, site_id: str | None = None) -> Snapshot:
         """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
         snapshot = self._snapshots.get(tid)
         if snapshot is not None:
@@ -398,17 +437,58 @@ class Node:
         if not _INFOHASH_RE.match(tid):
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
         self._last_used[tid] = time.monotonic()
-        return await self._single_flight(self._opening, tid, lambda: self._open(tid))
+        return await self._single_flight(self._opening, tid, lambda: self._open(tid, site_id))
 
-    async def _open(self, tid: str) -> Snapshot:
+    async def _open(self, tid: str, site_id: str | None) -> Snapshot:
         await self.swarm.wait_removed(tid, timeout=self.config.fetch_timeout)
         handle = self.swarm.find(tid)
         if handle is None:
-            handle = self.swarm.add_magnet(tid, self.content_dir / tid)
+            older = self._held_versions(site_id) if site_id else []
+            # With an older version here, download nothing until its unchanged files are
+            # in place: a new version costs only what changed.
+            handle = self.swarm.add_magnet(tid, self.content_dir / tid, hold=bool(older))
+            await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
+            if older:
+                await self._reuse_files(handle, older)
+                self.swarm.release(handle)
         await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
         snapshot = await self._register_snapshot(handle)
         self._spawn(self._save_resume(handle))
         return snapshot
+
+    async def _reuse_files(self, handle: Any, older: list[Snapshot]) -> None:
+        """Hard-link complete files whose BEP 52 merkle root did not change into the new
+        snapshot, then let libtorrent verify them (a copy where links are impossible)."""
+        have: dict[str, Path] = {}
+        for snapshot in older:
+            for index, etag in enumerate(snapshot.etags):
+                if snapshot.sitemap.paths[index] and snapshot.file_complete(index):
+                    have[etag] = self._file_path(snapshot.handle, index)
+        files = handle.torrent_file().layout()
+        save_path = Path(handle.status().save_path)
+        reused = 0
+        for index in range(files.num_files()):
+            root = files.root(index) if files.v2() else None
+            if root is None or root.is_all_zeros() or str(root) not in have:
+                continue
+            target = save_path / files.file_path(index)
+            if target.exists():
+                continue
+            try:
+                await asyncio.to_thread(_link_or_copy, have[str(root)], target)
+            except OSError as exc:
+                log.warning("could not reuse %s (%s); fetching it", target.name, exc)
+                continue
+            reused += 1
+        if reused:
+            await self.swarm.recheck(handle, timeout=self.config.fetch_timeout * 4)
+        log.info("%s: reused %d unchanged files from the previous version",
+                 torrent_id(handle)[:12], reused)
+
+    @staticmethod
+    def _file_path(handle: Any, index: int) -> Path:
+        files = handle.torrent_file().layout()
+        return Path(handle.status().save_path) / str(files.file_path(index))
 
     async def _register_snapshot(self, handle: Any) -> Snapshot:
         tid = torrent_id(handle)
@@ -434,7 +514,19 @@ class Node:
             tuple(files.file_size(i) for i in range(files.num_files())), tuple(etags),
         )
         self._snapshots[tid] = snapshot
+        self._note_changes(snapshot)
         return snapshot
+
+    def _note_changes(self, snapshot: Snapshot) -> None:
+        """Record which files a version changed, when the version before it is here too."""
+        for record in self.state.sites.values():
+            for position, entry in enumerate(record.history):
+                if entry.infohash != snapshot.tid or entry.changed is not None or not position:
+                    continue
+                previous = self._snapshots.get(record.history[position - 1].infohash)
+                if previous is not None:
+                    entry.changed = _changed_paths(previous, snapshot)
+                    self._state_dirty = True
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -499,6 +591,21 @@ class Node:
             "disk_quota": self.quota,
             "sites": sites, "snapshots": snapshots,
         }
+
+
+def _changed_paths(old: Snapshot, new: Snapshot) -> list[str]:
+    """Paths added, changed (another merkle root) or removed between two versions."""
+    before = {p: e for p, e in zip(old.sitemap.paths, old.etags, strict=True) if p}
+    after = {p: e for p, e in zip(new.sitemap.paths, new.etags, strict=True) if p}
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: a copy still saves the fetch
+        shutil.copyfile(source, target)
 
 
 async def _empty() -> Any:

@@ -87,7 +87,7 @@ class SiteMap:
     def __init__(self, paths: list[str]) -> None:
         """``paths`` are the torrent's file paths relative to its top folder, in file order;
         padding files are given as empty strings and never match."""
-        self._paths = list(paths)
+        self._paths = tuple(paths)
         self._files: dict[str, int] = {}
         self._folders: set[str] = {""}
         for index, path in enumerate(paths):
@@ -118,6 +118,11 @@ class SiteMap:
             if index in self._files:
                 return Lookup(Kind.FILE, self._files[index])
         return Lookup(Kind.NOT_FOUND, self._files.get(NOT_FOUND_FILE))
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every file's path in file order ('' for padding)."""
+        return self._paths
 
     def path_of(self, index: int) -> str:
         return self._paths[index]

@@ -22,6 +22,31 @@ log = logging.getLogger(__name__)
 STATE_FORMAT = 1
 
 
+# Versions remembered per site for `peerweb log`; older entries are forgotten.
+HISTORY_LIMIT = 100
+
+
+@dataclass
+class VersionEntry:
+    """One version of a site as this node learned of it."""
+
+    version: int
+    infohash: str
+    seen: float
+    changed: list[str] | None = None
+    """Paths added, changed or removed since the previous version (None: not known here)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "infohash": self.infohash, "seen": self.seen,
+                "changed": self.changed}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> VersionEntry:
+        changed = raw.get("changed")
+        return cls(int(raw["version"]), str(raw["infohash"]), float(raw["seen"]),
+                   [str(p) for p in changed] if isinstance(changed, list) else None)
+
+
 @dataclass
 class SiteRecord:
     """A site this node knows: the newest pointer it has verified, and how it was used."""
@@ -29,6 +54,16 @@ class SiteRecord:
     pointer: Pointer
     last_used: float = 0.0
     pinned: bool = False
+    history: list[VersionEntry] = field(default_factory=list)
+
+    def remember(self, pointer: Pointer, seen: float) -> None:
+        """Add a version to the history (once per info-hash)."""
+        tid = pointer.infohash.hex()
+        if any(entry.infohash == tid for entry in self.history):
+            return
+        self.history.append(VersionEntry(pointer.version, tid, seen))
+        self.history.sort(key=lambda entry: entry.version)
+        del self.history[:-HISTORY_LIMIT]
 
 
 @dataclass
@@ -49,7 +84,8 @@ class NodeState:
         return {
             "format": STATE_FORMAT,
             "sites": {
-                sid: {"pointer": r.pointer.to_json(), "last_used": r.last_used, "pinned": r.pinned}
+                sid: {"pointer": r.pointer.to_json(), "last_used": r.last_used,
+                      "pinned": r.pinned, "history": [e.to_json() for e in r.history]}
                 for sid, r in self.sites.items()
             },
             "published": {
@@ -70,8 +106,13 @@ class NodeState:
             if pointer.site_id != sid:
                 log.warning("dropping site %s from state: pointer is for another site", sid)
                 continue
-            state.sites[sid] = SiteRecord(pointer, float(raw.get("last_used", 0)),
-                                          bool(raw.get("pinned", False)))
+            history = [VersionEntry.from_json(e) for e in raw.get("history", [])]
+            # Entries above the verified pointer's version cannot be trusted: drop them.
+            history = [e for e in history if e.version <= pointer.version]
+            record = SiteRecord(pointer, float(raw.get("last_used", 0)),
+                                bool(raw.get("pinned", False)), history)
+            record.remember(pointer, record.last_used)
+            state.sites[sid] = record
         for sid, raw in data.get("published", {}).items():
             state.published[sid] = PublishedRecord(str(raw["key"]), int(raw["version"]),
                                                    str(raw["infohash"]))
