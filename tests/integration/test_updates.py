@@ -1,4 +1,4 @@
-"""Living sites on a real loopback network: new versions, what they cost, and how fast they travel."""
+"""Living sites on loopback: new versions, what they cost, and how fast they travel."""
 
 from __future__ import annotations
 
