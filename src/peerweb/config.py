@@ -72,6 +72,9 @@ class NodeConfig:
     """Keys, state, torrents and cached sites live here."""
     listen: tuple[str, int] = ("127.0.0.1", 0)
     """Swarm (BitTorrent + DHT) address. Port 0 picks a free one."""
+    peer_port: int = 0
+    """TCP port (on the swarm address) where other nodes push signed pointers; 0: any free
+    one (it is announced in the DHT, so it need not be known in advance)."""
     gateway: tuple[str, int] = DEFAULT_GATEWAY
     """HTTP gateway for browsers. Bound to localhost unless told otherwise."""
     api: tuple[str, int] = ("127.0.0.1", 0)

@@ -9,7 +9,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import api, gateway
+from . import api, gateway, peering
 from .config import NodeConfig
 from .errors import UsageError
 from .node import Node
@@ -25,6 +25,7 @@ class RunningNode:
         self._runners: list[web.AppRunner] = []
         self.gateway_address: tuple[str, int] = config.gateway
         self.api_address: tuple[str, int] = config.api
+        self.peer_address: tuple[str, int] = (config.listen[0], config.peer_port)
 
     @property
     def gateway_url(self) -> str:
@@ -54,6 +55,10 @@ class RunningNode:
             self.node.gateway_port = self.gateway_address[1]
             self.api_address = await self._serve(
                 api.make_app(self.node, self.token), self.config.api, "control API", "--api")
+            self.peer_address = await self._serve(
+                peering.make_app(self.node), (self.config.listen[0], self.config.peer_port),
+                "peer port", "--peer-port")
+            self.node.peer_port = self.peer_address[1]
             api.write_node_file(self.config.data_dir, self.api_url, self.gateway_url, os.getpid())
         except BaseException:
             await self.stop()

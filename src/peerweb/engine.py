@@ -44,6 +44,8 @@ REANNOUNCE_MAX = 4.0
 # waiting reader (0.5 s, then 1 s, ...) was dropped by libtorrent's hash step; re-check.
 STALL_CHECKS = 2
 RECHECK_MIN_INTERVAL = 10.0
+# After the first get_peers reply that names anyone, how long to gather the other replies.
+PEERS_GRACE = 0.3
 # After the first verified DHT item, how long a lookup waits for a newer one (seconds).
 ITEM_GRACE = 0.3
 
@@ -52,6 +54,7 @@ _ALERT_MASK = (
     | lt.alert.category_t.status_notification
     | lt.alert.category_t.storage_notification
     | lt.alert.category_t.dht_notification
+    | lt.alert.category_t.dht_operation_notification  # get_peers replies
     | lt.alert.category_t.file_progress_notification
 )
 
@@ -148,6 +151,7 @@ class Swarm:
         self._mismatch_restarts: dict[str, int] = {}
         self._rechecked: dict[str, float] = {}
         self._check_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._peer_lookups: dict[bytes, _PeerLookup] = {}
         self.hash_failures = 0
         self.on_torrent_finished: Callable[[str], None] | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -162,6 +166,7 @@ class Swarm:
             lt.torrent_error_alert: self._on_torrent_error,
             lt.torrent_finished_alert: self._on_finished,
             lt.torrent_checked_alert: self._on_checked,
+            lt.dht_get_peers_reply_alert: self._on_peers,
             lt.session_stats_alert: self._on_stats,
             lt.torrent_removed_alert: self._on_removed,
             lt.torrent_deleted_alert: self._on_removed,
@@ -191,7 +196,7 @@ class Swarm:
         self.session.pause()
         pending: list[asyncio.Future[Any]] = list(self._stats_waiters)
         for table in (self._put_waiters, self._get_waiters, self._piece_waiters,
-                      self._metadata_waiters, self._resume_waiters):
+                      self._metadata_waiters, self._resume_waiters, self._check_waiters):
             for futures in table.values():
                 pending.extend(futures)
             table.clear()
@@ -324,6 +329,14 @@ class Swarm:
         if seen is not None:
             seen.set()
 
+    def _on_peers(self, alert: Any) -> None:
+        # One alert per DHT node that answered: gather them while the lookup is open.
+        lookup = self._peer_lookups.get(bytes(alert.info_hash.to_bytes()))
+        if lookup is not None:
+            lookup.found.update((str(host), int(port)) for host, port in alert.peers())
+            if lookup.found:
+                lookup.answered.set()
+
     def _on_read_piece(self, alert: Any) -> None:
         tid = torrent_id(alert.handle)
         piece = int(alert.piece)
@@ -450,6 +463,29 @@ class Swarm:
         if future in waiters:
             waiters.remove(future)
         return self._get_best.get(public_key)
+
+    # -- announcing under any key (holders of a site) ----------------------------------------
+
+    def announce(self, key: bytes, port: int) -> None:
+        """Tell the DHT that this node listens on ``port`` for ``key`` (20 bytes)."""
+        self.session.dht_announce(lt.sha1_hash(key), port, 0)
+
+    async def find_peers(self, key: bytes, timeout: float) -> list[tuple[str, int]]:
+        """Endpoints announced under ``key``: all that the DHT nodes near it report within
+        PEERS_GRACE of the first answer that named any; empty if none did in time."""
+        lookup = self._peer_lookups.get(key)
+        if lookup is None:
+            lookup = self._peer_lookups[key] = _PeerLookup(set(), asyncio.Event())
+            self.session.dht_get_peers(lt.sha1_hash(key))
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await lookup.answered.wait()
+                    await asyncio.sleep(PEERS_GRACE)
+            return sorted(lookup.found)
+        finally:
+            if self._peer_lookups.get(key) is lookup:
+                del self._peer_lookups[key]
 
     # -- torrents ----------------------------------------------------------------------------
 
@@ -669,6 +705,12 @@ class Swarm:
         finally:
             for future in pending.values():
                 future.cancel()
+
+
+@dataclass(frozen=True)
+class _PeerLookup:
+    found: set[tuple[str, int]]
+    answered: asyncio.Event
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,15 @@ from typing import Any, TypeVar
 
 import libtorrent as lt
 
-from . import bundle, state
+from . import bundle, propagation, state
 from . import pointer as ptr
 from .config import NodeConfig
 from .engine import Swarm, torrent_id
 from .errors import BadAddress, NotFound, PeerwebError, StorageError, SwarmTimeout
 from .identity import KeyStore, public_key_from_site_id
 from .memcache import BytesLRU
+from .peering import PeerClient
+from .propagation import Endpoint
 from .sitemap import SiteMap
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,16 @@ DHT_GET_ATTEMPTS = 3
 # Small files are kept in memory once verified: most page assets are small and re-requested.
 SMALL_FILE_LIMIT = 1024 * 1024
 SMALL_CACHE_BYTES = 64 * 1024 * 1024
+# Connections a torrent may use while fetching a new version's changed files.
+UPDATE_CONNECTIONS = 2
+UPDATE_CAP_SECONDS = 5.0
+# Holders re-announce themselves this often (the DHT forgets announces after ~30 min).
+HOLDER_ANNOUNCE_INTERVAL = 5 * 60.0
+# A holder list found in the DHT is reused for this long.
+HOLDERS_TTL = 20.0
+HOLDERS_LOOKUP_TIMEOUT = 4.0
+# How often the watch loop looks for sites due a DHT check.
+WATCH_TICK = 5.0
 
 
 _INFOHASH_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -106,6 +118,12 @@ class Node:
         self.quota = 0
         self._state_dirty = False
         self._reput_soon = asyncio.Event()
+        self.peers = PeerClient()
+        self.peer_port = 0
+        """Port of this node's peer service (set by whoever serves it; 0: none)."""
+        self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
+        self._announce_soon = asyncio.Event()
+        self._next_poll: dict[str, float] = {}
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -132,6 +150,8 @@ class Node:
         self._restore()
         self._spawn(self._republish_loop())
         self._spawn(self._resume_loop())
+        self._spawn(self._announce_loop())
+        self._spawn(self._watch_loop())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -139,6 +159,7 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._save_all_resume()
         self._save_state()
+        await self.peers.close()
         await self.swarm.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -198,6 +219,59 @@ class Node:
                     await self._reput_soon.wait()
             self._reput_soon.clear()
 
+    async def _announce_loop(self) -> None:
+        """Announce this node's peer port under the holders key of every site it holds."""
+        while True:
+            if self.peer_port and await self.swarm.wait_dht_ready(timeout=WATCH_TICK):
+                for site_id in list(self.state.sites):
+                    if self._held_versions(site_id):
+                        key = propagation.holders_key(public_key_from_site_id(site_id))
+                        self.swarm.announce(key, self.peer_port)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HOLDER_ANNOUNCE_INTERVAL):
+                    await self._announce_soon.wait()
+            self._announce_soon.clear()
+
+    async def _watch_loop(self) -> None:
+        """The safety net under pushes: check the DHT for new versions of held sites, more
+        often for sites in use (propagation.poll_interval)."""
+        while True:
+            await asyncio.sleep(WATCH_TICK)
+            now = time.monotonic()
+            for site_id, record in list(self.state.sites.items()):
+                if site_id in self.state.published or not self._held_versions(site_id):
+                    continue
+                if now < self._next_poll.get(site_id, 0.0):
+                    continue
+                idle = max(0.0, time.time() - record.last_used)
+                self._next_poll[site_id] = now + propagation.poll_interval(idle)
+                self._checked[site_id] = now
+                with contextlib.suppress(PeerwebError):
+                    await self.refresh_pointer(site_id)
+
+    async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None) -> None:
+        """Hand a newer pointer to a few other holders of the site (each forwards it once)."""
+        me = (self.config.listen[0], self.peer_port)
+        holders = await self.holders(pointer.site_id)
+        targets = propagation.push_targets(holders, me, [exclude] if exclude else [])
+        if not targets:
+            return
+        results = await asyncio.gather(*(self.peers.push(t, pointer, self.peer_port)
+                                         for t in targets))
+        log.info("pushed v%d of %s to %d holders (%d took it as news)", pointer.version,
+                 pointer.site_id[:12], len(targets), sum(results))
+
+    async def holders(self, site_id: str, max_age: float = HOLDERS_TTL) -> list[Endpoint]:
+        """Peer ports of nodes that announced they hold a site (a list at most ``max_age``
+        seconds old)."""
+        cached = self._holders.get(site_id)
+        if cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        key = propagation.holders_key(public_key_from_site_id(site_id))
+        found = await self.swarm.find_peers(key, HOLDERS_LOOKUP_TIMEOUT)
+        self._holders[site_id] = (time.monotonic(), found)
+        return found
+
     async def _resume_loop(self) -> None:
         while True:
             await asyncio.sleep(RESUME_SAVE_INTERVAL)
@@ -237,6 +311,7 @@ class Node:
         # unchanged files are in place: only a complete copy replaces the old one.
         if snapshot is None or not snapshot.handle.status().is_seeding:
             return
+        snapshot.handle.set_max_connections(-1)  # complete: open to every peer again
         for record in self.state.sites.values():
             if record.pointer.infohash.hex() != tid or record.pinned:
                 continue
@@ -343,10 +418,12 @@ class Node:
 
     # -- resolving -------------------------------------------------------------------------
 
-    def accept_pointer(self, candidate: ptr.Pointer, force: bool = False) -> bool:
+    def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
+                       source: Endpoint | None = None) -> bool:
         """Keep ``candidate`` if it is newer than what we hold; never go back a version.
 
-        ``force`` replaces a pointer of the same version (our own re-signed pointer)."""
+        ``force`` replaces a pointer of the same version (our own re-signed pointer). A new
+        version is pushed on to other holders (not back to ``source``, who sent it)."""
         site_id = candidate.site_id
         record = self.state.sites.get(site_id)
         current = record.pointer if record else None
@@ -368,6 +445,7 @@ class Node:
         if current is not None and current.infohash != candidate.infohash:
             log.info("site %s moved to v%d", site_id[:12], candidate.version)
             self._save_state()
+            self._spawn(self._push(candidate, source))
             if self._held_versions(site_id) and site_id not in self.state.published:
                 # A holder fetches the new version at once (only the files that changed),
                 # so it can serve it, and the old one goes when the new one is complete.
@@ -403,6 +481,13 @@ class Node:
             if found is not None or site_id in self.state.sites:
                 break
             await asyncio.sleep(0.2 * (attempt + 1))
+        if found is None:
+            # The publisher may be offline and its DHT item expired: holders keep the
+            # signed pointer and hand it over themselves.
+            offered = await self.peers.fetch_any(await self.holders(site_id), site_id)
+            for candidate in offered:
+                if ptr.is_newer(candidate, found):
+                    found = candidate
         self._checked[site_id] = time.monotonic()
         if found is not None:
             self.accept_pointer(found)
@@ -450,11 +535,22 @@ class Node:
             await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
             if older:
                 await self._reuse_files(handle, older)
+                # With a few changed pieces and many holders, libtorrent's end game would ask
+                # every idle peer for the same last blocks: a few peers waste far less.
+                handle.set_max_connections(UPDATE_CONNECTIONS)
                 self.swarm.release(handle)
+                self._spawn(self._lift_connection_cap(handle))
         await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
         snapshot = await self._register_snapshot(handle)
         self._spawn(self._save_resume(handle))
         return snapshot
+
+    @staticmethod
+    async def _lift_connection_cap(handle: Any) -> None:
+        # The few peers may not have the new pieces yet either: do not let them stall it.
+        await asyncio.sleep(UPDATE_CAP_SECONDS)
+        if handle.is_valid() and not handle.status().is_seeding:
+            handle.set_max_connections(-1)
 
     async def _reuse_files(self, handle: Any, older: list[Snapshot]) -> None:
         """Hard-link complete files whose BEP 52 merkle root did not change into the new
@@ -515,6 +611,7 @@ class Node:
         )
         self._snapshots[tid] = snapshot
         self._note_changes(snapshot)
+        self._announce_soon.set()
         return snapshot
 
     def _note_changes(self, snapshot: Snapshot) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from peerweb.testnet import Testnet, write_sample_site
 
 CHANGED = "assets/file05.js"
-CHANGED_SIZE = 300_000
+CHANGED_SIZE = 1_000_000
 # Generous bound for the few seconds an update takes on a loaded 2-core machine.
 UPDATE_TIMEOUT = 60.0
 
@@ -67,3 +67,37 @@ async def test_a_new_version_costs_only_the_changed_file(tmp_path, http):
                                                                (2, v2.infohash)]
         assert history[1].changed == [CHANGED]
         assert holder.node.state.sites[v1.site_id].history[1].changed == [CHANGED]
+
+
+async def test_a_new_version_reaches_every_holder_by_push(tmp_path, http):
+    """Ten nodes: nine hold v1; v2 (one file changed among 40) reaches them all through
+    pushes between holders, each fetching about the changed file's size, not the site."""
+    contents = write_sample_site(tmp_path / "v1", small_files=40, big_size=1024 * 1024)
+    v2_dir, changed = second_version(tmp_path / "v1", tmp_path)
+    async with Testnet(10, root=tmp_path / "net") as net:
+        publisher, *holders = net.nodes
+        v1 = await publisher.node.publish(tmp_path / "v1", "site")
+        for running in holders:
+            assert (await http(running).site(v1.site_id, "/"))[2] == contents["index.html"]
+        await wait_until(lambda: all(complete(h, v1.infohash) for h in holders),
+                         UPDATE_TIMEOUT, "v1 on every holder")
+        # Every node holding the site has announced itself under the site's holders key.
+        found: list = []
+        async with asyncio.timeout(30):
+            while len(found) < len(net.nodes):
+                found = await publisher.node.holders(v1.site_id, max_age=0)
+        assert {host for host, _ in found} == {r.config.listen[0] for r in net.nodes}
+
+        v2 = await publisher.node.publish(v2_dir, "site")
+        await wait_until(lambda: all(complete(h, v2.infohash) for h in holders),
+                         UPDATE_TIMEOUT, "v2 on every holder")
+        for running in holders:
+            record = running.node.state.sites[v1.site_id]
+            assert record.pointer.version == 2
+            handle = running.node.swarm.find(v2.infohash)
+            downloaded = handle.status().total_payload_download
+            metadata = len(handle.torrent_file().info_section())
+            assert downloaded + metadata <= (CHANGED_SIZE + metadata) * 1.1, (
+                downloaded, handle.status().total_redundant_bytes)
+            status, _, body = await http(running).site(v1.site_id, "/" + CHANGED)
+            assert status == 200 and body == changed
