@@ -100,7 +100,11 @@ def make_app(node: Node, token: str) -> web.Application:
         node.set_pinned(site_id, pinned)
         return web.json_response({"site_id": site_id, "pinned": pinned})
 
+    async def history(request: web.Request) -> web.Response:
+        return web.json_response(node.history(request.match_info["site_id"]))
+
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
+    app.router.add_get("/v1/sites/{site_id}/log", history)
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/publish", publish)
     app.router.add_post("/v1/pin", pin)

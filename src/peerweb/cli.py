@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -310,6 +311,38 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
         text = exc.read().decode(errors="replace")
     found = re.search(r"<p>(.*?)</p>", text)
     return html.unescape(found.group(1)) if found else exc.reason
+
+
+@main.command("log")
+@click.argument("site")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list.")
+@_data_dir_option
+def log_(site: str, as_json: bool, data_dir: Path) -> None:
+    """List the versions of SITE this node knows, with the files each one changed."""
+    parsed = parse_cli_address(site)
+    if parsed.target is not Target.SITE:
+        _fail("log takes a site id or a magnet with xs=urn:btpk:")
+    entries = NodeClient(data_dir).log(parsed.ident)
+    if as_json:
+        click.echo(json.dumps(entries))
+        return
+    for position, entry in reversed(list(enumerate(entries))):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["seen"]))
+        marks = " (current)" if entry["current"] else ""
+        click.echo(f"v{entry['version']}  {when}  {entry['infohash']}{marks}")
+        changed = entry["changed"]
+        if changed is None and position == 0:
+            click.echo("    the first version this node knows")
+        elif changed is None:
+            click.echo("    files changed: not known here (the previous version was not held)")
+        else:
+            shown = ", ".join(changed[:LOG_FILES_SHOWN])
+            more = f" and {len(changed) - LOG_FILES_SHOWN} more" if len(changed) > LOG_FILES_SHOWN \
+                else ""
+            click.echo(f"    {len(changed)} files changed: {shown}{more}")
+
+
+LOG_FILES_SHOWN = 8
 
 
 @main.command()

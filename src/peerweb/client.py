@@ -55,6 +55,10 @@ class NodeClient:
         with self._request("GET", "/v1/status") as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def log(self, site_id: str) -> list[dict[str, Any]]:
+        with self._request("GET", f"/v1/sites/{site_id}/log") as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
     def pin(self, site_id: str, pinned: bool) -> None:
         with self._request("POST", "/v1/pin", {"site_id": site_id, "pinned": pinned}):
             pass

@@ -408,6 +408,16 @@ class Node:
         log.info("put pointer v%d of %s on %d DHT nodes", version, site_id[:12], stored)
         return stored
 
+    def history(self, site_id: str) -> list[dict[str, Any]]:
+        """The versions of a site this node knows, oldest first, for `peerweb log`."""
+        public_key_from_site_id(site_id)  # BadAddress for a malformed id
+        record = self.state.sites.get(site_id)
+        if record is None:
+            raise NotFound(f"this node does not know site {site_id}; visit it first")
+        current = record.pointer.infohash.hex()
+        return [{**entry.to_json(), "current": entry.infohash == current,
+                 "held": entry.infohash in self._snapshots} for entry in record.history]
+
     def set_pinned(self, site_id: str, pinned: bool) -> None:
         """Pinned sites are kept whatever the disk quota."""
         record = self.state.sites.get(site_id)

@@ -69,6 +69,11 @@ def test_publish_status_get_and_stop(node_process, tmp_path):
     (site / "index.html").write_text("<h1>second</h1>")
     second = json.loads(peerweb("publish", str(site), "--json", data_dir=data_dir).stdout)
     assert second["version"] == 2 and second["site_id"] == published["site_id"]
+    history = json.loads(peerweb("log", published["site_id"], "--json", data_dir=data_dir).stdout)
+    assert [(e["version"], e["current"]) for e in history] == [(1, False), (2, True)]
+    assert history[1]["changed"] == ["index.html"]
+    text = peerweb("log", published["site_id"], data_dir=data_dir).stdout
+    assert "v2" in text and "(current)" in text and "files changed" in text
 
     status = json.loads(peerweb("status", "--json", data_dir=data_dir).stdout)
     assert [s["site_id"] for s in status["sites"]] == [published["site_id"]]

@@ -7,6 +7,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
+
 from peerweb.testnet import Testnet, write_sample_site
 
 CHANGED = "assets/file05.js"
@@ -101,3 +103,44 @@ async def test_a_new_version_reaches_every_holder_by_push(tmp_path, http):
                 downloaded, handle.status().total_redundant_bytes)
             status, _, body = await http(running).site(v1.site_id, "/" + CHANGED)
             assert status == 200 and body == changed
+
+
+async def test_the_peer_port_takes_only_newer_signed_pointers(tmp_path, small_site):
+    from peerweb import pointer as ptr
+    from peerweb.identity import SiteKey
+
+    folder, _ = small_site
+    async with Testnet(2, root=tmp_path / "net") as net, aiohttp.ClientSession() as session:
+        publisher, holder = net.nodes
+        v1 = await publisher.node.publish(folder, "site")
+        await holder.node.open_site(v1.site_id)
+        host, port = holder.peer_address
+        url = f"http://{host}:{port}/peerweb/v1/pointer"
+        key = publisher.node.keys.get("site")
+
+        async with session.get(f"{url}/{v1.site_id}") as response:
+            assert response.status == 200
+            served = ptr.Pointer.from_json((await response.json())["pointer"])
+            assert served.version == 1 and served.infohash.hex() == v1.infohash
+        async with session.get(f"{url}/{SiteKey.generate('x').site_id}") as response:
+            assert response.status == 404
+        async with session.get(f"{url}/not-a-site") as response:
+            assert response.status == 400
+
+        # A forged pointer (v9, signed by someone else's key): refused, nothing changes.
+        forged = ptr.sign(SiteKey.generate("x"), bytes(20), 9, seq=9).to_json()
+        forged["public_key"] = key.public_key.hex()
+        async with session.post(url, json={"pointer": forged}) as response:
+            assert response.status == 400 and "signed" in (await response.json())["error"]
+        async with session.post(url, data=b"{" * 10_000) as response:
+            assert response.status == 413
+        # A validly signed but replayed version: taken as no news.
+        replay = ptr.sign(key, bytes.fromhex(v1.infohash), 1, seq=500).to_json()
+        async with session.post(url, json={"pointer": replay}) as response:
+            assert response.status == 200 and (await response.json()) == {"accepted": False}
+        assert holder.node.state.sites[v1.site_id].pointer.version == 1
+        # A newer one, straight from the key holder: taken, and the holder follows it.
+        newer = ptr.sign(key, bytes.fromhex(v1.infohash), 2, seq=501).to_json()
+        async with session.post(url, json={"pointer": newer}) as response:
+            assert (await response.json()) == {"accepted": True}
+        assert holder.node.state.sites[v1.site_id].pointer.version == 2

@@ -1,0 +1,29 @@
+import random
+
+from peerweb import propagation as prop
+
+
+def test_holders_key_is_per_site_and_never_a_plain_hash_of_the_key():
+    a, b = bytes(32), bytes([1]) * 32
+    assert len(prop.holders_key(a)) == 20
+    assert prop.holders_key(a) != prop.holders_key(b)
+    assert prop.holders_key(a) == prop.holders_key(a)
+
+
+def test_poll_interval_follows_use_with_jitter():
+    rng = random.Random(1)
+    active = [prop.poll_interval(5.0, rng) for _ in range(50)]
+    assert all(prop.POLL_ACTIVE * 0.9 <= x <= prop.POLL_ACTIVE * 1.1 for x in active)
+    assert len(set(active)) > 1  # not in lockstep
+    assert prop.poll_interval(3600.0, rng) >= prop.POLL_RECENT * 0.9
+    assert prop.poll_interval(7 * 24 * 3600.0, rng) >= prop.POLL_IDLE * 0.9
+
+
+def test_push_targets_skip_self_sender_duplicates_and_cap_at_fanout():
+    me, sender = ("127.0.0.1", 1000), ("127.0.0.2", 1000)
+    others = [(f"127.0.0.{i}", 2000) for i in range(3, 20)]
+    holders = [me, sender, *others, others[0], ("127.0.0.99", 0)]
+    picked = prop.push_targets(holders, me, [sender], fanout=6, rng=random.Random(2))
+    assert len(picked) == 6 and len(set(picked)) == 6
+    assert me not in picked and sender not in picked and ("127.0.0.99", 0) not in picked
+    assert prop.push_targets([me], me) == []
