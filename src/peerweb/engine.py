@@ -154,6 +154,7 @@ class Swarm:
         self._peer_lookups: dict[bytes, _PeerLookup] = {}
         self.hash_failures = 0
         self.on_torrent_finished: Callable[[str], None] | None = None
+        self.on_file_completed: Callable[[str], None] | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
             lt.dht_put_alert: self._on_put,
             lt.dht_mutable_item_alert: self._on_item,
@@ -165,6 +166,7 @@ class Swarm:
             lt.file_error_alert: self._on_file_error,
             lt.torrent_error_alert: self._on_torrent_error,
             lt.torrent_finished_alert: self._on_finished,
+            lt.file_completed_alert: self._on_file_completed,
             lt.torrent_checked_alert: self._on_checked,
             lt.dht_get_peers_reply_alert: self._on_peers,
             lt.session_stats_alert: self._on_stats,
@@ -402,6 +404,10 @@ class Swarm:
         for (key_tid, piece), futures in self._piece_waiters.items():
             if key_tid == tid and any(not f.done() for f in futures):
                 self._request_piece(alert.handle, piece, FIRST_PIECE_DEADLINE_MS)
+
+    def _on_file_completed(self, alert: Any) -> None:
+        if self.on_file_completed is not None:
+            self.on_file_completed(torrent_id(alert.handle))
 
     def _on_finished(self, alert: Any) -> None:
         if self.on_torrent_finished is not None:

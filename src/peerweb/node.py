@@ -42,6 +42,7 @@ REPUT_INTERVAL = 30 * 60.0
 # After a put no DHT node confirmed (no peers yet, or a lost reply), try again this soon.
 REPUT_RETRY = 5.0
 RESUME_SAVE_INTERVAL = 60.0
+RESUME_COALESCE = 0.5
 DHT_GET_TIMEOUT = 5.0
 DHT_PUT_TIMEOUT = 10.0
 DHT_GET_ATTEMPTS = 3
@@ -124,6 +125,7 @@ class Node:
         self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
         self._announce_soon = asyncio.Event()
         self._next_poll: dict[str, float] = {}
+        self._resume_pending: set[str] = set()
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -146,6 +148,7 @@ class Node:
         self.state = state.load(self.data_dir / "state.json")
         self.quota = self.config.effective_quota()
         self.swarm.on_torrent_finished = self._on_finished
+        self.swarm.on_file_completed = self._on_file_completed
         await self.swarm.start()
         self._restore()
         self._spawn(self._republish_loop())
@@ -296,6 +299,23 @@ class Node:
             self._state_dirty = False
         except OSError as exc:
             log.error("could not save node state: %s", exc)
+
+    def _on_file_completed(self, tid: str) -> None:
+        # Resume data records which pieces are verified: written soon after each completed
+        # file (coalesced), a kill -9 never costs a complete file.
+        if tid in self._resume_pending or tid not in self._snapshots:
+            return
+        self._resume_pending.add(tid)
+        self._spawn(self._save_resume_later(tid))
+
+    async def _save_resume_later(self, tid: str) -> None:
+        try:
+            await asyncio.sleep(RESUME_COALESCE)
+        finally:
+            self._resume_pending.discard(tid)
+        snapshot = self._snapshots.get(tid)
+        if snapshot is not None:
+            await self._save_resume(snapshot.handle)
 
     def _on_finished(self, tid: str) -> None:
         snapshot = self._snapshots.get(tid)
@@ -448,6 +468,7 @@ class Node:
         if record is None:
             record = self.state.sites[site_id] = state.SiteRecord(candidate,
                                                                   last_used=time.time())
+            self._save_state()  # a site learned is not forgotten by a crash
         else:
             record.pointer = candidate
         record.remember(candidate, time.time())

@@ -28,14 +28,11 @@ def peerweb(*args: str, data_dir: Path, check: bool = True) -> subprocess.Comple
     return result
 
 
-@pytest.fixture
-def node_process(tmp_path):
-    data_dir = tmp_path / "data"
-    log = tmp_path / "node.log"
-    with open(log, "w") as output:
+def start_node(data_dir: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    with open(log, "a") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "peerweb", "node", "--data-dir", str(data_dir),
-             "--gateway", "127.0.0.1:0", "--listen", "127.0.0.31:0"],
+             "--gateway", "127.0.0.1:0", *extra],
             stdout=output, stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -45,10 +42,66 @@ def node_process(tmp_path):
             process.wait(timeout=10)
             raise AssertionError(f"node did not start: {log.read_text()}")
         time.sleep(0.05)
+    return process
+
+
+@pytest.fixture
+def node_process(tmp_path):
+    data_dir = tmp_path / "data"
+    process = start_node(data_dir, tmp_path / "node.log", "--listen", "127.0.0.31:0")
     yield process, data_dir
     if process.poll() is None:
         process.kill()
-    process.wait(timeout=10)
+        process.wait(timeout=10)
+
+
+def site_status(data_dir: Path, site_id: str) -> dict:
+    status = json.loads(peerweb("status", "--json", data_dir=data_dir).stdout)
+    return next(s for s in status["sites"] if s["site_id"] == site_id)
+
+
+def test_kill_9_and_restart_keeps_the_site_without_fetching_it_again(node_process, tmp_path):
+    from peerweb.testnet import write_sample_site
+
+    publisher, publisher_dir = node_process
+    contents = write_sample_site(tmp_path / "site", small_files=10, big_size=4 * 1024 * 1024)
+    site_id = json.loads(peerweb("publish", str(tmp_path / "site"), "--json",
+                                 data_dir=publisher_dir).stdout)["site_id"]
+    swarm = json.loads(peerweb("status", "--json", data_dir=publisher_dir).stdout)["listen"]
+
+    visitor_dir = tmp_path / "visitor"
+    log = tmp_path / "visitor.log"
+    args = ("--listen", "127.0.0.32:0", "--bootstrap", swarm)
+    visitor = start_node(visitor_dir, log, *args)
+    try:
+        peerweb("get", f"{site_id}/index.html", data_dir=visitor_dir)
+        deadline = time.monotonic() + 60
+        while site_status(visitor_dir, site_id).get("progress") != 1.0:
+            assert time.monotonic() < deadline, "the visitor never completed the site"
+            time.sleep(0.2)
+        time.sleep(1.5)  # the resume data written as the last file completed
+        before = site_status(visitor_dir, site_id)
+        visitor.kill()  # SIGKILL: no shutdown code runs
+        visitor.wait(timeout=10)
+        (visitor_dir / "node.json").unlink()  # what a killed node leaves behind
+        publisher.send_signal(signal.SIGTERM)  # nobody left to fetch from
+        assert publisher.wait(timeout=30) == 0
+
+        started = time.monotonic()
+        visitor = start_node(visitor_dir, log, *args)
+        out = tmp_path / "big.bin"
+        peerweb("get", f"{site_id}/media/big.bin", "-o", str(out), data_dir=visitor_dir)
+        assert out.read_bytes() == contents["media/big.bin"]
+        print(f"restart to first file served: {time.monotonic() - started:.2f} s")
+        after = site_status(visitor_dir, site_id)
+        # Served with no peer left, and the byte count carried over unchanged: nothing was
+        # fetched again and nothing had to be.
+        assert after["progress"] == 1.0 and after["version"] == 1
+        assert after["downloaded"] == before["downloaded"]
+    finally:
+        if visitor.poll() is None:
+            visitor.kill()
+            visitor.wait(timeout=10)
 
 
 def test_publish_status_get_and_stop(node_process, tmp_path):
