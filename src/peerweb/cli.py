@@ -102,11 +102,17 @@ def main() -> None:
 @click.option("--download-limit", default="0", metavar="RATE", help="e.g. 10MB/s; 0 = unlimited.")
 @click.option("--disk-quota", default=None, metavar="SIZE",
               help="Disk for visited sites, e.g. 5GB (default: 10% of free space).")
+@click.option("--peer-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port on the swarm address where nodes holding the same sites push "
+                   "new versions to each other; 0 picks a free one (announced in the DHT).")
+@click.option("--metered", is_flag=True,
+              help="Seed only pinned and published sites; visited ones upload nothing once "
+                   "the visit is over, and new versions are fetched only when visited.")
 @click.option("--example", is_flag=True, help="Publish the bundled example site at start.")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, network: str,
-         upload_limit: str, download_limit: str, disk_quota: str | None, example: bool,
-         verbose: int) -> None:
+         upload_limit: str, download_limit: str, disk_quota: str | None, peer_port: int,
+         metered: bool, example: bool, verbose: int) -> None:
     """Run a node: swarm engine, gateway and control API, until Ctrl-C."""
     _setup_logging(verbose)
     net = Network(network)
@@ -121,6 +127,8 @@ def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, ne
         upload_limit=parse_size(upload_limit),
         download_limit=parse_size(download_limit),
         disk_quota=parse_size(disk_quota) if disk_quota else None,
+        peer_port=peer_port,
+        metered=metered,
     )
     aio.run(_run_node(config, example))
 
@@ -135,7 +143,10 @@ async def _run_node(config: NodeConfig, example: bool) -> None:
     async with RunningNode(config) as running:
         click.echo(f"peerweb node running ({config.network.value} network)")
         click.echo(f"  gateway:   {running.gateway_url}/")
-        click.echo(f"  swarm:     {config.listen[0]}:{running.node.swarm.listen_port}")
+        click.echo(f"  swarm:     {config.listen[0]}:{running.node.swarm.listen_port}"
+                   f" (peer port {running.node.peer_port})")
+        if config.metered:
+            click.echo("  metered:   seeding only pinned and published sites")
         click.echo(f"  data dir:  {config.data_dir}")
         if example:
             folder = Path(str(resources.files("peerweb") / "example_site"))

@@ -87,6 +87,10 @@ class NodeConfig:
     download_limit: int = 0
     disk_quota: int | None = None
     """Bytes of visited sites to keep; None means a share of the free disk space."""
+    metered: bool = False
+    """Seed only pinned and published sites: a visited site's torrent is paused once it has
+    been idle for ``metered_idle`` seconds, and new versions are not fetched in the background."""
+    metered_idle: float = 30.0
     fetch_timeout: float = 20.0
     """Seconds the gateway waits for a pointer, metadata or a piece before answering 504."""
     limit_local_peers: bool = False

@@ -227,7 +227,7 @@ class Node:
         while True:
             if self.peer_port and await self.swarm.wait_dht_ready(timeout=WATCH_TICK):
                 for site_id in list(self.state.sites):
-                    if self._held_versions(site_id):
+                    if self._held_versions(site_id) and self._seeds(site_id):
                         key = propagation.holders_key(public_key_from_site_id(site_id))
                         self.swarm.announce(key, self.peer_port)
             with contextlib.suppress(TimeoutError):
@@ -238,9 +238,12 @@ class Node:
     async def _watch_loop(self) -> None:
         """The safety net under pushes: check the DHT for new versions of held sites, more
         often for sites in use (propagation.poll_interval)."""
+        tick = min(WATCH_TICK, self.config.metered_idle) if self.config.metered else WATCH_TICK
         while True:
-            await asyncio.sleep(WATCH_TICK)
+            await asyncio.sleep(tick)
             now = time.monotonic()
+            if self.config.metered:
+                self._pause_idle(now)
             for site_id, record in list(self.state.sites.items()):
                 if site_id in self.state.published or not self._held_versions(site_id):
                     continue
@@ -251,6 +254,22 @@ class Node:
                 self._checked[site_id] = now
                 with contextlib.suppress(PeerwebError):
                     await self.refresh_pointer(site_id)
+
+    def _seeds(self, site_id: str) -> bool:
+        """Whether this node offers a site to others (a metered node: only pinned and own)."""
+        record = self.state.sites.get(site_id)
+        return (not self.config.metered or site_id in self.state.published
+                or (record is not None and record.pinned))
+
+    def _pause_idle(self, now: float) -> None:
+        """Metered mode: stop the torrents of visited sites nobody is looking at."""
+        keep = self._protected()
+        for tid, snapshot in self._snapshots.items():
+            idle = now - self._last_used.get(tid, 0.0)
+            if tid in keep or idle < self.config.metered_idle or _paused(snapshot.handle):
+                continue
+            log.info("metered: pausing %s (idle %.0f s)", tid[:12], idle)
+            snapshot.handle.pause()
 
     async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None) -> None:
         """Hand a newer pointer to a few other holders of the site (each forwards it once)."""
@@ -445,6 +464,9 @@ class Node:
             raise NotFound(f"this node does not know site {site_id}; visit it first")
         record.pinned = pinned
         self._save_state()
+        snapshot = self._snapshots.get(record.pointer.infohash.hex())
+        if pinned and snapshot is not None and _paused(snapshot.handle):
+            snapshot.handle.resume()  # metered mode seeds pinned sites
 
     # -- resolving -------------------------------------------------------------------------
 
@@ -477,7 +499,8 @@ class Node:
             log.info("site %s moved to v%d", site_id[:12], candidate.version)
             self._save_state()
             self._spawn(self._push(candidate, source))
-            if self._held_versions(site_id) and site_id not in self.state.published:
+            if (self._held_versions(site_id) and site_id not in self.state.published
+                    and self._seeds(site_id)):
                 # A holder fetches the new version at once (only the files that changed),
                 # so it can serve it, and the old one goes when the new one is complete.
                 self._spawn(self._follow(candidate))
@@ -549,6 +572,8 @@ class Node:
         snapshot = self._snapshots.get(tid)
         if snapshot is not None:
             self._last_used[tid] = time.monotonic()
+            if _paused(snapshot.handle):  # metered mode paused it while idle
+                snapshot.handle.resume()
             return snapshot
         if not _INFOHASH_RE.match(tid):
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
@@ -726,6 +751,10 @@ def _changed_paths(old: Snapshot, new: Snapshot) -> list[str]:
     before = {p: e for p, e in zip(old.sitemap.paths, old.etags, strict=True) if p}
     after = {p: e for p, e in zip(new.sitemap.paths, new.etags, strict=True) if p}
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def _paused(handle: Any) -> bool:
+    return bool(handle.flags() & lt.torrent_flags.paused)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

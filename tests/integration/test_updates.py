@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import libtorrent as lt
 
 from peerweb.testnet import Testnet, write_sample_site
 
@@ -144,3 +146,23 @@ async def test_the_peer_port_takes_only_newer_signed_pointers(tmp_path, small_si
         async with session.post(url, json={"pointer": newer}) as response:
             assert (await response.json()) == {"accepted": True}
         assert holder.node.state.sites[v1.site_id].pointer.version == 2
+
+
+async def test_a_metered_node_seeds_only_pinned_sites(tmp_path, small_site, http):
+    folder, contents = small_site
+    async with Testnet(1, root=tmp_path / "net") as net:
+        publisher = net.nodes[0]
+        metered = await net.add_node(replace(net.config_for(1), metered=True, metered_idle=0.5))
+        v1 = await publisher.node.publish(folder, "site")
+        gw = http(metered)
+        assert (await gw.site(v1.site_id, "/"))[2] == contents["index.html"]
+        handle = metered.node.swarm.find(v1.infohash)
+        # Idle for longer than metered_idle: the torrent stops (no upload, no announce).
+        await wait_until(lambda: handle.flags() & lt.torrent_flags.paused, 10, "paused")
+        # A visit wakes it and is served as usual.
+        status, _, body = await gw.site(v1.site_id, "/assets/file01.js")
+        assert status == 200 and body == contents["assets/file01.js"]
+        # Pinned: seeded whatever the idle time.
+        metered.node.set_pinned(v1.site_id, True)
+        await asyncio.sleep(1.5)
+        assert not handle.flags() & lt.torrent_flags.paused
