@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import sys
 import time
@@ -303,17 +302,39 @@ def get(address: str, output: Path | None, data_dir: Path) -> None:
     prefix = "/s/" if parsed.target is Target.SITE else "/ih/"
     path = parsed.path if parsed.path not in ("", "/") else "/"
     url = client.gateway + prefix + parsed.ident + path
+    partial = output.with_name(output.name + ".part") if output is not None else None
     try:
         with urllib.request.urlopen(url, timeout=120) as response:
-            if output is None:
-                shutil.copyfileobj(response, sys.stdout.buffer)
+            expected = response.headers.get("Content-Length")
+            if partial is None:
+                received = _copy(response, sys.stdout.buffer)
             else:
-                with open(output, "wb") as out:
-                    shutil.copyfileobj(response, out)
+                with open(partial, "wb") as out:
+                    received = _copy(response, out)
+        if expected is not None and received != int(expected):
+            # The gateway cuts a stream rather than send a byte it could not verify.
+            _fail(f"the transfer stopped after {received} of {expected} bytes (the swarm "
+                  f"could not deliver the rest in time); try again")
+        if partial is not None and output is not None:
+            partial.replace(output)
     except urllib.error.HTTPError as exc:
         _fail(f"HTTP {exc.code} for {url}: {_error_text(exc)}")
     except (urllib.error.URLError, ConnectionError) as exc:
         _fail(f"the node's gateway at {client.gateway} does not answer ({exc}); is it running?")
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)  # never leave a truncated file behind
+
+
+def _copy(source: Any, target: Any) -> int:
+    total = 0
+    while chunk := source.read(COPY_CHUNK):
+        target.write(chunk)
+        total += len(chunk)
+    return total
+
+
+COPY_CHUNK = 256 * 1024
 
 
 def _error_text(exc: urllib.error.HTTPError) -> str:

@@ -44,6 +44,7 @@ REANNOUNCE_MAX = 4.0
 # waiting reader (0.5 s, then 1 s, ...) was dropped by libtorrent's hash step; re-check.
 STALL_CHECKS = 2
 RECHECK_MIN_INTERVAL = 10.0
+DISK_ADVICE = "free disk space or check permissions, then restart the node to resume"
 # After the first get_peers reply that names anyone, how long to gather the other replies.
 PEERS_GRACE = 0.3
 # After the first verified DHT item, how long a lookup waits for a newer one (seconds).
@@ -387,10 +388,12 @@ class Swarm:
 
     def _on_file_error(self, alert: Any) -> None:
         tid = torrent_id(alert.handle)
-        message = f"{alert.error.message()} ({getattr(alert, 'filename', '') or 'torrent'})"
+        filename = getattr(alert, "filename", None)
+        where = (filename() if callable(filename) else filename) or "torrent"
+        message = f"{alert.error.message()} ({where})"
         self._errors[tid] = message
         log.error("storage error in %s: %s", alert.torrent_name, message)
-        error = StorageError(f"disk error: {message}; free space or check permissions")
+        error = StorageError(f"disk error: {message}; {DISK_ADVICE}")
         for key in [k for k in self._piece_waiters if k[0] == tid]:
             for future in self._piece_waiters.pop(key):
                 if not future.done():
@@ -697,7 +700,7 @@ class Swarm:
                 except TimeoutError:
                     error = self.torrent_error(torrent_id(handle))
                     if error:
-                        raise StorageError(f"disk error: {error}") from None
+                        raise StorageError(f"disk error: {error}; {DISK_ADVICE}") from None
                     raise SwarmTimeout(
                         f"no peer delivered piece {piece} within {timeout:.0f} s"
                     ) from None

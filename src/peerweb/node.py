@@ -23,7 +23,7 @@ import libtorrent as lt
 from . import bundle, propagation, state
 from . import pointer as ptr
 from .config import NodeConfig
-from .engine import Swarm, torrent_id
+from .engine import DISK_ADVICE, Swarm, torrent_id
 from .errors import BadAddress, NotFound, PeerwebError, StorageError, SwarmTimeout
 from .identity import KeyStore, public_key_from_site_id
 from .memcache import BytesLRU
@@ -700,7 +700,8 @@ class Node:
             return _empty()
         error = self.swarm.torrent_error(snapshot.tid)
         if error and not snapshot.file_complete(index):
-            raise StorageError(f"this site's download stopped on a disk error: {error}")
+            raise StorageError(f"this site's download stopped on a disk error: {error}; "
+                               f"{DISK_ADVICE}")
         return self.swarm.read(snapshot.handle, index, start, end, self.config.fetch_timeout)
 
     # -- status ----------------------------------------------------------------------------

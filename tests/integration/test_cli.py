@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import stat
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,12 +30,13 @@ def peerweb(*args: str, data_dir: Path, check: bool = True) -> subprocess.Comple
     return result
 
 
-def start_node(data_dir: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_node(data_dir: Path, log: Path, *extra: str,
+               preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "a") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "peerweb", "node", "--data-dir", str(data_dir),
              "--gateway", "127.0.0.1:0", *extra],
-            stdout=output, stderr=subprocess.STDOUT,
+            stdout=output, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
         )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while not (data_dir / "node.json").exists():  # bounded wait for the node to come up
@@ -102,6 +105,57 @@ def test_kill_9_and_restart_keeps_the_site_without_fetching_it_again(node_proces
         if visitor.poll() is None:
             visitor.kill()
             visitor.wait(timeout=10)
+
+
+def small_disk() -> None:
+    """In the child: files may not grow past 1 MB, as on a disk that is nearly full (the
+    write fails with EFBIG instead of ENOSPC; libtorrent takes the same path for both)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
+
+
+def test_a_full_disk_stops_that_download_and_nothing_else(node_process, tmp_path):
+    from peerweb.testnet import write_sample_site
+
+    publisher, publisher_dir = node_process
+    contents = write_sample_site(tmp_path / "big", small_files=2, big_size=3 * 1024 * 1024)
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "index.html").write_text("<h1>small</h1>")
+    big = json.loads(peerweb("publish", str(tmp_path / "big"), "--key", "big", "--json",
+                             data_dir=publisher_dir).stdout)["site_id"]
+    small = json.loads(peerweb("publish", str(tmp_path / "small"), "--key", "small", "--json",
+                               data_dir=publisher_dir).stdout)["site_id"]
+    swarm = json.loads(peerweb("status", "--json", data_dir=publisher_dir).stdout)["listen"]
+
+    visitor_dir = tmp_path / "visitor"
+    visitor = start_node(visitor_dir, tmp_path / "visitor.log", "--listen", "127.0.0.33:0",
+                         "--bootstrap", swarm, preexec_fn=small_disk)
+    try:
+        out = tmp_path / "out"
+        first = peerweb("get", f"{big}/media/big.bin", "-o", str(out), data_dir=visitor_dir,
+                        check=False)
+        # Pieces still in libtorrent's write buffer may be served before the write fails;
+        # whatever arrives is verified. Then the download stops with the disk error shown.
+        if first.returncode == 0:
+            assert out.read_bytes() == contents["media/big.bin"]
+        else:  # a clear error, and no truncated file left behind
+            assert "507" in first.stderr or "stopped after" in first.stderr, first.stderr
+            assert not out.exists()
+        deadline = time.monotonic() + 30
+        while "error" not in site_status(visitor_dir, big):
+            assert time.monotonic() < deadline, "the disk error never showed in status"
+            time.sleep(0.2)
+        failed = peerweb("get", f"{big}/media/big.bin", "-o", str(out), data_dir=visitor_dir,
+                         check=False)
+        assert failed.returncode == 1 and "507" in failed.stderr
+        assert "free disk space" in failed.stderr  # says what to do next
+        # The node is still up and serves other sites.
+        page = peerweb("get", f"{small}/", data_dir=visitor_dir).stdout
+        assert page == "<h1>small</h1>"
+        assert visitor.poll() is None
+    finally:
+        visitor.kill()
+        visitor.wait(timeout=10)
 
 
 def test_publish_status_get_and_stop(node_process, tmp_path):
