@@ -63,10 +63,10 @@ def site_status(data_dir: Path, site_id: str) -> dict:
     return next(s for s in status["sites"] if s["site_id"] == site_id)
 
 
-def test_kill_9_and_restart_keeps_the_site_without_fetching_it_again(node_process, tmp_path):
+def test_kill_9_and_restart_keep_the_site_without_fetching_it_again(node_process, tmp_path):
     from peerweb.testnet import write_sample_site
 
-    publisher, publisher_dir = node_process
+    _, publisher_dir = node_process
     contents = write_sample_site(tmp_path / "site", small_files=10, big_size=4 * 1024 * 1024)
     site_id = json.loads(peerweb("publish", str(tmp_path / "site"), "--json",
                                  data_dir=publisher_dir).stdout)["site_id"]
@@ -83,12 +83,9 @@ def test_kill_9_and_restart_keeps_the_site_without_fetching_it_again(node_proces
             assert time.monotonic() < deadline, "the visitor never completed the site"
             time.sleep(0.2)
         time.sleep(1.5)  # the resume data written as the last file completed
-        before = site_status(visitor_dir, site_id)
         visitor.kill()  # SIGKILL: no shutdown code runs
         visitor.wait(timeout=10)
         (visitor_dir / "node.json").unlink()  # what a killed node leaves behind
-        publisher.send_signal(signal.SIGTERM)  # nobody left to fetch from
-        assert publisher.wait(timeout=30) == 0
 
         started = time.monotonic()
         visitor = start_node(visitor_dir, log, *args)
@@ -97,10 +94,11 @@ def test_kill_9_and_restart_keeps_the_site_without_fetching_it_again(node_proces
         assert out.read_bytes() == contents["media/big.bin"]
         print(f"restart to first file served: {time.monotonic() - started:.2f} s")
         after = site_status(visitor_dir, site_id)
-        # Served with no peer left, and the byte count carried over unchanged: nothing was
-        # fetched again and nothing had to be.
         assert after["progress"] == 1.0 and after["version"] == 1
-        assert after["downloaded"] == before["downloaded"]
+        # The publisher is still there, yet the restarted node fetched nothing again: what
+        # it received since the restart is DHT chatter, not the 4 MB site.
+        received = json.loads(peerweb("status", "--json", data_dir=visitor_dir).stdout)
+        assert received["downloaded"] < 200_000, received["downloaded"]
     finally:
         if visitor.poll() is None:
             visitor.kill()
