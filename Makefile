@@ -14,6 +14,7 @@ run: $(STAMP)
 	$(VENV)/bin/peerweb node --example
 
 test: $(STAMP)
+	bash tests/setup.sh
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)

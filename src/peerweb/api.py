@@ -70,8 +70,10 @@ def make_app(node: Node, token: str) -> web.Application:
             if done == total or done % 64 == 0:
                 loop.call_soon_threadsafe(queue.put_nowait, (done, total))
 
+        trackers = tuple(str(t) for t in body.get("trackers") or ())
         job = asyncio.ensure_future(node.publish(
-            folder, body.get("key") or None, not body.get("no_index", False), progress))
+            folder, body.get("key") or None, not body.get("no_index", False), progress,
+            trackers))
         try:
             while not job.done():
                 getter = asyncio.ensure_future(queue.get())
@@ -100,11 +102,20 @@ def make_app(node: Node, token: str) -> web.Application:
         node.set_pinned(site_id, pinned)
         return web.json_response({"site_id": site_id, "pinned": pinned})
 
+    async def export(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            site_id, output = str(body["site_id"]), Path(str(body["output"]))
+        except (ValueError, KeyError) as exc:
+            raise UsageError("export needs a JSON body with 'site_id' and 'output'") from exc
+        return web.json_response(await node.export(site_id, output, bool(body.get("v1"))))
+
     async def history(request: web.Request) -> web.Response:
         return web.json_response(node.history(request.match_info["site_id"]))
 
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
     app.router.add_get("/v1/sites/{site_id}/log", history)
+    app.router.add_post("/v1/export", export)
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/publish", publish)
     app.router.add_post("/v1/pin", pin)

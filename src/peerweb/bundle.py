@@ -119,6 +119,7 @@ def build(
     store: Path,
     require_index: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    trackers: tuple[str, ...] = (),
 ) -> Bundle:
     """Copy ``folder`` into ``store`` and hash the copy into a hybrid torrent.
 
@@ -142,6 +143,8 @@ def build(
         piece_size = piece_size_for(total)
         creator = lt.create_torrent(lt.list_files(str(staging / name)), piece_size)
         creator.set_creator("peerweb")
+        for tier, url in enumerate(trackers):
+            creator.add_tracker(url, tier)
         pieces = creator.num_pieces()
 
         def on_piece(index: int) -> None:

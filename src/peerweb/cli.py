@@ -164,13 +164,17 @@ async def _run_node(config: NodeConfig, example: bool) -> None:
 @click.option("--key", default=None, metavar="NAME",
               help="Key to sign with (created if missing); default: the folder's name.")
 @click.option("--no-index", is_flag=True, help="Publish even without an index.html.")
+@click.option("--tracker", "trackers", multiple=True, metavar="URL",
+              help="A tracker to list in the site (repeatable), e.g. one run with "
+                   "`peerweb tracker`; visitors announce to it besides the DHT.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_data_dir_option
-def publish(folder: Path, key: str | None, no_index: bool, as_json: bool, data_dir: Path) -> None:
+def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, ...],
+            as_json: bool, data_dir: Path) -> None:
     """Publish FOLDER as a site (or its next version) through the running node."""
     client = NodeClient(data_dir, timeout=120)
     result: dict[str, Any] = {}
-    for event in client.publish(folder, key, no_index):
+    for event in client.publish(folder, key, no_index, trackers):
         if "progress" in event and not as_json and sys.stderr.isatty():
             click.echo(f"\rhashing {event['progress']}/{event['total']} pieces", err=True,
                        nl=False)
@@ -190,6 +194,45 @@ def publish(folder: Path, key: str | None, no_index: bool, as_json: bool, data_d
     if not result["dht_stored"]:
         click.echo("  note: no DHT node stored the pointer yet (no peers?); the node retries.",
                    err=True)
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:6969", show_default=True,
+              help="Address to serve /announce and /scrape on.")
+@click.option("-v", "--verbose", count=True)
+def tracker(listen: str, verbose: int) -> None:
+    """Run a BitTorrent HTTP tracker (BEP 3 announce, compact peers, scrape).
+
+    For sites that want a tracker besides the DHT: list it with `peerweb publish --tracker
+    http://HOST:PORT/announce`. It keeps peers in memory only.
+    """
+    _setup_logging(verbose)
+    host, port = parse_hostport(listen)
+    aio.run(_run_tracker(host, port))
+
+
+async def _run_tracker(host: str, port: int) -> None:
+    from aiohttp import web
+
+    from .tracker import make_app
+
+    runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                         "pick another with --listen") from exc
+    bound = runner.addresses[0]
+    click.echo(f"tracker on http://{bound[0]}:{bound[1]}/announce  (Ctrl-C stops it)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -343,6 +386,25 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
         text = exc.read().decode(errors="replace")
     found = re.search(r"<p>(.*?)</p>", text)
     return html.unescape(found.group(1)) if found else exc.reason
+
+
+@main.command()
+@click.argument("site")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the .torrent (default: SITE-ID[-v1].torrent here).")
+@click.option("--v1", "v1_only", is_flag=True,
+              help="A v1-only torrent of the same files, for clients that fail on hybrid "
+                   "torrents (aria2 1.36, Transmission 3.00); this node seeds it too.")
+@_data_dir_option
+def export(site: str, output: Path | None, v1_only: bool, data_dir: Path) -> None:
+    """Write SITE's current version as a .torrent that ordinary clients can seed."""
+    parsed = parse_cli_address(site)
+    if parsed.target is not Target.SITE:
+        _fail("export takes a site id or a magnet with xs=urn:btpk:")
+    target = output or Path(f"{parsed.ident[:16]}{'-v1' if v1_only else ''}.torrent")
+    result = NodeClient(data_dir, timeout=300).export(parsed.ident, target, v1_only)
+    click.echo(f"wrote {result['path']} ({'v1 only' if v1_only else 'hybrid v1+v2'})")
+    click.echo(f"  magnet: {result['magnet']}")
 
 
 @main.command("log")

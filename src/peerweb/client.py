@@ -59,13 +59,20 @@ class NodeClient:
         with self._request("GET", f"/v1/sites/{site_id}/log") as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def export(self, site_id: str, output: Path, v1: bool) -> dict[str, Any]:
+        body = {"site_id": site_id, "output": str(output.resolve()), "v1": v1}
+        with self._request("POST", "/v1/export", body) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
     def pin(self, site_id: str, pinned: bool) -> None:
         with self._request("POST", "/v1/pin", {"site_id": site_id, "pinned": pinned}):
             pass
 
-    def publish(self, path: Path, key: str | None, no_index: bool) -> Iterator[dict[str, Any]]:
+    def publish(self, path: Path, key: str | None, no_index: bool,
+                trackers: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
         """Progress events, then ``{"result": ...}``; raises on an error line."""
-        body = {"path": str(path.resolve()), "key": key, "no_index": no_index}
+        body = {"path": str(path.resolve()), "key": key, "no_index": no_index,
+                "trackers": list(trackers)}
         with self._request("POST", "/v1/publish", body) as response:
             for line in response:
                 event = json.loads(line)

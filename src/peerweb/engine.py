@@ -421,11 +421,11 @@ class Swarm:
 
     # -- DHT pointers (BEP 44 / BEP 46) -----------------------------------------------------
 
-    async def put_pointer(self, key: SiteKey, infohash: bytes, version: int,
-                          timeout: float) -> tuple[ptr.Pointer | None, int]:
+    async def put_pointer(self, key: SiteKey, infohash: bytes, version: int, timeout: float,
+                          trackers: tuple[str, ...] = ()) -> tuple[ptr.Pointer | None, int]:
         """Store a signed pointer in the DHT. Returns the pointer libtorrent signed (None if the
         put did not finish in time) and how many DHT nodes stored it."""
-        record = ptr.encode_record(infohash, version)
+        record = ptr.encode_record(infohash, version, trackers)
         future: asyncio.Future[_PutOutcome] = asyncio.get_running_loop().create_future()
         self._put_waiters.setdefault(key.public_key, []).append(future)
         self.session.dht_put_mutable_item(key.expanded_secret, key.public_key, record, b"")
@@ -514,12 +514,14 @@ class Swarm:
         params.flags &= ~lt.torrent_flags.paused
         return self._add(params)
 
-    def add_magnet(self, tid: str, save_path: Path, hold: bool = False) -> Any:
+    def add_magnet(self, tid: str, save_path: Path, hold: bool = False,
+                   trackers: tuple[str, ...] = ()) -> Any:
         """Add a torrent by info-hash; ``hold`` downloads nothing until ``release`` (so files
         can be put in place first) except pieces a reader asks for."""
         params = lt.add_torrent_params()
         params.info_hashes = _hashes_from_id(tid)
         params.save_path = str(save_path)
+        params.trackers = list(trackers)
         if hold:
             params.flags |= lt.torrent_flags.default_dont_download
         params.flags &= ~lt.torrent_flags.auto_managed
@@ -550,6 +552,35 @@ class Swarm:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await future
+
+    async def torrent_file(self, handle: Any, trackers: tuple[str, ...]) -> bytes:
+        """The torrent's .torrent file, with its v2 piece layers, for other clients."""
+        data = await self.save_resume(handle)
+        if data is None:
+            raise StorageError("libtorrent did not hand over the torrent's data; try again")
+        params = lt.read_resume_data(data)
+        params.trackers = list(trackers)
+        try:
+            return bytes(lt.bencode(lt.write_torrent_file(params, 0)))
+        except RuntimeError as exc:
+            raise StorageError(f"cannot write the .torrent yet: {exc}") from exc
+
+    @staticmethod
+    def make_v1_torrent(handle: Any, trackers: tuple[str, ...]) -> bytes:
+        """A v1-only torrent of the same files (no BEP 52 padding), hashed from disk.
+
+        Blocking: run it in a thread. For clients that do not understand hybrid torrents."""
+        info = handle.torrent_file()
+        save_path = Path(handle.status().save_path)
+        # The snapshot's folder on disk holds exactly the torrent's files (pad files are
+        # never written), so listing it gives the same files without the padding.
+        creator = lt.create_torrent(lt.list_files(str(save_path / info.name())),
+                                    info.piece_length(), lt.create_torrent.v1_only)
+        creator.set_creator("peerweb")
+        for tier, url in enumerate(trackers):
+            creator.add_tracker(url, tier)
+        lt.set_piece_hashes(creator, str(save_path))
+        return bytes(lt.bencode(creator.generate()))
 
     @staticmethod
     def release(handle: Any) -> None:

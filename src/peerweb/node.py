@@ -24,7 +24,7 @@ from . import bundle, propagation, state
 from . import pointer as ptr
 from .config import NodeConfig
 from .engine import DISK_ADVICE, Swarm, torrent_id
-from .errors import BadAddress, NotFound, PeerwebError, StorageError, SwarmTimeout
+from .errors import BadAddress, NotFound, PeerwebError, StorageError, SwarmTimeout, UsageError
 from .identity import KeyStore, public_key_from_site_id
 from .memcache import BytesLRU
 from .peering import PeerClient
@@ -196,7 +196,9 @@ class Node:
         for path in sorted(self.resume_dir.glob("*.resume")):
             tid = path.stem
             try:
-                self.swarm.add_resume(path.read_bytes(), self.content_dir / tid)
+                # A v1 export is seeded from the files of the snapshot it was made from.
+                folder = self.content_dir / self.state.exports.get(tid, tid)
+                self.swarm.add_resume(path.read_bytes(), folder)
             except (PeerwebError, RuntimeError, OSError) as exc:
                 log.warning("could not restore %s (%s); it will be fetched again", tid, exc)
 
@@ -402,12 +404,20 @@ class Node:
     # -- publishing ------------------------------------------------------------------------
 
     async def publish(self, folder: Path, key_name: str | None = None, require_index: bool = True,
-                      progress: Callable[[int, int], None] | None = None) -> PublishResult:
+                      progress: Callable[[int, int], None] | None = None,
+                      trackers: tuple[str, ...] = ()) -> PublishResult:
+        """Publish a folder as the next version of the site signed by ``key_name``.
+
+        ``trackers`` are listed in the torrent and in the signed pointer, so visitors announce
+        to them as well as to the DHT."""
+        bad = [t for t in trackers if not ptr.valid_tracker(t)]
+        if bad:
+            raise UsageError(f"not a tracker URL (http://, https:// or udp://): {bad[0][:80]}")
         name = key_name or _key_name_for(folder)
         key = self.keys.get_or_create(name)
         site_id = key.site_id
         built = await asyncio.to_thread(bundle.build, folder, self.content_dir, require_index,
-                                        progress)
+                                        progress, trackers)
         tid = built.infohash.hex()
         handle = self.swarm.find(tid)
         if handle is None:
@@ -416,7 +426,8 @@ class Node:
 
         current = self.state.sites.get(site_id)
         published = self.state.published.get(site_id)
-        if current is not None and current.pointer.infohash == built.infohash:
+        if (current is not None and current.pointer.infohash == built.infohash
+                and current.pointer.trackers == trackers):
             version = current.pointer.version  # same bytes: same version, just re-announced
         else:
             known = max(current.pointer.version if current else 0,
@@ -424,10 +435,10 @@ class Node:
             version = known + 1
         # A locally signed pointer serves this node at once; the DHT gets its own signature
         # (libtorrent picks the BEP 44 sequence number).
-        local = ptr.sign(key, built.infohash, version, seq=version)
+        local = ptr.sign(key, built.infohash, version, seq=version, trackers=trackers)
         self.accept_pointer(local, force=True)
         self._note_changes(self._snapshots[tid])
-        self.state.published[site_id] = state.PublishedRecord(name, version, tid)
+        self.state.published[site_id] = state.PublishedRecord(name, version, tid, trackers)
         self._save_state()
         await self._save_resume(handle)
         stored = await self._put(site_id, built.infohash, version)
@@ -441,11 +452,39 @@ class Node:
         if published is None or await self.swarm.dht_node_count() == 0:
             return 0
         key = self.keys.get(published.key_name)
-        signed, stored = await self.swarm.put_pointer(key, infohash, version, DHT_PUT_TIMEOUT)
+        signed, stored = await self.swarm.put_pointer(key, infohash, version, DHT_PUT_TIMEOUT,
+                                                      published.trackers)
         if signed is not None:
             self.accept_pointer(signed, force=True)
         log.info("put pointer v%d of %s on %d DHT nodes", version, site_id[:12], stored)
         return stored
+
+    async def export(self, site_id: str, output: Path, v1_only: bool = False) -> dict[str, Any]:
+        """Write the current version of a site held here as a .torrent for other clients.
+
+        ``v1_only`` makes a v1 torrent of the same files (for clients that fail on hybrid
+        torrents) and seeds it too, from the same files."""
+        snapshot = await self.open_site(site_id)
+        handle = snapshot.handle
+        if not handle.status().is_seeding:
+            raise UsageError(f"this node does not hold all of {site_id} yet; pin it and wait "
+                             "until `peerweb status` shows progress 1.0")
+        trackers = self.state.sites[site_id].pointer.trackers
+        if v1_only:
+            torrent = await asyncio.to_thread(self.swarm.make_v1_torrent, handle, trackers)
+            v1 = lt.torrent_info(torrent)
+            tid = torrent_id(v1)
+            if self.swarm.find(tid) is None:
+                added = self.swarm.add_seed(torrent, Path(handle.status().save_path))
+                self.state.exports[tid] = snapshot.tid
+                self._save_state()
+                await self._save_resume(added)
+        else:
+            torrent = await self.swarm.torrent_file(handle, trackers)
+            tid = snapshot.tid
+        state.write_atomic(output, torrent, mode=0o644)
+        return {"path": str(output), "infohash": tid,
+                "magnet": lt.make_magnet_uri(lt.torrent_info(torrent)), "v1_only": v1_only}
 
     def history(self, site_id: str) -> list[dict[str, Any]]:
         """The versions of a site this node knows, oldest first, for `peerweb log`."""
@@ -587,7 +626,10 @@ class Node:
             older = self._held_versions(site_id) if site_id else []
             # With an older version here, download nothing until its unchanged files are
             # in place: a new version costs only what changed.
-            handle = self.swarm.add_magnet(tid, self.content_dir / tid, hold=bool(older))
+            record = self.state.sites.get(site_id) if site_id else None
+            trackers = record.pointer.trackers if record else ()
+            handle = self.swarm.add_magnet(tid, self.content_dir / tid, hold=bool(older),
+                                           trackers=trackers)
             await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
             if older:
                 await self._reuse_files(handle, older)

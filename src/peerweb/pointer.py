@@ -23,6 +23,7 @@ from .identity import SiteKey, site_id_from_public_key, verify_signature
 
 # BEP 44: "the bencoded value ... must be less than 1000 bytes".
 MAX_VALUE_SIZE = 1000
+MAX_TRACKER_URL = 200
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Pointer:
     value: bytes
     """The exact bencoded BEP 44 ``v`` the signature covers."""
     salt: bytes = b""
+    trackers: tuple[str, ...] = ()
+    """Tracker URLs the publisher listed (``tr``), announced to besides the DHT."""
 
     @property
     def site_id(self) -> str:
@@ -71,13 +74,25 @@ class Pointer:
             raise ForgedPointer(f"malformed pointer record: {exc}") from exc
 
 
-def encode_record(infohash: bytes, version: int) -> bytes:
+def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = ()) -> bytes:
     """The bencoded BEP 46 dict; what peerweb hands libtorrent to put."""
     if len(infohash) != 20:
         raise ValueError("BEP 46 ih is a 20-byte v1 info-hash")
     if version < 1:
         raise ValueError("versions start at 1")
-    return bencode.encode({b"ih": infohash, b"v": version})
+    record: dict[bytes, bencode.Value] = {b"ih": infohash, b"v": version}
+    if trackers:
+        bad = [t for t in trackers if not valid_tracker(t)]
+        if bad:
+            raise ValueError(f"not a tracker URL (http, https or udp, at most "
+                             f"{MAX_TRACKER_URL} characters): {bad[0][:80]!r}")
+        record[b"tr"] = [t.encode() for t in trackers]
+    return bencode.encode(record)
+
+
+def valid_tracker(url: str) -> bool:
+    return len(url) <= MAX_TRACKER_URL and url.startswith(("http://", "https://", "udp://")) \
+        and url.isprintable() and " " not in url
 
 
 def signed_message(seq: int, value: bytes, salt: bytes = b"") -> bytes:
@@ -91,8 +106,9 @@ def wrap(record: bytes) -> bytes:
     return bencode.encode(record)
 
 
-def sign(key: SiteKey, infohash: bytes, version: int, seq: int) -> Pointer:
-    value = wrap(encode_record(infohash, version))
+def sign(key: SiteKey, infohash: bytes, version: int, seq: int,
+         trackers: tuple[str, ...] = ()) -> Pointer:
+    value = wrap(encode_record(infohash, version, trackers))
     signature = key.sign(signed_message(seq, value))
     return verify(key.public_key, seq, value, signature)
 
@@ -122,7 +138,11 @@ def verify(
         raise ForgedPointer("signed value has no 20-byte 'ih' (BEP 46)")
     if not isinstance(version, int) or version < 1:
         raise ForgedPointer("signed value has no positive version 'v'")
-    return Pointer(public_key, infohash, version, seq, signature, value, salt)
+    listed = decoded.get(b"tr", [])
+    # Unusable tracker entries are skipped, not fatal: the signature is what matters.
+    trackers = tuple(t.decode() for t in listed if isinstance(t, bytes) and t.isascii()
+                     and valid_tracker(t.decode())) if isinstance(listed, list) else ()
+    return Pointer(public_key, infohash, version, seq, signature, value, salt, trackers)
 
 
 def is_newer(candidate: Pointer, current: Pointer | None) -> bool:

@@ -73,12 +73,15 @@ class PublishedRecord:
     key_name: str
     version: int
     infohash: str
+    trackers: tuple[str, ...] = ()
 
 
 @dataclass
 class NodeState:
     sites: dict[str, SiteRecord] = field(default_factory=dict)
     published: dict[str, PublishedRecord] = field(default_factory=dict)
+    exports: dict[str, str] = field(default_factory=dict)
+    """v1-only torrents made by `peerweb export --v1`: their info-hash -> the snapshot's."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,8 +91,10 @@ class NodeState:
                       "pinned": r.pinned, "history": [e.to_json() for e in r.history]}
                 for sid, r in self.sites.items()
             },
+            "exports": dict(self.exports),
             "published": {
-                sid: {"key": r.key_name, "version": r.version, "infohash": r.infohash}
+                sid: {"key": r.key_name, "version": r.version, "infohash": r.infohash,
+                      "trackers": list(r.trackers)}
                 for sid, r in self.published.items()
             },
         }
@@ -113,9 +118,11 @@ class NodeState:
                                 bool(raw.get("pinned", False)), history)
             record.remember(pointer, record.last_used)
             state.sites[sid] = record
+        state.exports = {str(k): str(v) for k, v in data.get("exports", {}).items()}
         for sid, raw in data.get("published", {}).items():
-            state.published[sid] = PublishedRecord(str(raw["key"]), int(raw["version"]),
-                                                   str(raw["infohash"]))
+            state.published[sid] = PublishedRecord(
+                str(raw["key"]), int(raw["version"]), str(raw["infohash"]),
+                tuple(str(t) for t in raw.get("trackers", [])))
         return state
 
 

@@ -1,0 +1,88 @@
+"""peerweb and ordinary BitTorrent clients (Debian's aria2 and mktorrent) on loopback.
+
+The clients find peerweb through a `peerweb tracker` on 127.0.0.1; DHT, local discovery and
+peer exchange are off in the clients, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from peerweb import bencode
+from peerweb.testnet import Testnet, write_sample_site
+from peerweb.tracker import make_app
+
+CLIENT_TIMEOUT = 90
+
+
+@pytest.fixture
+async def tracker_url() -> AsyncIterator[str]:
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}/announce"
+    await runner.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def aria2(*args: str) -> list[str]:
+    """aria2c kept to loopback: no DHT, no local discovery, no peer exchange."""
+    return ["aria2c", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false", "--disable-ipv6=true", "--console-log-level=warn",
+            "--summary-interval=0", f"--listen-port={free_port()}", "--bt-stop-timeout=60",
+            *args]
+
+
+async def test_aria2_downloads_a_v1_export_from_a_peerweb_seed(tmp_path, tracker_url):
+    contents = write_sample_site(tmp_path / "site", small_files=6, big_size=3 * 1024 * 1024)
+    async with Testnet(1, root=tmp_path / "net") as net:
+        node = net.nodes[0].node
+        result = await node.publish(tmp_path / "site", "site", trackers=(tracker_url,))
+        assert node.state.sites[result.site_id].pointer.trackers == (tracker_url,)
+        torrent = tmp_path / "site-v1.torrent"
+        exported = await node.export(result.site_id, torrent, v1_only=True)
+        meta = bencode.decode(torrent.read_bytes())
+        assert b"piece layers" not in meta and b"meta version" not in meta[b"info"]
+        assert meta[b"announce"] == tracker_url.encode()
+        assert exported["magnet"].startswith(f"magnet:?xt=urn:btih:{exported['infohash']}")
+
+        out = tmp_path / "aria2"
+        process = await asyncio.create_subprocess_exec(
+            *aria2(f"--dir={out}", "--seed-time=0", str(torrent)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            async with asyncio.timeout(CLIENT_TIMEOUT):
+                log, _ = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.returncode == 0, log.decode(errors="replace")
+        for name, data in contents.items():
+            got = (out / "site" / name).read_bytes()
+            assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), name
+
+
+async def test_hybrid_export_keeps_the_info_hash_and_v2_piece_layers(tmp_path, small_site):
+    folder, _ = small_site
+    async with Testnet(1, root=tmp_path / "net") as net:
+        node = net.nodes[0].node
+        result = await node.publish(folder, "site")
+        exported = await node.export(result.site_id, tmp_path / "site.torrent")
+        meta = bencode.decode((tmp_path / "site.torrent").read_bytes())
+        assert hashlib.sha1(bencode.encode(meta[b"info"])).hexdigest() == result.infohash
+        assert meta[b"info"][b"meta version"] == 2 and meta[b"piece layers"]
+        assert "urn:btmh:1220" in exported["magnet"]

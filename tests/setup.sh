@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Real BitTorrent clients the interoperability tests run against (Debian packages).
+set -euo pipefail
+need=()
+command -v aria2c >/dev/null || need+=(aria2)
+command -v mktorrent >/dev/null || need+=(mktorrent)
+if ((${#need[@]})); then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "installing ${need[*]} for the interoperability tests" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
