@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .errors import BadAddress
 from .identity import public_key_from_site_id, site_id_from_public_key
+from .pointer import valid_tracker
 
 _HEX_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _B32_INFOHASH_RE = re.compile(r"^[a-z2-7]{32}$")
@@ -35,6 +36,8 @@ class Address:
     """Path inside the site, still percent-encoded, starting with '/'."""
     prefix: str = ""
     """The URL prefix the site lives under ('' for subdomains, '/s/<id>' in path form)."""
+    trackers: tuple[str, ...] = ()
+    """Trackers a magnet link listed (``tr``)."""
 
 
 def parse_infohash(text: str) -> str:
@@ -51,6 +54,7 @@ def parse_infohash(text: str) -> str:
 def parse_magnet(uri: str) -> Address:
     """BEP 9 (``xt=urn:btih:``), BEP 52 (``xt=urn:btmh:1220``) and BEP 46 (``xs=urn:btpk:``)."""
     query = parse_qs(urlsplit(uri).query)
+    trackers = tuple(t for t in query.get("tr", []) if valid_tracker(t))
     for xs in query.get("xs", []):
         if xs.lower().startswith("urn:btpk:"):
             key_hex = xs[9:]
@@ -64,9 +68,9 @@ def parse_magnet(uri: str) -> Address:
     for xt in query.get("xt", []):
         lowered = xt.lower()
         if lowered.startswith("urn:btih:"):
-            return Address(Target.SNAPSHOT, parse_infohash(xt[9:]))
+            return Address(Target.SNAPSHOT, parse_infohash(xt[9:]), trackers=trackers)
         if lowered.startswith("urn:btmh:1220"):
-            return Address(Target.SNAPSHOT, parse_infohash(xt[13:]))
+            return Address(Target.SNAPSHOT, parse_infohash(xt[13:]), trackers=trackers)
     raise BadAddress("magnet link has neither xs=urn:btpk: (a site) nor xt=urn:btih: (a torrent)")
 
 

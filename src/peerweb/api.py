@@ -110,12 +110,23 @@ def make_app(node: Node, token: str) -> web.Application:
             raise UsageError("export needs a JSON body with 'site_id' and 'output'") from exc
         return web.json_response(await node.export(site_id, output, bool(body.get("v1"))))
 
+    async def add_snapshot(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            tid = str(body["infohash"])
+            trackers = tuple(str(t) for t in body.get("trackers") or ())
+        except (ValueError, KeyError) as exc:
+            raise UsageError("needs a JSON body with 'infohash' (and 'trackers')") from exc
+        snapshot = await node.open_snapshot(tid, trackers=trackers)
+        return web.json_response({"infohash": snapshot.tid, "files": len(snapshot.sitemap)})
+
     async def history(request: web.Request) -> web.Response:
         return web.json_response(node.history(request.match_info["site_id"]))
 
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
     app.router.add_get("/v1/sites/{site_id}/log", history)
     app.router.add_post("/v1/export", export)
+    app.router.add_post("/v1/snapshots", add_snapshot)
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/publish", publish)
     app.router.add_post("/v1/pin", pin)

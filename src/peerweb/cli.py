@@ -342,6 +342,8 @@ def get(address: str, output: Path | None, data_dir: Path) -> None:
     """Fetch ADDRESS[/PATH] through the running node: a site id, an info-hash or a magnet."""
     parsed = parse_cli_address(address)
     client = NodeClient(data_dir)
+    if parsed.trackers:  # a magnet's trackers: the node must announce to them to find peers
+        client.add_snapshot(parsed.ident, parsed.trackers)
     prefix = "/s/" if parsed.target is Target.SITE else "/ih/"
     path = parsed.path if parsed.path not in ("", "/") else "/"
     url = client.gateway + prefix + parsed.ident + path

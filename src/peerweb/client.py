@@ -64,6 +64,11 @@ class NodeClient:
         with self._request("POST", "/v1/export", body) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def add_snapshot(self, infohash: str, trackers: tuple[str, ...]) -> dict[str, Any]:
+        body = {"infohash": infohash, "trackers": list(trackers)}
+        with self._request("POST", "/v1/snapshots", body) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
     def pin(self, site_id: str, pinned: bool) -> None:
         with self._request("POST", "/v1/pin", {"site_id": site_id, "pinned": pinned}):
             pass

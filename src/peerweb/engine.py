@@ -561,7 +561,8 @@ class Swarm:
         params = lt.read_resume_data(data)
         params.trackers = list(trackers)
         try:
-            return bytes(lt.bencode(lt.write_torrent_file(params, 0)))
+            entry: Any = lt.write_torrent_file(params, 0)
+            return bytes(lt.bencode(entry))
         except RuntimeError as exc:
             raise StorageError(f"cannot write the .torrent yet: {exc}") from exc
 

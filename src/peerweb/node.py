@@ -606,9 +606,12 @@ class Node:
         record.last_used = time.time()
         return await self.open_snapshot(record.pointer.infohash.hex(), site_id)
 
-    async def open_snapshot(self, tid: str, site_id: str | None = None) -> Snapshot:
+    async def open_snapshot(self, tid: str, site_id: str | None = None,
+                            trackers: tuple[str, ...] = ()) -> Snapshot:
         """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
         snapshot = self._snapshots.get(tid)
+        for url in trackers if snapshot is not None else ():
+            snapshot.handle.add_tracker({"url": url})  # type: ignore[union-attr]
         if snapshot is not None:
             self._last_used[tid] = time.monotonic()
             if _paused(snapshot.handle):  # metered mode paused it while idle
@@ -617,9 +620,11 @@ class Node:
         if not _INFOHASH_RE.match(tid):
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
         self._last_used[tid] = time.monotonic()
-        return await self._single_flight(self._opening, tid, lambda: self._open(tid, site_id))
+        return await self._single_flight(self._opening, tid,
+                                         lambda: self._open(tid, site_id, trackers))
 
-    async def _open(self, tid: str, site_id: str | None) -> Snapshot:
+    async def _open(self, tid: str, site_id: str | None,
+                    trackers: tuple[str, ...] = ()) -> Snapshot:
         await self.swarm.wait_removed(tid, timeout=self.config.fetch_timeout)
         handle = self.swarm.find(tid)
         if handle is None:
@@ -627,7 +632,7 @@ class Node:
             # With an older version here, download nothing until its unchanged files are
             # in place: a new version costs only what changed.
             record = self.state.sites.get(site_id) if site_id else None
-            trackers = record.pointer.trackers if record else ()
+            trackers = trackers or (record.pointer.trackers if record else ())
             handle = self.swarm.add_magnet(tid, self.content_dir / tid, hold=bool(older),
                                            trackers=trackers)
             await self.swarm.wait_metadata(handle, self.config.fetch_timeout)

@@ -10,8 +10,10 @@ import asyncio
 import hashlib
 import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -86,3 +88,40 @@ async def test_hybrid_export_keeps_the_info_hash_and_v2_piece_layers(tmp_path, s
         assert hashlib.sha1(bencode.encode(meta[b"info"])).hexdigest() == result.infohash
         assert meta[b"info"][b"meta version"] == 2 and meta[b"piece layers"]
         assert "urn:btmh:1220" in exported["magnet"]
+
+
+async def test_peerweb_browses_a_torrent_made_by_mktorrent_and_seeded_by_aria2(
+        tmp_path, tracker_url):
+    folder = tmp_path / "seeded" / "page"
+    contents = write_sample_site(folder, small_files=4, big_size=1024 * 1024, seed=7)
+    torrent = tmp_path / "page.torrent"
+    subprocess.run(["mktorrent", "-a", tracker_url, "-l", "16", "-o", str(torrent), str(folder)],
+                   check=True, capture_output=True, timeout=60)
+    info = bencode.decode(torrent.read_bytes())[b"info"]
+    infohash = hashlib.sha1(bencode.encode(info)).hexdigest()
+
+    seeder = await asyncio.create_subprocess_exec(
+        *aria2("--check-integrity=true", "--seed-ratio=0.0", f"--dir={tmp_path / 'seeded'}",
+               str(torrent)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with Testnet(1, root=tmp_path / "net") as net:
+            running = net.nodes[0]
+            magnet = f"magnet:?xt=urn:btih:{infohash}&tr={tracker_url}"
+            out = tmp_path / "index.html"
+            get = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "peerweb", "get", magnet, "-o", str(out),
+                "--data-dir", str(running.config.data_dir),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            async with asyncio.timeout(CLIENT_TIMEOUT):
+                _, err = await get.communicate()
+            assert get.returncode == 0, err.decode()
+            assert out.read_bytes() == contents["index.html"]
+            # The gateway's snapshot form serves the rest, verified against the v1 pieces.
+            url = f"{running.gateway_url}/ih/{infohash}/media/big.bin"
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                assert response.status == 200
+                assert await response.read() == contents["media/big.bin"]
+    finally:
+        seeder.kill()
+        await seeder.wait()
