@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 command -v aria2c >/dev/null || need+=(aria2)
 command -v mktorrent >/dev/null || need+=(mktorrent)
+command -v qbittorrent-nox >/dev/null || need+=(qbittorrent-nox)
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "installing ${need[*]} for the interoperability tests" >&2

@@ -78,6 +78,62 @@ async def test_aria2_downloads_a_v1_export_from_a_peerweb_seed(tmp_path, tracker
             assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), name
 
 
+QBT_CONFIG = """[LegalNotice]
+Accepted=true
+
+[BitTorrent]
+Session\\DHTEnabled=false
+Session\\LSDEnabled=false
+Session\\PeXEnabled=false
+Session\\Port={port}
+Session\\Interface=lo
+Session\\InterfaceName=lo
+
+[Preferences]
+Connection\\UPnP=false
+WebUI\\Address=127.0.0.1
+WebUI\\Port={webui}
+WebUI\\LocalHostAuth=false
+General\\Locale=en
+"""
+
+
+async def test_qbittorrent_downloads_the_hybrid_export_from_a_peerweb_seed(
+        tmp_path, tracker_url):
+    contents = write_sample_site(tmp_path / "site", small_files=6, big_size=2 * 1024 * 1024)
+    async with Testnet(1, root=tmp_path / "net") as net:
+        node = net.nodes[0].node
+        result = await node.publish(tmp_path / "site", "site", trackers=(tracker_url,))
+        torrent = tmp_path / "site.torrent"
+        await node.export(result.site_id, torrent)
+
+        profile = tmp_path / "qbt"
+        config = profile / "qBittorrent" / "config"
+        config.mkdir(parents=True)
+        (config / "qBittorrent.conf").write_text(
+            QBT_CONFIG.format(port=free_port(), webui=free_port()))
+        out = tmp_path / "qbt-download"
+        client = await asyncio.create_subprocess_exec(
+            "qbittorrent-nox", f"--profile={profile}", f"--save-path={out}",
+            "--skip-dialog=true", str(torrent),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        big = out / "site" / "media" / "big.bin"
+        try:
+            async with asyncio.timeout(CLIENT_TIMEOUT):
+                while not (big.exists() and big.read_bytes() == contents["media/big.bin"]):
+                    assert client.returncode is None, "qbittorrent-nox exited early"
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1)  # the other files finish around the same time
+                for name, data in contents.items():
+                    path = out / "site" / name
+                    while not (path.exists() and path.read_bytes() == data):
+                        await asyncio.sleep(0.2)
+        finally:
+            client.kill()
+            log, _ = await client.communicate()
+        assert node.swarm.find(result.infohash).status().all_time_upload > 0, log.decode()
+
+
 async def test_hybrid_export_keeps_the_info_hash_and_v2_piece_layers(tmp_path, small_site):
     folder, _ = small_site
     async with Testnet(1, root=tmp_path / "net") as net:
