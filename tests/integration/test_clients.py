@@ -12,10 +12,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from urllib.parse import quote_from_bytes
 
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from peerweb import bencode
 from peerweb.testnet import Testnet, write_sample_site
@@ -175,9 +177,90 @@ async def test_peerweb_browses_a_torrent_made_by_mktorrent_and_seeded_by_aria2(
             assert out.read_bytes() == contents["index.html"]
             # The gateway's snapshot form serves the rest, verified against the v1 pieces.
             url = f"{running.gateway_url}/ih/{infohash}/media/big.bin"
-            async with aiohttp.ClientSession() as session, session.get(url) as response:
-                assert response.status == 200
-                assert await response.read() == contents["media/big.bin"]
+            big = contents["media/big.bin"]
+            async with aiohttp.ClientSession() as session:
+                async with session.get(url) as response:
+                    assert response.status == 200 and await response.read() == big
+                middle = len(big) // 2
+                headers = {"Range": f"bytes={middle}-{middle + 99_999}"}
+                async with session.get(url, headers=headers) as response:
+                    assert response.status == 206
+                    assert await response.read() == big[middle:middle + 100_000]
     finally:
         seeder.kill()
         await seeder.wait()
+
+
+async def run_aria2(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *aria2(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async with asyncio.timeout(CLIENT_TIMEOUT):
+            log, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, log.decode(errors="replace")
+
+
+async def test_a_mixed_swarm_moves_pieces_both_ways(tmp_path, tracker_url):
+    """peerweb seeds aria2; then, the publisher gone, a new peerweb node fetches from aria2."""
+    contents = write_sample_site(tmp_path / "site", small_files=4, big_size=2 * 1024 * 1024)
+    torrent = tmp_path / "site-v1.torrent"
+    async with Testnet(1, root=tmp_path / "net") as net:
+        publisher = net.nodes[0]
+        result = await publisher.node.publish(tmp_path / "site", "site", trackers=(tracker_url,))
+        exported = await publisher.node.export(result.site_id, torrent, v1_only=True)
+        await run_aria2(f"--dir={tmp_path / 'aria2'}", "--seed-time=0", str(torrent))
+        sent = publisher.node.swarm.find(exported["infohash"]).status().all_time_upload
+        assert sent >= len(contents["media/big.bin"])  # peerweb -> aria2
+        await net.stop_node(publisher)
+
+        seeder = await asyncio.create_subprocess_exec(
+            *aria2("--check-integrity=true", "--seed-ratio=0.0", f"--dir={tmp_path / 'aria2'}",
+                   str(torrent)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            visitor = await net.add_node(net.config_for(1))
+            snapshot = await visitor.node.open_snapshot(exported["infohash"],
+                                                        trackers=(tracker_url,))
+            index = snapshot.sitemap.lookup("media/big.bin").file_index
+            assert index is not None
+            got = await visitor.node.read_file(snapshot, index)
+            assert got == contents["media/big.bin"]
+            async with asyncio.timeout(10):  # libtorrent updates its byte counts each second
+                while snapshot.handle.status().all_time_download < len(got):
+                    await asyncio.sleep(0.1)
+            received = snapshot.handle.status().all_time_download  # aria2 -> peerweb
+            print(f"peerweb -> aria2: {sent} bytes; aria2 -> peerweb: {received} bytes")
+        finally:
+            seeder.kill()
+            await seeder.wait()
+
+
+async def test_peerweb_tracker_serves_a_swarm_of_aria2_clients(tmp_path, tracker_url):
+    folder = tmp_path / "seed" / "files"
+    contents = write_sample_site(folder, small_files=3, big_size=1024 * 1024, seed=9)
+    torrent = tmp_path / "files.torrent"
+    subprocess.run(["mktorrent", "-a", tracker_url, "-l", "16", "-o", str(torrent), str(folder)],
+                   check=True, capture_output=True, timeout=60)
+    seeder = await asyncio.create_subprocess_exec(
+        *aria2("--check-integrity=true", "--seed-ratio=0.0", f"--dir={tmp_path / 'seed'}",
+               str(torrent)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    info = bencode.decode(torrent.read_bytes())[b"info"]
+    infohash = hashlib.sha1(bencode.encode(info)).digest()
+    scrape = URL(tracker_url.replace("/announce", "/scrape") + "?info_hash="
+                 + quote_from_bytes(infohash), encoded=True)
+    try:
+        # DHT, local discovery and peer exchange are off: the tracker is how they meet.
+        await asyncio.gather(*(run_aria2(f"--dir={tmp_path / f'leech{i}'}", "--seed-time=0",
+                                         str(torrent)) for i in range(3)))
+        async with aiohttp.ClientSession() as session, session.get(scrape) as response:
+            files = bencode.decode(await response.read())[b"files"]
+    finally:
+        seeder.kill()
+        await seeder.wait()
+    for i in range(3):
+        for name, data in contents.items():
+            assert (tmp_path / f"leech{i}" / "files" / name).read_bytes() == data
+    assert files[infohash][b"complete"] >= 1  # the seeder, still announced
