@@ -634,7 +634,7 @@ class Swarm:
             return None
 
     async def _announcing_while(self, handle: Any, future: asyncio.Future[T]) -> T:
-        """Wait for ``future``; while the torrent has no peers, ask the DHT again now and then.
+        """Wait for ``future``; while the torrent has no peers, ask the DHT and trackers again.
 
         An announce that ran before any holder announced found nobody, and libtorrent would
         not look again for a whole announce interval; a visitor who is waiting cannot wait
@@ -646,7 +646,7 @@ class Swarm:
             if done:
                 return future.result()
             if handle.is_valid() and handle.status().num_peers == 0:
-                handle.force_dht_announce()
+                _announce_again(handle)
             delay = min(delay * 2, REANNOUNCE_MAX)
 
     def _piece_future(self, handle: Any, piece: int, deadline_ms: int) -> asyncio.Future[bytes]:
@@ -689,7 +689,7 @@ class Swarm:
                 continue
             status = handle.status()
             if status.num_peers == 0:
-                handle.force_dht_announce()
+                _announce_again(handle)
             if status.state != lt.torrent_status.downloading or handle.have_piece(piece):
                 continue
             stalled = stalled + 1 if _received_unverified(handle, piece) else 0
@@ -766,6 +766,13 @@ def _settle(futures: list[asyncio.Future[T]], result: T) -> None:
     for future in futures:
         if not future.done():
             future.set_result(result)
+
+
+def _announce_again(handle: Any) -> None:
+    """Ask the DHT and the torrent's trackers for peers now, whatever their intervals say."""
+    handle.force_dht_announce()
+    if handle.trackers():
+        handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
 
 
 def _received_unverified(handle: Any, piece: int) -> bool:
