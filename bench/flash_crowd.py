@@ -5,8 +5,13 @@ between local addresses too). Each visitor fetches every file of the 41-file pag
 own gateway. Baseline in the same run: plain HTTP from an origin capped at the same 4 MB/s
 (a token bucket shared by all connections), N clients fetching the same files.
 
+A second baseline: N aria2 clients (Debian's aria2c) downloading the site's v1 export from the
+same publisher, through a `peerweb tracker`, each capped at the same 2 MB/s upload; their
+completion is when aria2 runs its download-complete hook.
+
 Reports the slowest completion over the fluid lower bound max(F/U_s, N*F/(U_s + N*U_c)),
-and the bytes the publisher uploaded over the site size. Targets: at most 1.3 and 2.
+and the bytes the publisher uploaded over the site size. Targets: at most 1.3 and 2; and
+peerweb's slowest at most 1.1x aria2's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from bench.common import free_port, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.testnet import Testnet, write_sample_site
+from peerweb.tracker import make_app as tracker_app
 
 N = 20
 SEED_UP = 4_000_000
@@ -117,6 +123,61 @@ async def swarm_run(site: Path, contents: dict[str, bytes]) -> tuple[list[float]
     return times, uploaded
 
 
+HOOK = """#!/bin/sh
+touch "$PEERWEB_BENCH_DONE"
+"""
+
+
+async def aria2_run(site: Path, contents: dict[str, bytes], work: Path) -> list[float]:
+    """N aria2 clients fetch the v1 export from a rate-capped peerweb publisher."""
+    runner = web.AppRunner(tracker_app(), access_log=None)
+    await runner.setup()
+    tracker_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", tracker_port).start()
+    tracker = f"http://127.0.0.1:{tracker_port}/announce"
+    hook = work / "done.sh"
+    hook.write_text(HOOK)
+    hook.chmod(0o755)
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        net = Testnet(0, template=NodeConfig(limit_local_peers=True))
+        async with net:
+            publisher = await net.add_node(replace(net.config_for(0), upload_limit=SEED_UP))
+            result = await publisher.node.publish(site, "crowd", trackers=(tracker,))
+            torrent = work / "site-v1.torrent"
+            await publisher.node.export(result.site_id, torrent, v1_only=True)
+            markers = [work / f"done-{i}" for i in range(N)]
+            start = time.perf_counter()
+            for i in range(N):
+                processes.append(await asyncio.create_subprocess_exec(
+                    "aria2c", "--enable-dht=false", "--enable-dht6=false",
+                    "--bt-enable-lpd=false", "--disable-ipv6=true", "--seed-time=5",
+                    f"--max-upload-limit={PEER_UP}", f"--listen-port={free_port()}",
+                    f"--dir={work / f'aria2-{i}'}", f"--on-bt-download-complete={hook}",
+                    "--console-log-level=error", "--summary-interval=0", str(torrent),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                    env={"PATH": "/usr/bin:/bin", "PEERWEB_BENCH_DONE": str(markers[i])}))
+            times: dict[int, float] = {}
+            deadline = start + 300
+            while len(times) < N and time.perf_counter() < deadline:
+                for i, marker in enumerate(markers):
+                    if i not in times and marker.exists():
+                        times[i] = time.perf_counter() - start
+                await asyncio.sleep(0.005)
+            if len(times) < N:
+                raise TimeoutError(f"only {len(times)} of {N} aria2 clients finished")
+        for i in range(N):
+            for name, data in contents.items():
+                assert (work / f"aria2-{i}" / "site" / name).read_bytes() == data, name
+        return [times[i] for i in range(N)]
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        await runner.cleanup()
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
@@ -125,18 +186,23 @@ async def main() -> None:
         bound = max(size / SEED_UP, N * size / (SEED_UP + N * PEER_UP))
         swarm_times, uploaded = await swarm_run(site, contents)
         http_times = await http_baseline(site, contents)
-    slowest, http_slowest = max(swarm_times), max(http_times)
+        aria2_times = await aria2_run(site, contents, Path(tmp))
+    slowest, http_slowest, aria2_slowest = max(swarm_times), max(http_times), max(aria2_times)
     print(f"site {size / 1e6:.2f} MB, {N} visitors, publisher {SEED_UP / 1e6:.0f} MB/s up, "
           f"visitors {PEER_UP / 1e6:.0f} MB/s up; fluid lower bound {bound:.2f} s")
     print(f"peerweb slowest {slowest:.2f} s -> {slowest / bound:.2f}x bound (target <= 1.3)")
     print(f"plain HTTP slowest {http_slowest:.2f} s -> {http_slowest / bound:.2f}x bound")
     print(f"publisher uploaded {uploaded / size:.2f}x the site (target <= 2)")
+    print(f"aria2 swarm slowest {aria2_slowest:.2f} s -> {aria2_slowest / bound:.2f}x bound")
     print(f"peerweb / plain HTTP slowest: {slowest / http_slowest:.2f}")
+    print(f"peerweb / aria2 slowest: {slowest / aria2_slowest:.2f} (target <= 1.1)")
     write_result("flash_crowd", {
         "visitors": N, "site_bytes": size, "seed_upload": SEED_UP, "peer_upload": PEER_UP,
         "fluid_bound_s": bound, "peerweb_times_s": swarm_times, "http_times_s": http_times,
         "peerweb_slowest_over_bound": slowest / bound,
         "http_slowest_over_bound": http_slowest / bound,
+        "aria2_times_s": aria2_times, "aria2_slowest_over_bound": aria2_slowest / bound,
+        "peerweb_over_aria2": slowest / aria2_slowest,
         "publisher_upload_over_size": uploaded / size,
         "limits": "libtorrent rate limits between loopback addresses; HTTP origin token bucket",
     })

@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+command -v aria2c >/dev/null || need+=(aria2)
 command -v sha256sum >/dev/null || need+=(coreutils)
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
