@@ -50,6 +50,19 @@ def aria2(*args: str) -> list[str]:
             *args]
 
 
+async def run_aria2(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *aria2(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async with asyncio.timeout(CLIENT_TIMEOUT):
+            log, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, log.decode(errors="replace")
+
+
 async def test_aria2_downloads_a_v1_export_from_a_peerweb_seed(tmp_path, tracker_url):
     contents = write_sample_site(tmp_path / "site", small_files=6, big_size=3 * 1024 * 1024)
     async with Testnet(1, root=tmp_path / "net") as net:
@@ -64,17 +77,7 @@ async def test_aria2_downloads_a_v1_export_from_a_peerweb_seed(tmp_path, tracker
         assert exported["magnet"].startswith(f"magnet:?xt=urn:btih:{exported['infohash']}")
 
         out = tmp_path / "aria2"
-        process = await asyncio.create_subprocess_exec(
-            *aria2(f"--dir={out}", "--seed-time=0", str(torrent)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            async with asyncio.timeout(CLIENT_TIMEOUT):
-                log, _ = await process.communicate()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        assert process.returncode == 0, log.decode(errors="replace")
+        await run_aria2(f"--dir={out}", "--seed-time=0", str(torrent))
         for name, data in contents.items():
             got = (out / "site" / name).read_bytes()
             assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), name
@@ -189,19 +192,6 @@ async def test_peerweb_browses_a_torrent_made_by_mktorrent_and_seeded_by_aria2(
     finally:
         seeder.kill()
         await seeder.wait()
-
-
-async def run_aria2(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        *aria2(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        async with asyncio.timeout(CLIENT_TIMEOUT):
-            log, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, log.decode(errors="replace")
 
 
 async def test_a_mixed_swarm_moves_pieces_both_ways(tmp_path, tracker_url):
