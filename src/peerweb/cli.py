@@ -206,17 +206,55 @@ def tracker(listen: str, verbose: int) -> None:
     For sites that want a tracker besides the DHT: list it with `peerweb publish --tracker
     http://HOST:PORT/announce`. It keeps peers in memory only.
     """
-    _setup_logging(verbose)
-    host, port = parse_hostport(listen)
-    aio.run(_run_tracker(host, port))
-
-
-async def _run_tracker(host: str, port: int) -> None:
-    from aiohttp import web
-
     from .tracker import make_app
 
-    runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+    _setup_logging(verbose)
+    host, port = parse_hostport(listen)
+    aio.run(_serve_until_signal(make_app(), host, port, "tracker (announce at /announce)"))
+
+
+@main.command()
+@click.option("--upstream", required=True, metavar="URL",
+              help="The web server to stand in front of, e.g. http://127.0.0.1:8000.")
+@click.option("--site", "site_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The folder published as the site: its files may be handed off.")
+@click.option("--site-id", default=None, help="The site's id (from `peerweb publish`), so "
+              "visitors whose request names their own gateway are sent there.")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
+              help="A gateway serving the site, e.g. http://HOST:PORT/s/SITE-ID (repeatable).")
+@click.option("--listen", default="127.0.0.1:8000", show_default=True)
+@click.option("--capacity", default="10MB/s", show_default=True,
+              help="Egress the origin can afford; it hands off above 80% of it.")
+@click.option("--banner", default=None, metavar="HTML",
+              help="Added to pages served while handing off, e.g. an invitation to help host.")
+@click.option("-v", "--verbose", count=True)
+def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[str, ...],
+           listen: str, capacity: str, banner: str | None, verbose: int) -> None:
+    """Run in front of a web server; hand static files to mirrors when it is overloaded.
+
+    Normal load passes through untouched. Above the threshold (with hysteresis), requests
+    for the site's published files are redirected to a mirror; dynamic requests still go
+    upstream, or get 503 with Retry-After past the capacity. GET /.peerweb/status (from this
+    machine) shows the mode and the load.
+    """
+    from .handoff import LoadPolicy, Thresholds
+    from .origin import Origin, OriginConfig, sitemap_of
+
+    _setup_logging(verbose)
+    host, port = parse_hostport(listen)
+    limit = parse_size(capacity)
+    if limit <= 0:
+        raise UsageError("--capacity must be positive, e.g. 10MB/s")
+    server = Origin(OriginConfig(upstream, site_id, mirrors, banner), sitemap_of(site_dir),
+                    LoadPolicy(Thresholds(capacity=float(limit))))
+    aio.run(_serve_until_signal(server.make_app(), host, port, "origin"))
+
+
+async def _serve_until_signal(app: Any, host: str, port: int, what: str) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -224,7 +262,7 @@ async def _run_tracker(host: str, port: int) -> None:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; "
                          "pick another with --listen") from exc
     bound = runner.addresses[0]
-    click.echo(f"tracker on http://{bound[0]}:{bound[1]}/announce  (Ctrl-C stops it)")
+    click.echo(f"{what} on http://{bound[0]}:{bound[1]}/  (Ctrl-C stops it)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,134 @@
+"""When an origin hands visitors to the swarm: load measurement and a hysteresis policy.
+
+Pure: every method takes ``now`` (seconds, monotonic), so the policy is tested without
+sleeping. The origin server (origin.py) feeds it what it sees: requests in flight, bytes it
+sent, how long the upstream took and whether it failed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Mode(Enum):
+    NORMAL = "normal"
+    HANDOFF = "handing off"
+
+
+@dataclass
+class Rate:
+    """An exponentially weighted rate (units per second) with time constant ``tau``."""
+
+    tau: float = 2.0
+    value: float = 0.0
+    _last: float | None = None
+    _pending: float = 0.0
+
+    def add(self, amount: float, now: float) -> None:
+        self._decay(now)
+        self._pending += amount
+
+    def read(self, now: float) -> float:
+        self._decay(now)
+        return self.value
+
+    def _decay(self, now: float) -> None:
+        if self._last is None:
+            self._last = now
+            return
+        elapsed = now - self._last
+        if elapsed <= 0:
+            return
+        # The bytes that arrived since the last update count as a rate over that interval.
+        weight = 1.0 - math.exp(-elapsed / self.tau)
+        self.value += weight * (self._pending / elapsed - self.value)
+        self._pending = 0.0
+        self._last = now
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    capacity: float
+    """Egress the origin can afford, bytes per second."""
+    max_in_flight: int = 64
+    """Upstream requests in flight that count as overload on their own."""
+    slow_upstream: float = 2.0
+    """Seconds of (smoothed) upstream latency that count as overload."""
+    enter_share: float = 0.8
+    """Hand off above this share of capacity..."""
+    leave_share: float = 0.4
+    """...and take visitors back below this one (the gap keeps it from flapping)."""
+    enter_after: float = 1.0
+    """Seconds the overload must last before handing off."""
+    leave_after: float = 5.0
+    """Seconds the calm must last before taking visitors back."""
+
+
+@dataclass
+class LoadPolicy:
+    """Decides the mode from measured load, with hysteresis in level and in time."""
+
+    limits: Thresholds
+    mode: Mode = Mode.NORMAL
+    egress: Rate = field(default_factory=Rate)
+    latency: float = 0.0
+    in_flight: int = 0
+    errors: Rate = field(default_factory=Rate)
+    handed_off: int = 0
+    passed: int = 0
+    _since: float | None = None
+    changes: int = 0
+
+    def started(self) -> None:
+        self.in_flight += 1
+
+    def finished(self, sent: int, seconds: float, failed: bool, now: float) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        self.egress.add(sent, now)
+        self.latency += 0.2 * (seconds - self.latency)
+        if failed:
+            self.errors.add(1, now)
+
+    def sent(self, amount: int, now: float) -> None:
+        """Bytes sent by a response still streaming (counted as they go)."""
+        self.egress.add(amount, now)
+
+    def overloaded(self, now: float) -> bool:
+        rate = self.egress.read(now)
+        return (rate > self.limits.enter_share * self.limits.capacity
+                or self.in_flight > self.limits.max_in_flight
+                or self.latency > self.limits.slow_upstream)
+
+    def calm(self, now: float) -> bool:
+        return (self.egress.read(now) < self.limits.leave_share * self.limits.capacity
+                and self.in_flight <= self.limits.max_in_flight // 2
+                and self.latency < self.limits.slow_upstream / 2)
+
+    def update(self, now: float) -> Mode:
+        """The mode to serve in now; flips only after the condition held long enough."""
+        wanted = self.overloaded(now) if self.mode is Mode.NORMAL else self.calm(now)
+        if not wanted:
+            self._since = None
+            return self.mode
+        if self._since is None:
+            self._since = now
+        wait = self.limits.enter_after if self.mode is Mode.NORMAL else self.limits.leave_after
+        if now - self._since >= wait:
+            self.mode = Mode.HANDOFF if self.mode is Mode.NORMAL else Mode.NORMAL
+            self._since = None
+            self.changes += 1
+        return self.mode
+
+    def over_capacity(self, now: float) -> bool:
+        """Even dynamic requests must wait: the egress is at the full capacity."""
+        return self.egress.read(now) >= self.limits.capacity
+
+    def snapshot(self, now: float) -> dict[str, object]:
+        return {"mode": self.mode.value, "egress_bytes_per_s": round(self.egress.read(now)),
+                "capacity_bytes_per_s": self.limits.capacity, "in_flight": self.in_flight,
+                "upstream_latency_s": round(self.latency, 3),
+                "errors_per_s": round(self.errors.read(now), 3),
+                "handed_off": self.handed_off, "passed_through": self.passed,
+                "mode_changes": self.changes}

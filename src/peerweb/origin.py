@@ -1,0 +1,148 @@
+"""Origin mode: a reverse proxy in front of an ordinary web server that hands visitors to
+the swarm when the server is overloaded, and takes them back when the load falls.
+
+While the load is normal every request passes through untouched. Under overload (see
+handoff.py for the measurement and the hysteresis), GET and HEAD requests for files the site
+has published are redirected to a mirror that serves the signed version through a peerweb
+gateway, or to the visitor's own gateway when the request names one; everything else still
+goes upstream, and once even that exceeds the capacity it gets 503 with Retry-After rather
+than a timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from .bundle import scan
+from .handoff import LoadPolicy, Mode
+from .sitemap import Kind, SiteMap
+
+STATUS_PATH = "/.peerweb/status"
+# A visitor whose browser (or extension) runs a peerweb node may name its gateway here.
+GATEWAY_HEADER = "X-Peerweb-Gateway"
+RETRY_AFTER = 5
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+               "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class OriginConfig:
+    upstream: str
+    """Base URL of the web server behind us, e.g. http://127.0.0.1:8000."""
+    site_id: str | None
+    mirrors: Sequence[str]
+    """Base URLs that serve the site, e.g. http://mirror:8080/s/<site-id>."""
+    banner: str | None = None
+    """HTML inserted before </body> of pages the origin still serves while handing off."""
+
+
+class Origin:
+    def __init__(self, config: OriginConfig, sitemap: SiteMap, policy: LoadPolicy) -> None:
+        self.config = config
+        self.sitemap = sitemap
+        self.policy = policy
+        self._mirrors = itertools.cycle(config.mirrors) if config.mirrors else None
+        self._client: aiohttp.ClientSession | None = None
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(STATUS_PATH, self._status)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _app: web.Application) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _status(self, request: web.Request) -> web.Response:
+        if request.remote not in ("127.0.0.1", "::1"):
+            raise web.HTTPForbidden(text="status is for the machine this origin runs on\n")
+        return web.json_response(self.policy.snapshot(time.monotonic()))
+
+    def _is_static(self, request: web.Request) -> bool:
+        if request.method not in ("GET", "HEAD"):
+            return False
+        return self.sitemap.lookup(request.raw_path.split("?", 1)[0].lstrip("/")).kind is Kind.FILE
+
+    def _handoff_target(self, request: web.Request) -> str | None:
+        path = request.raw_path.split("?", 1)[0]
+        gateway = request.headers.get(GATEWAY_HEADER, "")
+        if self.config.site_id and gateway.startswith(("http://127.0.0.1:", "http://localhost:")):
+            return f"{gateway.rstrip('/')}/s/{self.config.site_id}{path}"
+        if self._mirrors is not None:
+            return f"{next(self._mirrors).rstrip('/')}{path}"
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        now = time.monotonic()
+        mode = self.policy.update(now)
+        if mode is Mode.HANDOFF and self._is_static(request):
+            target = self._handoff_target(request)
+            if target is not None:
+                self.policy.handed_off += 1
+                return web.Response(status=302, headers={"Location": target,
+                                                         "Cache-Control": "no-store"})
+        if mode is Mode.HANDOFF and self.policy.over_capacity(now):
+            return web.Response(status=503, text="busy: try again in a few seconds\n",
+                                headers={"Retry-After": str(RETRY_AFTER)})
+        self.policy.passed += 1
+        return await self._proxy(request, banner=mode is Mode.HANDOFF)
+
+    async def _proxy(self, request: web.Request, banner: bool) -> web.StreamResponse:
+        if self._client is None:
+            self._client = aiohttp.ClientSession(auto_decompress=False,
+                                                 timeout=aiohttp.ClientTimeout(total=60))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        url = self.config.upstream.rstrip("/") + request.raw_path
+        started = time.monotonic()
+        self.policy.started()
+        sent, failed = 0, False
+        try:
+            body = await request.read() if request.can_read_body else None
+            async with self._client.request(request.method, url, headers=headers, data=body,
+                                            allow_redirects=False) as upstream:
+                out_headers = {k: v for k, v in upstream.headers.items()
+                               if k.lower() not in _HOP_BY_HOP}
+                html = upstream.headers.get("Content-Type", "").startswith("text/html")
+                if banner and self.config.banner and html and request.method == "GET":
+                    page = await upstream.read()
+                    page = _with_banner(page, self.config.banner)
+                    sent = len(page)
+                    self.policy.sent(sent, time.monotonic())
+                    return web.Response(status=upstream.status, body=page, headers=out_headers)
+                response = web.StreamResponse(status=upstream.status, headers=out_headers)
+                if upstream.content_length is not None:
+                    response.content_length = upstream.content_length
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_chunked(CHUNK):
+                    await response.write(chunk)
+                    sent += len(chunk)
+                    self.policy.sent(len(chunk), time.monotonic())
+                await response.write_eof()
+                return response
+        except (aiohttp.ClientError, TimeoutError):
+            failed = True
+            return web.Response(status=502, text="the upstream server did not answer\n")
+        finally:
+            self.policy.finished(0, time.monotonic() - started, failed, time.monotonic())
+
+
+def sitemap_of(folder: Path) -> SiteMap:
+    """The static files a site folder publishes (what may be handed off)."""
+    return SiteMap([str(f.relative) for f in scan(folder, require_index=False)])
+
+
+def _with_banner(page: bytes, banner: str) -> bytes:
+    marker = page.lower().rfind(b"</body>")
+    snippet = banner.encode()
+    return page[:marker] + snippet + page[marker:] if marker >= 0 else page + snippet

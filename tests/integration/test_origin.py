@@ -1,0 +1,123 @@
+"""Origin mode on loopback: an upstream web server, the origin in front, a peerweb mirror."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from peerweb.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.origin import STATUS_PATH, Origin, OriginConfig, sitemap_of
+from peerweb.testnet import Testnet, write_sample_site
+
+DYNAMIC_PAGE = b"<html><body><p>dynamic</p></body></html>"
+BANNER = '<div id="peerweb-help">Help host this site</div>'
+
+
+def upstream_app(folder: Path) -> web.Application:
+    """A plain web server: the site's files, plus one dynamic page."""
+    app = web.Application()
+
+    async def dynamic(_request: web.Request) -> web.Response:
+        return web.Response(body=DYNAMIC_PAGE, content_type="text/html")
+
+    app.router.add_get("/api/now", dynamic)
+    app.router.add_static("/", folder)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def origin_for(folder: Path, upstream: str, mirror: str, site_id: str, policy: LoadPolicy,
+               banner: str | None) -> Origin:
+    return Origin(OriginConfig(upstream, site_id, [mirror], banner), sitemap_of(folder), policy)
+
+
+async def test_overload_hands_static_files_to_a_mirror_and_the_calm_takes_them_back(tmp_path):
+    folder = tmp_path / "site"
+    contents = write_sample_site(folder, small_files=4, big_size=256 * 1024)
+    big = contents["media/big.bin"]
+    async with Testnet(1, root=tmp_path / "net") as net, \
+            serving(upstream_app(folder)) as upstream, aiohttp.ClientSession() as session:
+        result = await net.nodes[0].node.publish(folder, "site")
+        mirror = f"{net.nodes[0].gateway_url}/s/{result.site_id}"
+        policy = LoadPolicy(Thresholds(capacity=1_000_000, enter_after=0.3, leave_after=1.0))
+        origin = origin_for(folder, upstream, mirror, result.site_id, policy, BANNER)
+        async with serving(origin.make_app()) as base:
+            async def get(path: str) -> tuple[int, dict[str, str], bytes]:
+                async with session.get(base + path, allow_redirects=False) as response:
+                    return response.status, dict(response.headers), await response.read()
+
+            # Normal load: everything passes through, untouched.
+            status, _, body = await get("/media/big.bin")
+            assert status == 200 and body == big
+            status, _, body = await get("/api/now")
+            assert status == 200 and body == DYNAMIC_PAGE
+
+            # A burst of 16 clients: the origin starts handing the big file off.
+            redirects: list[str] = []
+
+            async def visitor() -> None:
+                async with asyncio.timeout(20):
+                    while not redirects:
+                        status, headers, _ = await get("/media/big.bin")
+                        if status == 302:
+                            redirects.append(headers["Location"])
+
+            await asyncio.gather(*(visitor() for _ in range(16)))
+            assert redirects[0] == f"{mirror}/media/big.bin"
+            async with session.get(redirects[0]) as response:  # the mirror: verified bytes
+                assert response.status == 200 and await response.read() == big
+            # Dynamic requests are never redirected; while handing off they carry the banner.
+            status, headers, body = await get("/api/now")
+            assert status in (200, 503) and "Location" not in headers
+            if status == 200:
+                assert BANNER.encode() in body
+            else:
+                assert headers["Retry-After"] == "5"
+            async with session.get(base + STATUS_PATH) as response:
+                state = await response.json()
+            assert state["mode"] == "handing off" and state["handed_off"] >= 1
+
+            # The burst is over: after the calm period, visitors are served directly again.
+            async with asyncio.timeout(15):
+                while True:
+                    status, _, body = await get("/api/now")
+                    if status == 200 and body == DYNAMIC_PAGE:
+                        break
+                    await asyncio.sleep(0.2)
+            status, _, body = await get("/media/big.bin")
+            assert status == 200 and body == big
+            assert policy.mode is Mode.NORMAL and policy.changes == 2
+
+
+async def test_the_banner_appears_only_when_enabled(tmp_path):
+    folder = tmp_path / "site"
+    write_sample_site(folder, small_files=2, big_size=0)
+    async with serving(upstream_app(folder)) as upstream, aiohttp.ClientSession() as session:
+        for banner in (None, BANNER):
+            # Held in hand-off mode: a long calm is needed to leave it.
+            policy = LoadPolicy(Thresholds(capacity=1e9, leave_after=3600), mode=Mode.HANDOFF)
+            origin = origin_for(folder, upstream, "http://127.0.0.1:1/s/x", "x" * 52, policy,
+                                banner)
+            async with serving(origin.make_app()) as base, session.get(base + "/api/now") as r:
+                body = await r.read()
+            assert r.status == 200
+            assert (BANNER.encode() in body) is (banner is not None)
+            async with serving(origin.make_app()) as base, session.get(
+                    base + "/index.html", allow_redirects=False) as r:
+                assert r.status == 302 and r.headers["Location"].endswith("/index.html")

@@ -1,0 +1,57 @@
+from peerweb.handoff import LoadPolicy, Mode, Rate, Thresholds
+
+CAP = 1_000_000.0
+
+
+def drive(policy: LoadPolicy, rate: float, start: float, seconds: float, step: float = 0.1):
+    """Feed ``rate`` bytes/s of egress for ``seconds``; return the modes seen."""
+    modes = []
+    t = start
+    while t < start + seconds - 1e-9:
+        t += step
+        policy.sent(int(rate * step), t)
+        modes.append(policy.update(t))
+    return modes, t
+
+
+def test_rate_converges_to_the_offered_load():
+    rate = Rate(tau=1.0)
+    for i in range(1, 101):
+        rate.add(10_000, i * 0.1)
+    assert 90_000 < rate.read(10.0) < 110_000
+    assert rate.read(20.0) < 2_000  # decays once nothing is sent
+
+
+def test_a_sustained_overload_hands_off_and_calm_takes_it_back():
+    policy = LoadPolicy(Thresholds(capacity=CAP, enter_after=1.0, leave_after=3.0))
+    modes, t = drive(policy, 2 * CAP, 0.0, 4.0)
+    assert modes[0] is Mode.NORMAL and modes[-1] is Mode.HANDOFF
+    modes, t = drive(policy, 0.1 * CAP, t, 2.0)  # calm, but not for long enough yet
+    assert set(modes) == {Mode.HANDOFF}
+    modes, t = drive(policy, 0.1 * CAP, t, 6.0)
+    assert modes[-1] is Mode.NORMAL and policy.changes == 2
+
+
+def test_a_short_spike_does_not_flip_and_the_middle_band_does_not_flap():
+    policy = LoadPolicy(Thresholds(capacity=CAP, enter_after=1.0, leave_after=3.0))
+    modes, t = drive(policy, 3 * CAP, 0.0, 0.3)
+    modes, t = drive(policy, 0.0, t, 3.0)
+    assert policy.changes == 0 and modes[-1] is Mode.NORMAL
+    drive(policy, 2 * CAP, t, 4.0)
+    assert policy.mode is Mode.HANDOFF
+    # Between the leave and enter levels: stays handing off, however long.
+    modes, _ = drive(policy, 0.6 * CAP, t + 4.0, 20.0)
+    assert set(modes[-50:]) == {Mode.HANDOFF} and policy.changes == 1
+
+
+def test_too_many_requests_in_flight_or_a_slow_upstream_is_overload_too():
+    policy = LoadPolicy(Thresholds(capacity=CAP, max_in_flight=4, enter_after=0.0))
+    for _ in range(5):
+        policy.started()
+    assert policy.update(1.0) is Mode.HANDOFF
+    slow = LoadPolicy(Thresholds(capacity=CAP, slow_upstream=0.5, enter_after=0.0))
+    for i in range(20):
+        slow.started()
+        slow.finished(100, 3.0, False, float(i))
+    assert slow.update(20.0) is Mode.HANDOFF
+    assert slow.snapshot(20.0)["mode"] == "handing off"
