@@ -87,6 +87,9 @@ class NodeConfig:
     download_limit: int = 0
     disk_quota: int | None = None
     """Bytes of visited sites to keep; None means a share of the free disk space."""
+    volunteer: bool = False
+    """Mirror signed sites that ask for help (within the disk quota and upload limit), and
+    serve them to anyone: the gateway adds CORS headers and should listen publicly."""
     metered: bool = False
     """Seed only pinned and published sites: a visited site's torrent is paused once it has
     been idle for ``metered_idle`` seconds, and new versions are not fetched in the background."""

@@ -416,6 +416,11 @@ class Swarm:
         if self.on_torrent_finished is not None:
             self.on_torrent_finished(torrent_id(alert.handle))
 
+    def reading(self, tid: str) -> bool:
+        """Whether a reader is waiting on a piece of this torrent right now."""
+        return any(key[0] == tid and any(not f.done() for f in futures)
+                   for key, futures in self._piece_waiters.items())
+
     def torrent_error(self, tid: str) -> str | None:
         return self._errors.get(tid)
 

@@ -57,7 +57,14 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
             return _error(exc.http_status, str(exc))
 
     app.router.add_route("*", "/{tail:.*}", handle)
+    if node.config.volunteer:
+        app.on_response_prepare.append(_allow_any_origin)
     return app
+
+
+async def _allow_any_origin(_request: web.Request, response: web.StreamResponse) -> None:
+    # A volunteer mirror serves pages of other origins' sites: let their scripts read it.
+    response.headers["Access-Control-Allow-Origin"] = "*"
 
 
 async def _serve(request: web.Request, node: Node, address: Address) -> web.StreamResponse:

@@ -228,6 +228,8 @@ class Node:
         """Announce this node's peer port under the holders key of every site it holds."""
         while True:
             if self.peer_port and await self.swarm.wait_dht_ready(timeout=WATCH_TICK):
+                if self.config.volunteer:
+                    self.swarm.announce(propagation.VOLUNTEERS_KEY, self.peer_port)
                 for site_id in list(self.state.sites):
                     if self._held_versions(site_id) and self._seeds(site_id):
                         key = propagation.holders_key(public_key_from_site_id(site_id))
@@ -257,6 +259,29 @@ class Node:
                 with contextlib.suppress(PeerwebError):
                     await self.refresh_pointer(site_id)
 
+    async def mirror(self, site_id: str) -> ptr.Pointer:
+        """Volunteer: start mirroring a site that asked for help (signed sites only).
+
+        The site is pinned while mirrored, so the quota does not evict it mid-crowd."""
+        if not self.config.volunteer:
+            raise UsageError("this node is not a volunteer mirror")
+        pointer = await self.refresh_pointer(site_id)
+        if pointer is None:
+            raise NotFound(f"no signed pointer for site {site_id}; nothing to mirror")
+        await self.open_site(site_id)
+        self.set_pinned(site_id, True)
+        return pointer
+
+    async def load_report(self) -> dict[str, Any]:
+        """What a volunteer tells origins: its load and the versions it holds."""
+        stats = await self.swarm.statistics()
+        capacity = self.config.upload_limit
+        sites = {sid: r.pointer.version for sid, r in self.state.sites.items()
+                 if r.pointer.infohash.hex() in self._snapshots}
+        return {"upload_rate": stats.upload_rate, "capacity": capacity,
+                "load": round(stats.upload_rate / capacity, 3) if capacity else None,
+                "sites": sites}
+
     def _seeds(self, site_id: str) -> bool:
         """Whether this node offers a site to others (a metered node: only pinned and own)."""
         record = self.state.sites.get(site_id)
@@ -268,7 +293,8 @@ class Node:
         keep = self._protected()
         for tid, snapshot in self._snapshots.items():
             idle = now - self._last_used.get(tid, 0.0)
-            if tid in keep or idle < self.config.metered_idle or _paused(snapshot.handle):
+            if (tid in keep or idle < self.config.metered_idle or _paused(snapshot.handle)
+                    or self.swarm.reading(tid)):
                 continue
             log.info("metered: pausing %s (idle %.0f s)", tid[:12], idle)
             snapshot.handle.pause()
@@ -713,6 +739,7 @@ class Node:
             tuple(files.file_size(i) for i in range(files.num_files())), tuple(etags),
         )
         self._snapshots[tid] = snapshot
+        self._last_used[tid] = time.monotonic()
         self._note_changes(snapshot)
         self._announce_soon.set()
         return snapshot
@@ -743,6 +770,7 @@ class Node:
         return data
 
     def stream(self, snapshot: Snapshot, index: int, start: int, end: int) -> Any:
+        self._last_used[snapshot.tid] = time.monotonic()
         if end <= start:
             return _empty()
         error = self.swarm.torrent_error(snapshot.tid)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from .errors import BadAddress, ForgedPointer
+from .errors import BadAddress, ForgedPointer, PeerwebError
 from .identity import public_key_from_site_id
 from .pointer import Pointer
 from .propagation import Endpoint
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POINTER_PATH = "/peerweb/v1/pointer"
+HELP_PATH = "/peerweb/v1/help"
+LOAD_PATH = "/peerweb/v1/load"
 MAX_BODY = 4096  # a pointer is well under 1 KB
 PEER_TIMEOUT = 3.0
 
@@ -59,6 +61,25 @@ def make_app(node: Node) -> web.Application:
             return web.json_response({"error": "unknown site"}, status=404)
         return web.json_response({"pointer": record.pointer.to_json()})
 
+    async def help_wanted(request: web.Request) -> web.Response:
+        if not node.config.volunteer:
+            return web.json_response({"error": "not a volunteer"}, status=404)
+        try:
+            site_id = str((await request.json())["site_id"])
+            pointer = await node.mirror(site_id)
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "needs a JSON body with 'site_id'"}, status=400)
+        except PeerwebError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.http_status)
+        return web.json_response({"site_id": site_id, "version": pointer.version})
+
+    async def load(_request: web.Request) -> web.Response:
+        if not node.config.volunteer:
+            return web.json_response({"error": "not a volunteer"}, status=404)
+        return web.json_response(await node.load_report())
+
+    app.router.add_post(HELP_PATH, help_wanted)
+    app.router.add_get(LOAD_PATH, load)
     app.router.add_post(POINTER_PATH, offer)
     app.router.add_get(POINTER_PATH + "/{site_id}", current)
     return app

@@ -35,6 +35,10 @@ def holders_key(public_key: bytes) -> bytes:
     return hashlib.sha1(HOLDERS_KEY_PREFIX + public_key).digest()
 
 
+VOLUNTEERS_KEY = hashlib.sha1(b"peerweb volunteers v1").digest()
+"""Where volunteer mirrors announce their peer port, for origins in need to find them."""
+
+
 def poll_interval(idle_seconds: float, rng: random.Random | None = None) -> float:
     """Seconds until the next DHT check of a site last used ``idle_seconds`` ago.
 
