@@ -120,12 +120,16 @@ def make_app(node: Node, token: str) -> web.Application:
         snapshot = await node.open_snapshot(tid, trackers=trackers)
         return web.json_response({"infohash": snapshot.tid, "files": len(snapshot.sitemap)})
 
+    async def help_wanted(request: web.Request) -> web.Response:
+        return web.json_response(await node.ask_for_help(request.match_info["site_id"]))
+
     async def history(request: web.Request) -> web.Response:
         return web.json_response(node.history(request.match_info["site_id"]))
 
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
     app.router.add_get("/v1/sites/{site_id}/log", history)
     app.router.add_post("/v1/export", export)
+    app.router.add_post("/v1/sites/{site_id}/help", help_wanted)
     app.router.add_post("/v1/snapshots", add_snapshot)
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/publish", publish)

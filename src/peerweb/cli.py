@@ -228,9 +228,14 @@ def tracker(listen: str, verbose: int) -> None:
               help="Egress the origin can afford; it hands off above 80% of it.")
 @click.option("--banner", default=None, metavar="HTML",
               help="Added to pages served while handing off, e.g. an invitation to help host.")
+@click.option("--volunteers", "node_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Data dir of a running node that publishes --site-id: while handing off, "
+                   "it finds volunteer mirrors in the DHT and asks them to help.")
 @click.option("-v", "--verbose", count=True)
 def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[str, ...],
-           listen: str, capacity: str, banner: str | None, verbose: int) -> None:
+           listen: str, capacity: str, banner: str | None, node_dir: Path | None,
+           verbose: int) -> None:
     """Run in front of a web server; hand static files to mirrors when it is overloaded.
 
     Normal load passes through untouched. Above the threshold (with hysteresis), requests
@@ -246,8 +251,18 @@ def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[st
     limit = parse_size(capacity)
     if limit <= 0:
         raise UsageError("--capacity must be positive, e.g. 10MB/s")
+    find = None
+    if node_dir is not None:
+        if site_id is None:
+            raise UsageError("--volunteers needs --site-id")
+        client, wanted = NodeClient(node_dir), site_id
+
+        async def find() -> list[str]:
+            found = await asyncio.to_thread(client.ask_for_help, wanted)
+            return [str(m["mirror"]) for m in found]
+
     server = Origin(OriginConfig(upstream, site_id, mirrors, banner), sitemap_of(site_dir),
-                    LoadPolicy(Thresholds(capacity=float(limit))))
+                    LoadPolicy(Thresholds(capacity=float(limit))), find)
     aio.run(_serve_until_signal(server.make_app(), host, port, "origin"))
 
 

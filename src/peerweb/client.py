@@ -69,6 +69,10 @@ class NodeClient:
         with self._request("POST", "/v1/snapshots", body) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def ask_for_help(self, site_id: str) -> list[dict[str, Any]]:
+        with self._request("POST", f"/v1/sites/{site_id}/help", {}) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
     def pin(self, site_id: str, pinned: bool) -> None:
         with self._request("POST", "/v1/pin", {"site_id": site_id, "pinned": pinned}):
             pass

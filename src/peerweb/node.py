@@ -120,12 +120,21 @@ class Node:
         self._state_dirty = False
         self._reput_soon = asyncio.Event()
         self.peers = PeerClient()
-        self.peer_port = 0
-        """Port of this node's peer service (set by whoever serves it; 0: none)."""
+        self._peer_port = 0
         self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
         self._announce_soon = asyncio.Event()
         self._next_poll: dict[str, float] = {}
         self._resume_pending: set[str] = set()
+
+    @property
+    def peer_port(self) -> int:
+        """Port of this node's peer service (set by whoever serves it; 0: none)."""
+        return self._peer_port
+
+    @peer_port.setter
+    def peer_port(self, port: int) -> None:
+        self._peer_port = port
+        self._announce_soon.set()  # now there is a port to announce
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -278,9 +287,32 @@ class Node:
         capacity = self.config.upload_limit
         sites = {sid: r.pointer.version for sid, r in self.state.sites.items()
                  if r.pointer.infohash.hex() in self._snapshots}
-        return {"upload_rate": stats.upload_rate, "capacity": capacity,
+        host = self.config.gateway[0]
+        return {"gateway": f"http://{host}:{self.gateway_port}",
+                "upload_rate": stats.upload_rate, "capacity": capacity,
                 "load": round(stats.upload_rate / capacity, 3) if capacity else None,
                 "sites": sites}
+
+    async def ask_for_help(self, site_id: str, wanted: int = 3) -> list[dict[str, Any]]:
+        """For an origin in need: find volunteers in the DHT, ask the least loaded to mirror
+        the site, and return the gateways that hold its current version, least loaded first."""
+        record = self.state.sites.get(site_id)
+        if record is None:
+            raise NotFound(f"this node does not know site {site_id}; publish or visit it first")
+        volunteers = await self.swarm.find_peers(propagation.VOLUNTEERS_KEY,
+                                                 HOLDERS_LOOKUP_TIMEOUT)
+        me = (self.config.listen[0], self.peer_port)
+        reports = await self.peers.loads([v for v in volunteers if v != me])
+        current = record.pointer.version
+        ready = [(r["load"] or 0.0, r) for r in reports if r["sites"].get(site_id) == current]
+        if len(ready) < wanted:
+            spare = sorted((r["load"] or 0.0, i) for i, r in enumerate(reports)
+                           if r["sites"].get(site_id) != current)
+            asked = [reports[i]["endpoint"] for _, i in spare[:wanted - len(ready)]]
+            await asyncio.gather(*(self.peers.ask_help(tuple(e), site_id) for e in asked))
+        ready.sort(key=lambda pair: pair[0])
+        return [{"mirror": f"{r['gateway']}/s/{site_id}", "load": r["load"],
+                 "version": current} for _, r in ready]
 
     def _seeds(self, site_id: str) -> bool:
         """Whether this node offers a site to others (a metered node: only pinned and own)."""

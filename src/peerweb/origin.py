@@ -11,9 +11,12 @@ than a timeout.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,8 @@ from aiohttp import web
 from .bundle import scan
 from .handoff import LoadPolicy, Mode
 from .sitemap import Kind, SiteMap
+
+log = logging.getLogger(__name__)
 
 STATUS_PATH = "/.peerweb/status"
 # A visitor whose browser (or extension) runs a peerweb node may name its gateway here.
@@ -44,20 +49,52 @@ class OriginConfig:
     """HTML inserted before </body> of pages the origin still serves while handing off."""
 
 
+FindMirrors = Callable[[], Awaitable[list[str]]]
+# While handing off, ask for volunteer mirrors this often.
+MIRROR_REFRESH = 2.0
+
+
 class Origin:
-    def __init__(self, config: OriginConfig, sitemap: SiteMap, policy: LoadPolicy) -> None:
+    def __init__(self, config: OriginConfig, sitemap: SiteMap, policy: LoadPolicy,
+                 find_mirrors: FindMirrors | None = None) -> None:
         self.config = config
         self.sitemap = sitemap
         self.policy = policy
-        self._mirrors = itertools.cycle(config.mirrors) if config.mirrors else None
+        self.mirrors: list[str] = list(config.mirrors)
+        """Where static requests go while handing off: --mirror URLs, then volunteers."""
+        self._find_mirrors = find_mirrors
+        self._turn = itertools.count()
         self._client: aiohttp.ClientSession | None = None
 
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get(STATUS_PATH, self._status)
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.cleanup_ctx.append(self._mirror_job)
         app.on_cleanup.append(self._close)
         return app
+
+    async def _mirror_job(self, _app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(self._refresh_mirrors())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _refresh_mirrors(self) -> None:
+        """While handing off, keep asking volunteers to mirror the site (the node finds them
+        in the DHT); the ones that hold the current version join the mirror list."""
+        if self._find_mirrors is None:
+            return
+        while True:
+            if self.policy.update(time.monotonic()) is Mode.HANDOFF:
+                try:
+                    found = await self._find_mirrors()
+                except Exception as exc:  # the node may be down: keep the mirrors we have
+                    log.warning("could not ask for volunteer mirrors: %s", exc)
+                else:
+                    self.mirrors = list(dict.fromkeys([*self.config.mirrors, *found]))
+            await asyncio.sleep(MIRROR_REFRESH)
 
     async def _close(self, _app: web.Application) -> None:
         if self._client is not None:
@@ -67,7 +104,8 @@ class Origin:
     async def _status(self, request: web.Request) -> web.Response:
         if request.remote not in ("127.0.0.1", "::1"):
             raise web.HTTPForbidden(text="status is for the machine this origin runs on\n")
-        return web.json_response(self.policy.snapshot(time.monotonic()))
+        return web.json_response({**self.policy.snapshot(time.monotonic()),
+                                  "mirrors": self.mirrors})
 
     def _is_static(self, request: web.Request) -> bool:
         if request.method not in ("GET", "HEAD"):
@@ -79,8 +117,9 @@ class Origin:
         gateway = request.headers.get(GATEWAY_HEADER, "")
         if self.config.site_id and gateway.startswith(("http://127.0.0.1:", "http://localhost:")):
             return f"{gateway.rstrip('/')}/s/{self.config.site_id}{path}"
-        if self._mirrors is not None:
-            return f"{next(self._mirrors).rstrip('/')}{path}"
+        if self.mirrors:
+            mirror = self.mirrors[next(self._turn) % len(self.mirrors)]
+            return f"{mirror.rstrip('/')}{path}"
         return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

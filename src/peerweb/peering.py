@@ -129,12 +129,42 @@ class PeerClient:
             return None
         return found if found.site_id == site_id else None
 
+    async def loads(self, endpoints: list[Endpoint]) -> list[dict[str, Any]]:
+        """Load reports of volunteers (those that answer), each with its ``endpoint``."""
+        async def one(endpoint: Endpoint) -> dict[str, Any] | None:
+            try:
+                async with self._client().get(_base(endpoint) + LOAD_PATH) as response:
+                    if response.status != 200:
+                        return None
+                    report: dict[str, Any] = await response.json()
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                return None
+            if not isinstance(report.get("sites"), dict) or "gateway" not in report:
+                return None
+            return {**report, "endpoint": list(endpoint)}
+
+        found = await asyncio.gather(*(one(e) for e in endpoints))
+        return [r for r in found if r is not None]
+
+    async def ask_help(self, endpoint: Endpoint, site_id: str) -> bool:
+        """Ask a volunteer to mirror a site; True if it took the job."""
+        try:
+            async with self._client().post(_base(endpoint) + HELP_PATH,
+                                           json={"site_id": site_id}) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
     async def fetch_any(self, endpoints: list[Endpoint], site_id: str) -> list[Pointer]:
         results = await asyncio.gather(*(self.fetch(e, site_id) for e in endpoints))
         return [p for p in results if p is not None]
 
 
-def _url(endpoint: Endpoint) -> str:
+def _base(endpoint: Endpoint) -> str:
     host, port = endpoint
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}{POINTER_PATH}"
+    return f"http://{host}:{port}"
+
+
+def _url(endpoint: Endpoint) -> str:
+    return _base(endpoint) + POINTER_PATH

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -121,3 +122,43 @@ async def test_the_banner_appears_only_when_enabled(tmp_path):
             async with serving(origin.make_app()) as base, session.get(
                     base + "/index.html", allow_redirects=False) as r:
                 assert r.status == 302 and r.headers["Location"].endswith("/index.html")
+
+
+async def test_volunteers_found_through_the_dht_take_the_handed_off_visitors(tmp_path):
+    folder = tmp_path / "site"
+    contents = write_sample_site(folder, small_files=4, big_size=256 * 1024)
+    big = contents["media/big.bin"]
+    async with Testnet(1, root=tmp_path / "net") as net, \
+            serving(upstream_app(folder)) as upstream, aiohttp.ClientSession() as session:
+        publisher = net.nodes[0]
+        volunteers = [await net.add_node(replace(net.config_for(i), volunteer=True,
+                                                 upload_limit=10_000_000)) for i in (1, 2)]
+        result = await publisher.node.publish(folder, "site")
+        gateways = {v.gateway_url for v in volunteers}
+
+        async def find() -> list[str]:
+            return [m["mirror"] for m in await publisher.node.ask_for_help(result.site_id)]
+
+        policy = LoadPolicy(Thresholds(capacity=1_000_000, enter_after=0.3, leave_after=60))
+        origin = Origin(OriginConfig(upstream, result.site_id, [], None), sitemap_of(folder),
+                        policy, find)
+        async with serving(origin.make_app()) as base:
+            redirects: list[str] = []
+
+            async def visitor() -> None:
+                async with asyncio.timeout(40):
+                    while not redirects:
+                        async with session.get(base + "/media/big.bin",
+                                               allow_redirects=False) as response:
+                            await response.read()
+                            if response.status == 302:
+                                redirects.append(response.headers["Location"])
+
+            await asyncio.gather(*(visitor() for _ in range(16)))
+        # Sent to a volunteer that mirrors the signed site, which serves it to anyone.
+        assert any(redirects[0].startswith(g + f"/s/{result.site_id}/") for g in gateways)
+        async with session.get(redirects[0]) as response:
+            assert response.status == 200 and await response.read() == big
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert any(v.node.state.sites.get(result.site_id) and
+                   v.node.state.sites[result.site_id].pinned for v in volunteers)
