@@ -132,6 +132,38 @@ def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, ne
     aio.run(_run_node(config, example))
 
 
+@main.command()
+@_data_dir_option
+@click.option("--public-gateway", required=True, metavar="HOST:PORT",
+              help="Where the mirrored sites are served to anyone (with CORS headers).")
+@click.option("--capacity", required=True, metavar="RATE",
+              help="Upload this volunteer gives, e.g. 50MB/s (reported to origins as load).")
+@click.option("--disk", required=True, metavar="SIZE", help="Disk for mirrored sites, e.g. 20GB.")
+@click.option("--listen", default="127.0.0.1:0", show_default=True,
+              help="Swarm (BitTorrent + DHT) address; port 0 picks a free one.")
+@click.option("--bootstrap", default="", metavar="HOST:PORT[,...]", help="DHT nodes to join.")
+@click.option("--network", type=click.Choice(["local", "public"]), default="local",
+              show_default=True, help="As for `peerweb node`.")
+@click.option("-v", "--verbose", count=True)
+def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, listen: str,
+              bootstrap: str, network: str, verbose: int) -> None:
+    """Run a volunteer mirror: a node that mirrors signed sites whose origins ask for help.
+
+    It announces itself in the DHT; an origin handing off (`peerweb origin --volunteers`)
+    finds it there, asks it to mirror its site, and redirects visitors to its public
+    gateway. Only signed sites are mirrored, within --disk and --capacity.
+    """
+    _setup_logging(verbose)
+    net = Network(network)
+    config = NodeConfig(
+        data_dir=data_dir, listen=parse_hostport(listen), gateway=parse_hostport(public_gateway),
+        bootstrap=tuple(parse_hostport(b) for b in bootstrap.split(",") if b.strip()),
+        network=net, upload_limit=parse_size(capacity), disk_quota=parse_size(disk),
+        volunteer=True,
+    )
+    aio.run(_run_node(config, example=False))
+
+
 async def _run_node(config: NodeConfig, example: bool) -> None:
     from .daemon import RunningNode
 
@@ -146,6 +178,8 @@ async def _run_node(config: NodeConfig, example: bool) -> None:
                    f" (peer port {running.node.peer_port})")
         if config.metered:
             click.echo("  metered:   seeding only pinned and published sites")
+        if config.volunteer:
+            click.echo("  volunteer: mirroring signed sites that ask for help")
         click.echo(f"  data dir:  {config.data_dir}")
         if example:
             folder = Path(str(resources.files("peerweb") / "example_site"))

@@ -239,7 +239,8 @@ def test_help_reads_well():
     result = subprocess.run([sys.executable, "-m", "peerweb", "--help"], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0
-    for command in ("node", "publish", "status", "get", "key", "testnet"):
+    for command in ("node", "publish", "status", "get", "key", "testnet", "log", "export",
+                    "tracker", "origin", "volunteer", "pin"):
         assert command in result.stdout
     key_help = subprocess.run([sys.executable, "-m", "peerweb", "key", "--help"],
                               capture_output=True, text=True, timeout=30).stdout
