@@ -164,6 +164,36 @@ def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, lis
     aio.run(_run_node(config, example=False))
 
 
+@main.command()
+@_data_dir_option
+@click.option("--listen", "redirect_at", default="127.0.0.1:8090", show_default=True,
+              help="Where to answer GET /<site-id>/<path> with a redirect.")
+@click.option("--swarm", default="127.0.0.1:0", show_default=True,
+              help="The redirector's own node: swarm (BitTorrent + DHT) address.")
+@click.option("--bootstrap", default="", metavar="HOST:PORT[,...]", help="DHT nodes to join.")
+@click.option("--network", type=click.Choice(["local", "public"]), default="local",
+              show_default=True, help="As for `peerweb node`.")
+@click.option("-v", "--verbose", count=True)
+def redirector(data_dir: Path, redirect_at: str, swarm: str, bootstrap: str, network: str,
+               verbose: int) -> None:
+    """Redirect GET /<site-id>/<path> to a healthy volunteer mirror that has the site."""
+    _setup_logging(verbose)
+    config = NodeConfig(
+        data_dir=data_dir, listen=parse_hostport(swarm), gateway=("127.0.0.1", 0),
+        bootstrap=tuple(parse_hostport(b) for b in bootstrap.split(",") if b.strip()),
+        network=Network(network),
+    )
+    aio.run(_run_redirector(config, parse_hostport(redirect_at)))
+
+
+async def _run_redirector(config: NodeConfig, address: tuple[str, int]) -> None:
+    from .daemon import RunningNode
+    from .redirector import make_app
+
+    async with RunningNode(config) as running:
+        await _serve_until_signal(make_app(running.node), address[0], address[1], "redirector")
+
+
 async def _run_node(config: NodeConfig, example: bool) -> None:
     from .daemon import RunningNode
 

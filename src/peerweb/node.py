@@ -297,8 +297,10 @@ class Node:
         """For an origin in need: find volunteers in the DHT, ask the least loaded to mirror
         the site, and return the gateways that hold its current version, least loaded first."""
         record = self.state.sites.get(site_id)
+        if record is None and await self.refresh_pointer(site_id) is not None:
+            record = self.state.sites.get(site_id)
         if record is None:
-            raise NotFound(f"this node does not know site {site_id}; publish or visit it first")
+            raise NotFound(f"no signed pointer for site {site_id} was found")
         volunteers = await self.swarm.find_peers(propagation.VOLUNTEERS_KEY,
                                                  HOLDERS_LOOKUP_TIMEOUT)
         me = (self.config.listen[0], self.peer_port)

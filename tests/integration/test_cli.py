@@ -240,7 +240,7 @@ def test_help_reads_well():
                             text=True, timeout=30)
     assert result.returncode == 0
     for command in ("node", "publish", "status", "get", "key", "testnet", "log", "export",
-                    "tracker", "origin", "volunteer", "pin"):
+                    "tracker", "origin", "volunteer", "redirector", "pin"):
         assert command in result.stdout
     key_help = subprocess.run([sys.executable, "-m", "peerweb", "key", "--help"],
                               capture_output=True, text=True, timeout=30).stdout

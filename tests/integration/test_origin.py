@@ -162,3 +162,36 @@ async def test_volunteers_found_through_the_dht_take_the_handed_off_visitors(tmp
             assert response.headers["Access-Control-Allow-Origin"] == "*"
         assert any(v.node.state.sites.get(result.site_id) and
                    v.node.state.sites[result.site_id].pinned for v in volunteers)
+
+
+async def test_the_redirector_sends_visitors_to_a_volunteer_that_has_the_site(tmp_path):
+    from peerweb.identity import SiteKey
+    from peerweb.redirector import make_app as redirector_app
+
+    folder = tmp_path / "site"
+    contents = write_sample_site(folder, small_files=2, big_size=64 * 1024)
+    async with Testnet(1, root=tmp_path / "net") as net, aiohttp.ClientSession() as session:
+        publisher = net.nodes[0]
+        volunteer = await net.add_node(replace(net.config_for(1), volunteer=True,
+                                               upload_limit=10_000_000))
+        other = await net.add_node(net.config_for(2))  # knows nothing of the site yet
+        result = await publisher.node.publish(folder, "site")
+        async with serving(redirector_app(other.node)) as base:
+            location = None
+            async with asyncio.timeout(30):  # until the volunteer has been found and asked
+                while location is None:
+                    async with session.get(f"{base}/{result.site_id}/media/big.bin",
+                                           allow_redirects=False) as response:
+                        if response.status == 302:
+                            location = response.headers["Location"]
+                        else:
+                            assert response.status == 503 and "Retry-After" in response.headers
+                            await asyncio.sleep(0.5)
+            assert location == f"{volunteer.gateway_url}/s/{result.site_id}/media/big.bin"
+            async with session.get(location) as response:
+                assert await response.read() == contents["media/big.bin"]
+            async with session.get(f"{base}/not-a-site/x", allow_redirects=False) as response:
+                assert response.status == 400
+            unknown = SiteKey.generate("x").site_id
+            async with session.get(f"{base}/{unknown}/", allow_redirects=False) as response:
+                assert response.status == 404
