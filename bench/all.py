@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 BENCHMARKS = ("publish_hash", "cold_page", "streaming", "warm_gateway", "update_propagation",
-              "flash_crowd", "idle")
+              "flash_crowd", "origin_handoff", "idle")
 
 
 def main() -> int:

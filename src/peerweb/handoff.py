@@ -80,6 +80,7 @@ class LoadPolicy:
     passed: int = 0
     _since: float | None = None
     changes: int = 0
+    total_sent: int = 0
 
     def started(self) -> None:
         self.in_flight += 1
@@ -87,6 +88,7 @@ class LoadPolicy:
     def finished(self, sent: int, seconds: float, failed: bool, now: float) -> None:
         self.in_flight = max(0, self.in_flight - 1)
         self.egress.add(sent, now)
+        self.total_sent += sent
         self.latency += 0.2 * (seconds - self.latency)
         if failed:
             self.errors.add(1, now)
@@ -94,12 +96,19 @@ class LoadPolicy:
     def sent(self, amount: int, now: float) -> None:
         """Bytes sent by a response still streaming (counted as they go)."""
         self.egress.add(amount, now)
+        self.total_sent += amount
 
     def overloaded(self, now: float) -> bool:
         rate = self.egress.read(now)
         return (rate > self.limits.enter_share * self.limits.capacity
                 or self.in_flight > self.limits.max_in_flight
                 or self.latency > self.limits.slow_upstream)
+
+    def strained(self, now: float) -> bool:
+        """Past the level that ends a hand-off: time to line up mirrors, in case."""
+        return (self.mode is Mode.HANDOFF
+                or self.egress.read(now) > self.limits.leave_share * self.limits.capacity
+                or self.in_flight > self.limits.max_in_flight // 2)
 
     def calm(self, now: float) -> bool:
         return (self.egress.read(now) < self.limits.leave_share * self.limits.capacity
@@ -131,4 +140,5 @@ class LoadPolicy:
                 "upstream_latency_s": round(self.latency, 3),
                 "errors_per_s": round(self.errors.read(now), 3),
                 "handed_off": self.handed_off, "passed_through": self.passed,
+                "bytes_sent": self.total_sent,
                 "mode_changes": self.changes}

@@ -50,8 +50,8 @@ class OriginConfig:
 
 
 FindMirrors = Callable[[], Awaitable[list[str]]]
-# While handing off, ask for volunteer mirrors this often.
-MIRROR_REFRESH = 2.0
+# Under strain, ask for volunteer mirrors this often.
+MIRROR_REFRESH = 1.0
 
 
 class Origin:
@@ -82,12 +82,14 @@ class Origin:
             await task
 
     async def _refresh_mirrors(self) -> None:
-        """While handing off, keep asking volunteers to mirror the site (the node finds them
-        in the DHT); the ones that hold the current version join the mirror list."""
+        """Under strain, keep asking volunteers to mirror the site (the node finds them in the
+        DHT), so that they are ready when the hand-off starts; the ones that hold the current
+        version join the mirror list."""
         if self._find_mirrors is None:
             return
         while True:
-            if self.policy.update(time.monotonic()) is Mode.HANDOFF:
+            self.policy.update(time.monotonic())
+            if self.policy.strained(time.monotonic()):
                 try:
                     found = await self._find_mirrors()
                 except Exception as exc:  # the node may be down: keep the mirrors we have

@@ -1,0 +1,166 @@
+"""Origin hand-off under a flash crowd: plain HTTP visitors, no peerweb on their side.
+
+VISITORS concurrent clients each load the 41-file page (6 connections each, following
+redirects). (a) The upstream alone, its egress capped at 4 MB/s (a token bucket shared by all
+connections). (b) The same capped upstream behind `peerweb origin`, with VOLUNTEERS volunteer
+mirrors found through the DHT (each a peerweb node, libtorrent upload capped at 10 MB/s).
+Reports pages per second, p50/p95 page time, errors and the upstream's egress bytes.
+Targets: (b) no errors, p95 at least 5x better than (a), origin egress at most 20% of (a).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from bench.common import free_port, median, write_result
+from bench.flash_crowd import TokenBucket
+from peerweb import aio
+from peerweb.config import NodeConfig
+from peerweb.handoff import LoadPolicy, Thresholds
+from peerweb.origin import Origin, OriginConfig, sitemap_of
+from peerweb.testnet import Testnet, write_sample_site
+
+VISITORS = 200
+VOLUNTEERS = 5
+UPSTREAM_CAP = 4_000_000
+VOLUNTEER_UP = 10_000_000
+PARALLEL = 6
+
+
+class CappedUpstream:
+    def __init__(self, contents: dict[str, bytes]) -> None:
+        self.contents = contents
+        self.bucket = TokenBucket(UPSTREAM_CAP)
+        self.sent = 0
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        data = self.contents.get(request.match_info["path"] or "index.html")
+        if data is None:
+            raise web.HTTPNotFound()
+        response = web.StreamResponse()
+        response.content_length = len(data)
+        await response.prepare(request)
+        for offset in range(0, len(data), 16384):
+            piece = data[offset:offset + 16384]
+            await self.bucket.take(len(piece))
+            await response.write(piece)
+            self.sent += len(piece)
+        return response
+
+
+async def start(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def crowd(base: str, contents: dict[str, bytes]) -> tuple[list[float], int, float]:
+    """Page times of the visitors that succeeded, the number of failed pages, wall time."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=300)
+    times: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async def page() -> None:
+            nonlocal errors
+            gate = asyncio.Semaphore(PARALLEL)
+            start = time.perf_counter()
+
+            async def one(name: str) -> bool:
+                async with gate, session.get(f"{base}/{name}") as response:
+                    body = await response.read()
+                    return response.status == 200 and body == contents[name]
+
+            try:
+                ok = all(await asyncio.gather(*(one(n) for n in contents)))
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if ok:
+                times.append(time.perf_counter() - start)
+            else:
+                errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(page() for _ in range(VISITORS)))
+        return times, errors, time.perf_counter() - began
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "site"
+        contents = write_sample_site(folder, big_size=0)
+
+        upstream = CappedUpstream(contents)
+        app = web.Application()
+        app.router.add_get("/{path:.*}", upstream.serve)
+        runner, base = await start(app)
+        try:
+            alone_times, alone_errors, alone_wall = await crowd(base, contents)
+            alone_egress = upstream.sent
+
+            upstream.sent = 0
+            template = NodeConfig(limit_local_peers=True)
+            async with Testnet(1, template=template) as net:
+                publisher = net.nodes[0]
+                for i in range(1, VOLUNTEERS + 1):
+                    await net.add_node(replace(net.config_for(i), volunteer=True,
+                                               upload_limit=VOLUNTEER_UP))
+                result = await publisher.node.publish(folder, "crowd")
+
+                async def find() -> list[str]:
+                    found = await publisher.node.ask_for_help(result.site_id, VOLUNTEERS)
+                    return [m["mirror"] for m in found]
+
+                policy = LoadPolicy(Thresholds(capacity=UPSTREAM_CAP))
+                origin = Origin(OriginConfig(base, result.site_id, [], None),
+                                sitemap_of(folder), policy, find)
+                origin_runner, origin_base = await start(origin.make_app())
+                try:
+                    behind_times, behind_errors, behind_wall = await crowd(origin_base,
+                                                                           contents)
+                finally:
+                    await origin_runner.cleanup()
+                behind_egress = upstream.sent
+                handed_off, mirrors = policy.handed_off, len(origin.mirrors)
+        finally:
+            await runner.cleanup()
+
+    def line(label: str, times: list[float], errors: int, wall: float, egress: int) -> str:
+        return (f"{label}: {len(times) / wall:.1f} pages/s, p50 {median(times):.2f} s, "
+                f"p95 {p95(times):.2f} s, errors {errors}/{VISITORS}, upstream egress "
+                f"{egress / 1e6:.1f} MB")
+
+    print(line("(a) upstream alone, 4 MB/s", alone_times, alone_errors, alone_wall,
+               alone_egress))
+    print(line(f"(b) behind peerweb origin, {VOLUNTEERS} volunteers", behind_times,
+               behind_errors, behind_wall, behind_egress))
+    speedup = p95(alone_times) / p95(behind_times)
+    share = behind_egress / alone_egress
+    print(f"p95 {speedup:.2f}x better (target >= 5); origin egress {share:.2f} of (a) "
+          f"(target <= 0.2); {handed_off} requests handed off to {mirrors} mirrors")
+    write_result("origin_handoff", {
+        "visitors": VISITORS, "volunteers": VOLUNTEERS, "upstream_cap": UPSTREAM_CAP,
+        "alone": {"times_s": alone_times, "errors": alone_errors, "wall_s": alone_wall,
+                  "egress": alone_egress},
+        "behind": {"times_s": behind_times, "errors": behind_errors, "wall_s": behind_wall,
+                   "egress": behind_egress, "handed_off": handed_off, "mirrors": mirrors},
+        "p95_speedup": speedup, "egress_share": share,
+    })
+
+
+if __name__ == "__main__":
+    aio.run(main())
