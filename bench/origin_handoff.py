@@ -135,7 +135,7 @@ async def main() -> None:
                 finally:
                     await origin_runner.cleanup()
                 behind_egress = upstream.sent
-                handed_off, mirrors = policy.handed_off, len(origin.mirrors)
+                handed_off, mirrors = policy.handed_off, len(origin.handoff.mirrors)
         finally:
             await runner.cleanup()
 

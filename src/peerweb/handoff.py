@@ -8,6 +8,7 @@ sent, how long the upstream took and whether it failed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -142,3 +143,55 @@ class LoadPolicy:
                 "handed_off": self.handed_off, "passed_through": self.passed,
                 "bytes_sent": self.total_sent,
                 "mode_changes": self.changes}
+
+
+class Action(Enum):
+    PASS = "pass"
+    REDIRECT = "redirect"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    location: str = ""
+
+
+# A visitor whose browser (or extension) runs a peerweb node may name its gateway here.
+GATEWAY_HEADER = "X-Peerweb-Gateway"
+RETRY_AFTER = 5
+
+
+@dataclass
+class Handoff:
+    """What to do with one request: the shared core of the origin proxy and the middleware.
+
+    ``is_static(path)`` says whether a path is a file the site published; ``mirrors`` are
+    base URLs that serve the site (round-robin)."""
+
+    policy: LoadPolicy
+    is_static: Callable[[str], bool]
+    site_id: str | None = None
+    mirrors: list[str] = field(default_factory=list)
+    _turn: int = 0
+
+    def decide(self, method: str, path: str, visitor_gateway: str, now: float) -> Decision:
+        mode = self.policy.update(now)
+        if mode is Mode.HANDOFF and method in ("GET", "HEAD") and self.is_static(path):
+            target = self._target(path, visitor_gateway)
+            if target is not None:
+                self.policy.handed_off += 1
+                return Decision(Action.REDIRECT, target)
+        if mode is Mode.HANDOFF and self.policy.over_capacity(now):
+            return Decision(Action.BUSY)
+        self.policy.passed += 1
+        return Decision(Action.PASS)
+
+    def _target(self, path: str, visitor_gateway: str) -> str | None:
+        if self.site_id and visitor_gateway.startswith(("http://127.0.0.1:",
+                                                        "http://localhost:")):
+            return f"{visitor_gateway.rstrip('/')}/s/{self.site_id}{path}"
+        if self.mirrors:
+            self._turn += 1
+            return f"{self.mirrors[self._turn % len(self.mirrors)].rstrip('/')}{path}"
+        return None

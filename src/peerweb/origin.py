@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -24,15 +23,12 @@ import aiohttp
 from aiohttp import web
 
 from .bundle import scan
-from .handoff import LoadPolicy, Mode
+from .handoff import GATEWAY_HEADER, RETRY_AFTER, Action, Handoff, LoadPolicy, Mode
 from .sitemap import Kind, SiteMap
 
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/.peerweb/status"
-# A visitor whose browser (or extension) runs a peerweb node may name its gateway here.
-GATEWAY_HEADER = "X-Peerweb-Gateway"
-RETRY_AFTER = 5
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
 CHUNK = 64 * 1024
@@ -60,10 +56,9 @@ class Origin:
         self.config = config
         self.sitemap = sitemap
         self.policy = policy
-        self.mirrors: list[str] = list(config.mirrors)
-        """Where static requests go while handing off: --mirror URLs, then volunteers."""
+        self.handoff = Handoff(policy, static_files(sitemap), config.site_id,
+                               list(config.mirrors))
         self._find_mirrors = find_mirrors
-        self._turn = itertools.count()
         self._client: aiohttp.ClientSession | None = None
 
     def make_app(self) -> web.Application:
@@ -95,7 +90,7 @@ class Origin:
                 except Exception as exc:  # the node may be down: keep the mirrors we have
                     log.warning("could not ask for volunteer mirrors: %s", exc)
                 else:
-                    self.mirrors = list(dict.fromkeys([*self.config.mirrors, *found]))
+                    self.handoff.mirrors = list(dict.fromkeys([*self.config.mirrors, *found]))
             await asyncio.sleep(MIRROR_REFRESH)
 
     async def _close(self, _app: web.Application) -> None:
@@ -107,37 +102,20 @@ class Origin:
         if request.remote not in ("127.0.0.1", "::1"):
             raise web.HTTPForbidden(text="status is for the machine this origin runs on\n")
         return web.json_response({**self.policy.snapshot(time.monotonic()),
-                                  "mirrors": self.mirrors})
-
-    def _is_static(self, request: web.Request) -> bool:
-        if request.method not in ("GET", "HEAD"):
-            return False
-        return self.sitemap.lookup(request.raw_path.split("?", 1)[0].lstrip("/")).kind is Kind.FILE
-
-    def _handoff_target(self, request: web.Request) -> str | None:
-        path = request.raw_path.split("?", 1)[0]
-        gateway = request.headers.get(GATEWAY_HEADER, "")
-        if self.config.site_id and gateway.startswith(("http://127.0.0.1:", "http://localhost:")):
-            return f"{gateway.rstrip('/')}/s/{self.config.site_id}{path}"
-        if self.mirrors:
-            mirror = self.mirrors[next(self._turn) % len(self.mirrors)]
-            return f"{mirror.rstrip('/')}{path}"
-        return None
+                                  "mirrors": self.handoff.mirrors})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        now = time.monotonic()
-        mode = self.policy.update(now)
-        if mode is Mode.HANDOFF and self._is_static(request):
-            target = self._handoff_target(request)
-            if target is not None:
-                self.policy.handed_off += 1
-                return web.Response(status=302, headers={"Location": target,
-                                                         "Cache-Control": "no-store"})
-        if mode is Mode.HANDOFF and self.policy.over_capacity(now):
+        path = request.raw_path.split("?", 1)[0]
+        decision = self.handoff.decide(request.method, path,
+                                       request.headers.get(GATEWAY_HEADER, ""),
+                                       time.monotonic())
+        if decision.action is Action.REDIRECT:
+            return web.Response(status=302, headers={"Location": decision.location,
+                                                     "Cache-Control": "no-store"})
+        if decision.action is Action.BUSY:
             return web.Response(status=503, text="busy: try again in a few seconds\n",
                                 headers={"Retry-After": str(RETRY_AFTER)})
-        self.policy.passed += 1
-        return await self._proxy(request, banner=mode is Mode.HANDOFF)
+        return await self._proxy(request, banner=self.policy.mode is Mode.HANDOFF)
 
     async def _proxy(self, request: web.Request, banner: bool) -> web.StreamResponse:
         if self._client is None:
@@ -176,6 +154,11 @@ class Origin:
             return web.Response(status=502, text="the upstream server did not answer\n")
         finally:
             self.policy.finished(0, time.monotonic() - started, failed, time.monotonic())
+
+
+def static_files(sitemap: SiteMap) -> Callable[[str], bool]:
+    """``is_static`` for a Handoff: whether a raw URL path names a published file."""
+    return lambda path: sitemap.lookup(path.lstrip("/")).kind is Kind.FILE
 
 
 def sitemap_of(folder: Path) -> SiteMap:
