@@ -46,12 +46,15 @@ RESUME_COALESCE = 0.5
 DHT_GET_TIMEOUT = 5.0
 DHT_PUT_TIMEOUT = 10.0
 DHT_GET_ATTEMPTS = 3
+DHT_GET_MAX_ATTEMPTS = 20
+# How long a lookup for a site this node has never seen keeps trying (seconds).
+DHT_FIND_PATIENCE = 10.0
 # Small files are kept in memory once verified: most page assets are small and re-requested.
 SMALL_FILE_LIMIT = 1024 * 1024
 SMALL_CACHE_BYTES = 64 * 1024 * 1024
 # Connections a torrent may use while fetching a new version's changed files.
 UPDATE_CONNECTIONS = 2
-UPDATE_CAP_SECONDS = 5.0
+UPDATE_CAP_SECONDS = 3.0  # how often a capped update fetch is checked for progress
 # Holders re-announce themselves this often (the DHT forgets announces after ~30 min).
 HOLDER_ANNOUNCE_INTERVAL = 5 * 60.0
 # A holder list found in the DHT is reused for this long.
@@ -628,12 +631,19 @@ class Node:
             raise SwarmTimeout("this node has no DHT peers yet; check --bootstrap")
         found = None
         # A lookup can end before it reaches the nodes storing the item while routing tables
-        # are still filling: try again briefly before calling the site unknown.
-        for attempt in range(DHT_GET_ATTEMPTS):
+        # are still filling, or before a publisher that was alone in the DHT re-put its
+        # pointer: for a site we do not know, keep asking (backing off) for a bounded time.
+        loop = asyncio.get_running_loop()
+        patience = loop.time() + min(DHT_FIND_PATIENCE, self.config.fetch_timeout)
+        delay = 0.2
+        for attempt in range(DHT_GET_MAX_ATTEMPTS):
             found = await self.swarm.get_pointer(public_key, DHT_GET_TIMEOUT)
             if found is not None or site_id in self.state.sites:
                 break
-            await asyncio.sleep(0.2 * (attempt + 1))
+            if attempt + 1 >= DHT_GET_ATTEMPTS and loop.time() + delay > patience:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
         if found is None:
             # The publisher may be offline and its DHT item expired: holders keep the
             # signed pointer and hand it over themselves.
@@ -710,10 +720,20 @@ class Node:
 
     @staticmethod
     async def _lift_connection_cap(handle: Any) -> None:
-        # The few peers may not have the new pieces yet either: do not let them stall it.
-        await asyncio.sleep(UPDATE_CAP_SECONDS)
-        if handle.is_valid() and not handle.status().is_seeding:
-            handle.set_max_connections(-1)
+        # The few peers may not have the new pieces yet either: once a check finds no
+        # progress, let every peer in rather than stall.
+        received = -1
+        while handle.is_valid():
+            await asyncio.sleep(UPDATE_CAP_SECONDS)
+            if not handle.is_valid():
+                return
+            status = handle.status()
+            if status.is_seeding:
+                return
+            if status.total_payload_download == received:
+                handle.set_max_connections(-1)
+                return
+            received = status.total_payload_download
 
     async def _reuse_files(self, handle: Any, older: list[Snapshot]) -> None:
         """Hard-link complete files whose BEP 52 merkle root did not change into the new

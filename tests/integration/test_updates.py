@@ -90,7 +90,7 @@ async def test_a_new_version_reaches_every_holder_by_push(tmp_path, http):
         async with asyncio.timeout(30):
             while len(found) < len(net.nodes):
                 found = await publisher.node.holders(v1.site_id, max_age=0)
-        assert {host for host, _ in found} == {r.config.listen[0] for r in net.nodes}
+        assert {host for host, _ in found} >= {r.config.listen[0] for r in net.nodes}, found
 
         v2 = await publisher.node.publish(v2_dir, "site")
         await wait_until(lambda: all(complete(h, v2.infohash) for h in holders),
