@@ -433,9 +433,14 @@ def key_import(name: str, file: Path, passphrase: str, data_dir: Path) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--origin", "origin_url", default=None, metavar="URL",
+              help="Show a `peerweb origin` on this machine instead, e.g. http://127.0.0.1:8000.")
 @_data_dir_option
-def status(as_json: bool, data_dir: Path) -> None:
-    """Show the running node's sites, peers, rates and disk use."""
+def status(as_json: bool, origin_url: str | None, data_dir: Path) -> None:
+    """Show the running node's sites, peers, rates and disk use (or an origin's mode)."""
+    if origin_url is not None:
+        _origin_status(origin_url.rstrip("/"), as_json)
+        return
     info = NodeClient(data_dir).status()
     if as_json:
         click.echo(json.dumps(info, indent=1))
@@ -448,6 +453,27 @@ def status(as_json: bool, data_dir: Path) -> None:
         mark = "published" if site["published"] else "cached"
         click.echo(f"  {site['site_id']}  v{site['version']}  {mark}  "
                    f"{100 * site.get('progress', 0):.0f}%  peers {site.get('peers', 0)}")
+
+
+def _origin_status(base: str, as_json: bool) -> None:
+    from .origin import STATUS_PATH
+
+    try:
+        with urllib.request.urlopen(base + STATUS_PATH, timeout=10) as response:
+            info = json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError, ValueError) as exc:
+        _fail(f"no origin answers at {base} ({exc}); is `peerweb origin` running there?")
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(f"origin {base}: {info['mode']}")
+    click.echo(f"  egress {_human(info['egress_bytes_per_s'])}/s of "
+               f"{_human(int(info['capacity_bytes_per_s']))}/s, {info['in_flight']} in flight, "
+               f"upstream {1000 * info['upstream_latency_s']:.0f} ms")
+    click.echo(f"  {info['passed_through']} requests passed through, {info['handed_off']} handed "
+               f"off, mode changed {info['mode_changes']} times")
+    for mirror, count in sorted(info["handed_off_to"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"    {count:8d}  {mirror}")
 
 
 @main.command()

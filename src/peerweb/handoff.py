@@ -173,25 +173,29 @@ class Handoff:
     is_static: Callable[[str], bool]
     site_id: str | None = None
     mirrors: list[str] = field(default_factory=list)
+    sent_to: dict[str, int] = field(default_factory=dict)
+    """How many requests went to each mirror (visitors' own gateways count as one)."""
     _turn: int = 0
 
     def decide(self, method: str, path: str, visitor_gateway: str, now: float) -> Decision:
         mode = self.policy.update(now)
         if mode is Mode.HANDOFF and method in ("GET", "HEAD") and self.is_static(path):
-            target = self._target(path, visitor_gateway)
+            target, where = self._target(path, visitor_gateway)
             if target is not None:
                 self.policy.handed_off += 1
+                self.sent_to[where] = self.sent_to.get(where, 0) + 1
                 return Decision(Action.REDIRECT, target)
         if mode is Mode.HANDOFF and self.policy.over_capacity(now):
             return Decision(Action.BUSY)
         self.policy.passed += 1
         return Decision(Action.PASS)
 
-    def _target(self, path: str, visitor_gateway: str) -> str | None:
+    def _target(self, path: str, visitor_gateway: str) -> tuple[str | None, str]:
         if self.site_id and visitor_gateway.startswith(("http://127.0.0.1:",
                                                         "http://localhost:")):
-            return f"{visitor_gateway.rstrip('/')}/s/{self.site_id}{path}"
+            return f"{visitor_gateway.rstrip('/')}/s/{self.site_id}{path}", "visitors' gateways"
         if self.mirrors:
             self._turn += 1
-            return f"{self.mirrors[self._turn % len(self.mirrors)].rstrip('/')}{path}"
-        return None
+            mirror = self.mirrors[self._turn % len(self.mirrors)].rstrip("/")
+            return f"{mirror}{path}", mirror
+        return None, ""

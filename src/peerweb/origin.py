@@ -102,7 +102,8 @@ class Origin:
         if request.remote not in ("127.0.0.1", "::1"):
             raise web.HTTPForbidden(text="status is for the machine this origin runs on\n")
         return web.json_response({**self.policy.snapshot(time.monotonic()),
-                                  "mirrors": self.handoff.mirrors})
+                                  "mirrors": self.handoff.mirrors,
+                                  "handed_off_to": self.handoff.sent_to})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]

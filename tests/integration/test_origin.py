@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -93,6 +94,14 @@ async def test_overload_hands_static_files_to_a_mirror_and_the_calm_takes_them_b
             async with session.get(base + STATUS_PATH) as response:
                 state = await response.json()
             assert state["mode"] == "handing off" and state["handed_off"] >= 1
+            assert state["handed_off_to"][mirror] == state["handed_off"]
+            cli = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "peerweb", "status", "--origin", base,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            async with asyncio.timeout(30):
+                out, err = await cli.communicate()
+            assert cli.returncode == 0, err.decode()
+            assert "handing off" in out.decode() and mirror in out.decode()
 
             # The burst is over: after the calm period, visitors are served directly again.
             async with asyncio.timeout(15):
