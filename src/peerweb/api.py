@@ -71,9 +71,10 @@ def make_app(node: Node, token: str) -> web.Application:
                 loop.call_soon_threadsafe(queue.put_nowait, (done, total))
 
         trackers = tuple(str(t) for t in body.get("trackers") or ())
+        web_seeds = tuple(str(w) for w in body.get("web_seeds") or ())
         job = asyncio.ensure_future(node.publish(
             folder, body.get("key") or None, not body.get("no_index", False), progress,
-            trackers))
+            trackers, web_seeds))
         try:
             while not job.done():
                 getter = asyncio.ensure_future(queue.get())

@@ -120,6 +120,7 @@ def build(
     require_index: bool = True,
     progress: Callable[[int, int], None] | None = None,
     trackers: tuple[str, ...] = (),
+    web_seeds: tuple[str, ...] = (),
 ) -> Bundle:
     """Copy ``folder`` into ``store`` and hash the copy into a hybrid torrent.
 
@@ -145,6 +146,8 @@ def build(
         creator.set_creator("peerweb")
         for tier, url in enumerate(trackers):
             creator.add_tracker(url, tier)
+        for url in web_seeds:
+            creator.add_url_seed(url)
         pieces = creator.num_pieces()
 
         def on_piece(index: int) -> None:

@@ -231,14 +231,17 @@ async def _run_node(config: NodeConfig, example: bool) -> None:
 @click.option("--tracker", "trackers", multiple=True, metavar="URL",
               help="A tracker to list in the site (repeatable), e.g. one run with "
                    "`peerweb tracker`; visitors announce to it besides the DHT.")
+@click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
+              help="An HTTP server holding the site's files (BEP 19, repeatable), e.g. a "
+                   "`peerweb origin` at http://HOST:PORT/.peerweb/seed/; the swarm fills from it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_data_dir_option
 def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, ...],
-            as_json: bool, data_dir: Path) -> None:
+            web_seeds: tuple[str, ...], as_json: bool, data_dir: Path) -> None:
     """Publish FOLDER as a site (or its next version) through the running node."""
     client = NodeClient(data_dir, timeout=120)
     result: dict[str, Any] = {}
-    for event in client.publish(folder, key, no_index, trackers):
+    for event in client.publish(folder, key, no_index, trackers, web_seeds):
         if "progress" in event and not as_json and sys.stderr.isatty():
             click.echo(f"\rhashing {event['progress']}/{event['total']} pieces", err=True,
                        nl=False)

@@ -427,10 +427,11 @@ class Swarm:
     # -- DHT pointers (BEP 44 / BEP 46) -----------------------------------------------------
 
     async def put_pointer(self, key: SiteKey, infohash: bytes, version: int, timeout: float,
-                          trackers: tuple[str, ...] = ()) -> tuple[ptr.Pointer | None, int]:
+                          trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
+                          ) -> tuple[ptr.Pointer | None, int]:
         """Store a signed pointer in the DHT. Returns the pointer libtorrent signed (None if the
         put did not finish in time) and how many DHT nodes stored it."""
-        record = ptr.encode_record(infohash, version, trackers)
+        record = ptr.encode_record(infohash, version, trackers, web_seeds)
         future: asyncio.Future[_PutOutcome] = asyncio.get_running_loop().create_future()
         self._put_waiters.setdefault(key.public_key, []).append(future)
         self.session.dht_put_mutable_item(key.expanded_secret, key.public_key, record, b"")
@@ -520,13 +521,14 @@ class Swarm:
         return self._add(params)
 
     def add_magnet(self, tid: str, save_path: Path, hold: bool = False,
-                   trackers: tuple[str, ...] = ()) -> Any:
+                   trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = ()) -> Any:
         """Add a torrent by info-hash; ``hold`` downloads nothing until ``release`` (so files
         can be put in place first) except pieces a reader asks for."""
         params = lt.add_torrent_params()
         params.info_hashes = _hashes_from_id(tid)
         params.save_path = str(save_path)
         params.trackers = list(trackers)
+        params.url_seeds = list(web_seeds)
         if hold:
             params.flags |= lt.torrent_flags.default_dont_download
         params.flags &= ~lt.torrent_flags.auto_managed

@@ -468,19 +468,23 @@ class Node:
 
     async def publish(self, folder: Path, key_name: str | None = None, require_index: bool = True,
                       progress: Callable[[int, int], None] | None = None,
-                      trackers: tuple[str, ...] = ()) -> PublishResult:
+                      trackers: tuple[str, ...] = (),
+                      web_seeds: tuple[str, ...] = ()) -> PublishResult:
         """Publish a folder as the next version of the site signed by ``key_name``.
 
-        ``trackers`` are listed in the torrent and in the signed pointer, so visitors announce
-        to them as well as to the DHT."""
+        ``trackers`` and ``web_seeds`` (BEP 19) are listed in the torrent and in the signed
+        pointer, so visitors announce to the trackers and fetch from the web seeds as well."""
         bad = [t for t in trackers if not ptr.valid_tracker(t)]
         if bad:
             raise UsageError(f"not a tracker URL (http://, https:// or udp://): {bad[0][:80]}")
+        bad = [w for w in web_seeds if not ptr.valid_web_seed(w)]
+        if bad:
+            raise UsageError(f"not a web seed URL (http:// or https://): {bad[0][:80]}")
         name = key_name or _key_name_for(folder)
         key = self.keys.get_or_create(name)
         site_id = key.site_id
         built = await asyncio.to_thread(bundle.build, folder, self.content_dir, require_index,
-                                        progress, trackers)
+                                        progress, trackers, web_seeds)
         tid = built.infohash.hex()
         handle = self.swarm.find(tid)
         if handle is None:
@@ -490,7 +494,8 @@ class Node:
         current = self.state.sites.get(site_id)
         published = self.state.published.get(site_id)
         if (current is not None and current.pointer.infohash == built.infohash
-                and current.pointer.trackers == trackers):
+                and current.pointer.trackers == trackers
+                and current.pointer.web_seeds == web_seeds):
             version = current.pointer.version  # same bytes: same version, just re-announced
         else:
             known = max(current.pointer.version if current else 0,
@@ -498,10 +503,12 @@ class Node:
             version = known + 1
         # A locally signed pointer serves this node at once; the DHT gets its own signature
         # (libtorrent picks the BEP 44 sequence number).
-        local = ptr.sign(key, built.infohash, version, seq=version, trackers=trackers)
+        local = ptr.sign(key, built.infohash, version, seq=version, trackers=trackers,
+                         web_seeds=web_seeds)
         self.accept_pointer(local, force=True)
         self._note_changes(self._snapshots[tid])
-        self.state.published[site_id] = state.PublishedRecord(name, version, tid, trackers)
+        self.state.published[site_id] = state.PublishedRecord(name, version, tid, trackers,
+                                                              web_seeds)
         self._save_state()
         await self._save_resume(handle)
         stored = await self._put(site_id, built.infohash, version)
@@ -516,7 +523,7 @@ class Node:
             return 0
         key = self.keys.get(published.key_name)
         signed, stored = await self.swarm.put_pointer(key, infohash, version, DHT_PUT_TIMEOUT,
-                                                      published.trackers)
+                                                      published.trackers, published.web_seeds)
         if signed is not None:
             self.accept_pointer(signed, force=True)
         log.info("put pointer v%d of %s on %d DHT nodes", version, site_id[:12], stored)
@@ -704,7 +711,8 @@ class Node:
             record = self.state.sites.get(site_id) if site_id else None
             trackers = trackers or (record.pointer.trackers if record else ())
             handle = self.swarm.add_magnet(tid, self.content_dir / tid, hold=bool(older),
-                                           trackers=trackers)
+                                           trackers=trackers,
+                                           web_seeds=record.pointer.web_seeds if record else ())
             await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
             if older:
                 await self._reuse_files(handle, older)

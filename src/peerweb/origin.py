@@ -29,6 +29,8 @@ from .sitemap import Kind, SiteMap
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/.peerweb/status"
+SEED_PREFIX = "/.peerweb/seed/"
+"""Publish with ``--web-seed http://ORIGIN/.peerweb/seed/`` to make the origin a web seed."""
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
 CHUNK = 64 * 1024
@@ -107,6 +109,8 @@ class Origin:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
+        if path.startswith(SEED_PREFIX):
+            return await self._seed(request, path)
         decision = self.handoff.decide(request.method, path,
                                        request.headers.get(GATEWAY_HEADER, ""),
                                        time.monotonic())
@@ -118,12 +122,26 @@ class Origin:
                                 headers={"Retry-After": str(RETRY_AFTER)})
         return await self._proxy(request, banner=self.policy.mode is Mode.HANDOFF)
 
-    async def _proxy(self, request: web.Request, banner: bool) -> web.StreamResponse:
+    async def _seed(self, request: web.Request, path: str) -> web.StreamResponse:
+        """BEP 19 web seed: ``SEED_PREFIX<torrent name>/<path>`` is the site's ``/<path>``
+        upstream, so the swarm can always fill from the origin (never handed off)."""
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, headers={"Allow": "GET, HEAD"})
+        _name, _, inner = path[len(SEED_PREFIX):].partition("/")
+        if not inner or not self.handoff.is_static("/" + inner):
+            return web.Response(status=404, text="not a file of the published site\n")
+        now = time.monotonic()
+        if self.policy.update(now) is Mode.HANDOFF and self.policy.over_capacity(now):
+            return web.Response(status=503, headers={"Retry-After": str(RETRY_AFTER)})
+        return await self._proxy(request, banner=False, path="/" + inner)
+
+    async def _proxy(self, request: web.Request, banner: bool,
+                     path: str | None = None) -> web.StreamResponse:
         if self._client is None:
             self._client = aiohttp.ClientSession(auto_decompress=False,
                                                  timeout=aiohttp.ClientTimeout(total=60))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        url = self.config.upstream.rstrip("/") + request.raw_path
+        url = self.config.upstream.rstrip("/") + (path or request.raw_path)
         started = time.monotonic()
         self.policy.started()
         sent, failed = 0, False

@@ -15,6 +15,7 @@ then parse, then decide.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import bencode
@@ -45,6 +46,8 @@ class Pointer:
     salt: bytes = b""
     trackers: tuple[str, ...] = ()
     """Tracker URLs the publisher listed (``tr``), announced to besides the DHT."""
+    web_seeds: tuple[str, ...] = ()
+    """BEP 19 web seeds the publisher listed (``ws``): HTTP servers holding the files."""
 
     @property
     def site_id(self) -> str:
@@ -74,7 +77,8 @@ class Pointer:
             raise ForgedPointer(f"malformed pointer record: {exc}") from exc
 
 
-def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = ()) -> bytes:
+def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = (),
+                  web_seeds: tuple[str, ...] = ()) -> bytes:
     """The bencoded BEP 46 dict; what peerweb hands libtorrent to put."""
     if len(infohash) != 20:
         raise ValueError("BEP 46 ih is a 20-byte v1 info-hash")
@@ -87,7 +91,17 @@ def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = ())
             raise ValueError(f"not a tracker URL (http, https or udp, at most "
                              f"{MAX_TRACKER_URL} characters): {bad[0][:80]!r}")
         record[b"tr"] = [t.encode() for t in trackers]
+    if web_seeds:
+        bad = [w for w in web_seeds if not valid_web_seed(w)]
+        if bad:
+            raise ValueError(f"not a web seed URL (http or https, at most {MAX_TRACKER_URL} "
+                             f"characters): {bad[0][:80]!r}")
+        record[b"ws"] = [w.encode() for w in web_seeds]
     return bencode.encode(record)
+
+
+def valid_web_seed(url: str) -> bool:
+    return valid_tracker(url) and url.startswith(("http://", "https://"))
 
 
 def valid_tracker(url: str) -> bool:
@@ -107,8 +121,8 @@ def wrap(record: bytes) -> bytes:
 
 
 def sign(key: SiteKey, infohash: bytes, version: int, seq: int,
-         trackers: tuple[str, ...] = ()) -> Pointer:
-    value = wrap(encode_record(infohash, version, trackers))
+         trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = ()) -> Pointer:
+    value = wrap(encode_record(infohash, version, trackers, web_seeds))
     signature = key.sign(signed_message(seq, value))
     return verify(key.public_key, seq, value, signature)
 
@@ -139,10 +153,16 @@ def verify(
     if not isinstance(version, int) or version < 1:
         raise ForgedPointer("signed value has no positive version 'v'")
     listed = decoded.get(b"tr", [])
-    # Unusable tracker entries are skipped, not fatal: the signature is what matters.
-    trackers = tuple(t.decode() for t in listed if isinstance(t, bytes) and t.isascii()
-                     and valid_tracker(t.decode())) if isinstance(listed, list) else ()
-    return Pointer(public_key, infohash, version, seq, signature, value, salt, trackers)
+    # Unusable URLs are skipped, not fatal: the signature is what matters.
+    return Pointer(public_key, infohash, version, seq, signature, value, salt,
+                   _urls(listed, valid_tracker), _urls(decoded.get(b"ws", []), valid_web_seed))
+
+
+def _urls(listed: object, valid: Callable[[str], bool]) -> tuple[str, ...]:
+    if not isinstance(listed, list):
+        return ()
+    return tuple(u.decode() for u in listed
+                 if isinstance(u, bytes) and u.isascii() and valid(u.decode()))
 
 
 def is_newer(candidate: Pointer, current: Pointer | None) -> bool:

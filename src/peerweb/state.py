@@ -74,6 +74,7 @@ class PublishedRecord:
     version: int
     infohash: str
     trackers: tuple[str, ...] = ()
+    web_seeds: tuple[str, ...] = ()
 
 
 @dataclass
@@ -94,7 +95,7 @@ class NodeState:
             "exports": dict(self.exports),
             "published": {
                 sid: {"key": r.key_name, "version": r.version, "infohash": r.infohash,
-                      "trackers": list(r.trackers)}
+                      "trackers": list(r.trackers), "web_seeds": list(r.web_seeds)}
                 for sid, r in self.published.items()
             },
         }
@@ -122,7 +123,8 @@ class NodeState:
         for sid, raw in data.get("published", {}).items():
             state.published[sid] = PublishedRecord(
                 str(raw["key"]), int(raw["version"]), str(raw["infohash"]),
-                tuple(str(t) for t in raw.get("trackers", [])))
+                tuple(str(t) for t in raw.get("trackers", [])),
+                tuple(str(w) for w in raw.get("web_seeds", [])))
         return state
 
 

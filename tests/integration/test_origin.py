@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
 from peerweb.origin import STATUS_PATH, Origin, OriginConfig, sitemap_of
@@ -204,3 +205,41 @@ async def test_the_redirector_sends_visitors_to_a_volunteer_that_has_the_site(tm
             unknown = SiteKey.generate("x").site_id
             async with session.get(f"{base}/{unknown}/", allow_redirects=False) as response:
                 assert response.status == 404
+
+
+async def test_the_origin_is_a_web_seed_the_swarm_fills_from(tmp_path):
+    folder = tmp_path / "site"
+    contents = write_sample_site(folder, small_files=3, big_size=1024 * 1024)
+    big = contents["media/big.bin"]
+    async with Testnet(1, root=tmp_path / "net") as net, \
+            serving(upstream_app(folder)) as upstream, aiohttp.ClientSession() as session:
+        publisher = net.nodes[0]
+        visitor = await net.add_node(net.config_for(1))
+        policy = LoadPolicy(Thresholds(capacity=1e9))
+        origin = Origin(OriginConfig(upstream, None, [], None), sitemap_of(folder), policy)
+        async with serving(origin.make_app()) as base:
+            seed = f"{base}/.peerweb/seed/"
+            result = await publisher.node.publish(folder, "site", web_seeds=(seed,))
+            assert publisher.node.state.sites[result.site_id].pointer.web_seeds == (seed,)
+            async with session.get(seed + "site/media/big.bin",
+                                   headers={"Range": "bytes=1000-1999"}) as response:
+                assert response.status == 206 and await response.read() == big[1000:2000]
+            escape = URL(seed + "site/../../etc/passwd", encoded=True)  # sent as written
+            async with session.get(escape) as response:
+                assert response.status == 404
+
+            # A visitor that got only the metadata from the publisher, which then went away,
+            # fills the whole site from the origin (BEP 19), verified piece by piece.
+            handle = visitor.node.swarm.add_magnet(
+                result.infohash, visitor.node.content_dir / result.infohash, hold=True,
+                web_seeds=(seed,))
+            await visitor.node.swarm.wait_metadata(handle, 20)
+            await net.stop_node(publisher)
+            before = policy.total_sent
+            visitor.node.swarm.release(handle)
+            async with asyncio.timeout(30):
+                while not handle.status().is_seeding:
+                    await asyncio.sleep(0.1)
+            assert policy.total_sent - before >= len(big)
+            stored = visitor.node.content_dir / result.infohash / "site" / "media" / "big.bin"
+            assert stored.read_bytes() == big

@@ -77,3 +77,20 @@ def test_versions_never_go_back_and_ties_are_deterministic():
     a, b = ptr.sign(key, bytes(20), 3, 3), ptr.sign(key, b"\xff" * 20, 3, 3)
     assert ptr.is_newer(a, b) != ptr.is_newer(b, a)
     assert not ptr.is_newer(a, a)
+
+
+def test_trackers_and_web_seeds_travel_signed_and_bad_entries_are_skipped():
+    key = SiteKey.generate("site")
+    p = ptr.sign(key, bytes(20), 3, seq=1, trackers=("udp://127.0.0.1:6969",),
+                 web_seeds=("http://127.0.0.1:8000/.peerweb/seed/",))
+    assert p.trackers == ("udp://127.0.0.1:6969",)
+    assert p.web_seeds == ("http://127.0.0.1:8000/.peerweb/seed/",)
+    with pytest.raises(ValueError):
+        ptr.encode_record(bytes(20), 1, web_seeds=("udp://not-http",))
+    # A signed record whose lists hold junk still verifies; the junk is dropped.
+    record = bencode.encode({b"ih": bytes(20), b"v": 1, b"tr": [b"ftp://x", 7],
+                             b"ws": [b"javascript:alert(1)", b"https://ok.example/"]})
+    value = ptr.wrap(record)
+    signature = key.sign(ptr.signed_message(1, value))
+    parsed = ptr.verify(key.public_key, 1, value, signature)
+    assert parsed.trackers == () and parsed.web_seeds == ("https://ok.example/",)
