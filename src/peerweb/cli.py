@@ -295,14 +295,20 @@ def tracker(listen: str, verbose: int) -> None:
               help="Egress the origin can afford; it hands off above 80% of it.")
 @click.option("--banner", default=None, metavar="HTML",
               help="Added to pages served while handing off, e.g. an invitation to help host.")
-@click.option("--volunteers", "node_dir", default=None,
+@click.option("--node", "node_dir", default=None,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Data dir of a running node that publishes --site-id: while handing off, "
-                   "it finds volunteer mirrors in the DHT and asks them to help.")
+              help="Data dir of the running node that publishes the site (for --volunteers "
+                   "and --watch).")
+@click.option("--volunteers", is_flag=True,
+              help="Under load, have the node find volunteer mirrors in the DHT and ask them "
+                   "to help (needs --node and --site-id).")
+@click.option("--watch", "watch_key", default=None, metavar="KEY",
+              help="Publish the site again with key KEY whenever its files change (needs "
+                   "--node).")
 @click.option("-v", "--verbose", count=True)
 def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[str, ...],
            listen: str, capacity: str, banner: str | None, node_dir: Path | None,
-           verbose: int) -> None:
+           volunteers: bool, watch_key: str | None, verbose: int) -> None:
     """Run in front of a web server; hand static files to mirrors when it is overloaded.
 
     Normal load passes through untouched. Above the threshold (with hysteresis), requests
@@ -318,18 +324,31 @@ def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[st
     limit = parse_size(capacity)
     if limit <= 0:
         raise UsageError("--capacity must be positive, e.g. 10MB/s")
-    find = None
-    if node_dir is not None:
+    if (volunteers or watch_key) and node_dir is None:
+        raise UsageError("--volunteers and --watch need --node DATA_DIR (a running node)")
+    client = NodeClient(node_dir) if node_dir is not None else None
+    find = watch = None
+    if volunteers and client is not None:
         if site_id is None:
             raise UsageError("--volunteers needs --site-id")
-        client, wanted = NodeClient(node_dir), site_id
+        wanted = site_id
 
         async def find() -> list[str]:
+            assert client is not None
             found = await asyncio.to_thread(client.ask_for_help, wanted)
             return [str(m["mirror"]) for m in found]
 
+    if watch_key and client is not None:
+        key = watch_key
+
+        async def publish() -> None:
+            assert client is not None
+            await asyncio.to_thread(lambda: list(client.publish(site_dir, key, False)))
+
+        watch = (site_dir, publish)
+
     server = Origin(OriginConfig(upstream, site_id, mirrors, banner), sitemap_of(site_dir),
-                    LoadPolicy(Thresholds(capacity=float(limit))), find)
+                    LoadPolicy(Thresholds(capacity=float(limit))), find, watch)
     aio.run(_serve_until_signal(server.make_app(), host, port, "origin"))
 
 

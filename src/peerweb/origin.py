@@ -25,6 +25,7 @@ from aiohttp import web
 from .bundle import scan
 from .handoff import GATEWAY_HEADER, RETRY_AFTER, Action, Handoff, LoadPolicy, Mode
 from .sitemap import Kind, SiteMap
+from .watch import fingerprint, watch_folder
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,18 @@ MIRROR_REFRESH = 1.0
 
 class Origin:
     def __init__(self, config: OriginConfig, sitemap: SiteMap, policy: LoadPolicy,
-                 find_mirrors: FindMirrors | None = None) -> None:
+                 find_mirrors: FindMirrors | None = None,
+                 watch: tuple[Path, Callable[[], Awaitable[None]]] | None = None) -> None:
+        """``watch`` is (site folder, publish): publish the site again when its files change
+        (the hand-off then covers the new files too)."""
         self.config = config
         self.sitemap = sitemap
         self.policy = policy
         self.handoff = Handoff(policy, static_files(sitemap), config.site_id,
                                list(config.mirrors))
         self._find_mirrors = find_mirrors
+        self._watch = watch
+        self._watched = fingerprint(watch[0]) if watch is not None else None
         self._client: aiohttp.ClientSession | None = None
 
     def make_app(self) -> web.Application:
@@ -72,11 +78,24 @@ class Origin:
         return app
 
     async def _mirror_job(self, _app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.get_running_loop().create_task(self._refresh_mirrors())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._refresh_mirrors())]
+        if self._watch is not None:
+            tasks.append(loop.create_task(watch_folder(self._watch[0], self._republish,
+                                                       self._watched)))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _republish(self) -> None:
+        assert self._watch is not None
+        folder, publish = self._watch
+        await publish()
+        self.handoff.is_static = static_files(sitemap_of(folder))
+        log.info("the site changed: published it again")
 
     async def _refresh_mirrors(self) -> None:
         """Under strain, keep asking volunteers to mirror the site (the node finds them in the

@@ -243,3 +243,27 @@ async def test_the_origin_is_a_web_seed_the_swarm_fills_from(tmp_path):
             assert policy.total_sent - before >= len(big)
             stored = visitor.node.content_dir / result.infohash / "site" / "media" / "big.bin"
             assert stored.read_bytes() == big
+
+
+async def test_watch_publishes_the_changed_site_and_hands_off_its_new_files(tmp_path):
+    folder = tmp_path / "site"
+    write_sample_site(folder, small_files=2, big_size=0)
+    async with Testnet(1, root=tmp_path / "net") as net, serving(upstream_app(folder)) as up:
+        node = net.nodes[0].node
+        first = await node.publish(folder, "site")
+
+        async def publish() -> None:
+            await node.publish(folder, "site")
+
+        policy = LoadPolicy(Thresholds(capacity=1e9))
+        origin = Origin(OriginConfig(up, first.site_id, [], None), sitemap_of(folder), policy,
+                        watch=(folder, publish))
+        async with serving(origin.make_app()):
+            assert not origin.handoff.is_static("/news.html")
+            (folder / "news.html").write_text("<p>fresh</p>")
+            async with asyncio.timeout(30):  # polled every 2 s, published once it settles
+                while not origin.handoff.is_static("/news.html"):
+                    await asyncio.sleep(0.2)
+            assert node.state.sites[first.site_id].pointer.version == 2
+            history = node.state.sites[first.site_id].history
+            assert history[-1].changed == ["news.html"]
