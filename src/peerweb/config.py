@@ -90,6 +90,8 @@ class NodeConfig:
     volunteer: bool = False
     """Mirror signed sites that ask for help (within the disk quota and upload limit), and
     serve them to anyone: the gateway adds CORS headers and should listen publicly."""
+    mirror_lease: float = 30 * 60.0
+    """A volunteer keeps a site pinned this long after the last request for help with it."""
     metered: bool = False
     """Seed only pinned and published sites: a visited site's torrent is paused once it has
     been idle for ``metered_idle`` seconds, and new versions are not fetched in the background."""

@@ -255,11 +255,15 @@ class Node:
         """The safety net under pushes: check the DHT for new versions of held sites, more
         often for sites in use (propagation.poll_interval)."""
         tick = min(WATCH_TICK, self.config.metered_idle) if self.config.metered else WATCH_TICK
+        if self.config.volunteer:
+            tick = min(tick, self.config.mirror_lease)
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
             if self.config.metered:
                 self._pause_idle(now)
+            if self.config.volunteer:
+                self._end_mirror_leases()
             for site_id, record in list(self.state.sites.items()):
                 if site_id in self.state.published or not self._held_versions(site_id):
                     continue
@@ -281,8 +285,20 @@ class Node:
         if pointer is None:
             raise NotFound(f"no signed pointer for site {site_id}; nothing to mirror")
         await self.open_site(site_id)
-        self.set_pinned(site_id, True)
+        record = self.state.sites[site_id]
+        if not record.pinned or record.mirrored_until:  # never take over a user's own pin
+            self.set_pinned(site_id, True)
+            record.mirrored_until = time.time() + self.config.mirror_lease
         return pointer
+
+    def _end_mirror_leases(self) -> None:
+        """Volunteer: a site nobody asked help for within the lease is no longer pinned (the
+        disk quota may then evict it)."""
+        now = time.time()
+        for site_id, record in self.state.sites.items():
+            if record.mirrored_until and now > record.mirrored_until:
+                log.info("volunteer: %s no longer needs help; unpinned", site_id[:12])
+                self.set_pinned(site_id, False)
 
     async def load_report(self) -> dict[str, Any]:
         """What a volunteer tells origins: its load and the versions it holds."""
@@ -572,6 +588,7 @@ class Node:
         if record is None:
             raise NotFound(f"this node does not know site {site_id}; visit it first")
         record.pinned = pinned
+        record.mirrored_until = 0.0  # an explicit pin or unpin ends any mirror lease
         self._save_state()
         snapshot = self._snapshots.get(record.pointer.infohash.hex())
         if pinned and snapshot is not None and _paused(snapshot.handle):

@@ -55,6 +55,8 @@ class SiteRecord:
     last_used: float = 0.0
     pinned: bool = False
     history: list[VersionEntry] = field(default_factory=list)
+    mirrored_until: float = 0.0
+    """Volunteer mode: pinned for an origin in need until then (0: not a mirror lease)."""
 
     def remember(self, pointer: Pointer, seen: float) -> None:
         """Add a version to the history (once per info-hash)."""
@@ -89,7 +91,8 @@ class NodeState:
             "format": STATE_FORMAT,
             "sites": {
                 sid: {"pointer": r.pointer.to_json(), "last_used": r.last_used,
-                      "pinned": r.pinned, "history": [e.to_json() for e in r.history]}
+                      "pinned": r.pinned, "history": [e.to_json() for e in r.history],
+                      "mirrored_until": r.mirrored_until}
                 for sid, r in self.sites.items()
             },
             "exports": dict(self.exports),
@@ -116,7 +119,8 @@ class NodeState:
             # Entries above the verified pointer's version cannot be trusted: drop them.
             history = [e for e in history if e.version <= pointer.version]
             record = SiteRecord(pointer, float(raw.get("last_used", 0)),
-                                bool(raw.get("pinned", False)), history)
+                                bool(raw.get("pinned", False)), history,
+                                float(raw.get("mirrored_until", 0.0)))
             record.remember(pointer, record.last_used)
             state.sites[sid] = record
         state.exports = {str(k): str(v) for k, v in data.get("exports", {}).items()}

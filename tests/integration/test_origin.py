@@ -267,3 +267,23 @@ async def test_watch_publishes_the_changed_site_and_hands_off_its_new_files(tmp_
             assert node.state.sites[first.site_id].pointer.version == 2
             history = node.state.sites[first.site_id].history
             assert history[-1].changed == ["news.html"]
+
+
+async def test_a_volunteer_lets_go_of_a_site_once_no_one_asks_for_help(tmp_path):
+    folder = tmp_path / "site"
+    write_sample_site(folder, small_files=2, big_size=0)
+    async with Testnet(1, root=tmp_path / "net") as net:
+        result = await net.nodes[0].node.publish(folder, "site")
+        volunteer = await net.add_node(replace(net.config_for(1), volunteer=True,
+                                               mirror_lease=0.5))
+        await volunteer.node.mirror(result.site_id)
+        record = volunteer.node.state.sites[result.site_id]
+        assert record.pinned and record.mirrored_until > 0
+        async with asyncio.timeout(10):  # the lease runs out: unpinned, evictable again
+            while record.pinned:
+                await asyncio.sleep(0.1)
+        # A site the volunteer's owner pinned stays pinned, whatever the help requests.
+        volunteer.node.set_pinned(result.site_id, True)
+        await volunteer.node.mirror(result.site_id)
+        await asyncio.sleep(1.5)
+        assert record.pinned and record.mirrored_until == 0
