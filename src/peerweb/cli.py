@@ -64,6 +64,19 @@ class _Group(click.Group):
             _fail(str(exc))
 
 
+def _join_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--bootstrap and --network, for commands that run a node of their own."""
+    command = click.option("--network", type=click.Choice(["local", "public"]),
+                           default="local", show_default=True,
+                           help="As for `peerweb node`.")(command)
+    return click.option("--bootstrap", default="", metavar="HOST:PORT[,...]",
+                        help="DHT nodes to join.")(command)
+
+
+def _bootstrap_nodes(text: str) -> tuple[tuple[str, int], ...]:
+    return tuple(parse_hostport(b) for b in text.split(",") if b.strip())
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="peerweb")
 def main() -> None:
@@ -121,7 +134,7 @@ def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, ne
         listen=parse_hostport(default_listen),
         gateway=parse_hostport(gateway),
         api=parse_hostport(api),
-        bootstrap=tuple(parse_hostport(b) for b in bootstrap.split(",") if b.strip()),
+        bootstrap=_bootstrap_nodes(bootstrap),
         network=net,
         upload_limit=parse_size(upload_limit),
         download_limit=parse_size(download_limit),
@@ -141,9 +154,7 @@ def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, ne
 @click.option("--disk", required=True, metavar="SIZE", help="Disk for mirrored sites, e.g. 20GB.")
 @click.option("--listen", default="127.0.0.1:0", show_default=True,
               help="Swarm (BitTorrent + DHT) address; port 0 picks a free one.")
-@click.option("--bootstrap", default="", metavar="HOST:PORT[,...]", help="DHT nodes to join.")
-@click.option("--network", type=click.Choice(["local", "public"]), default="local",
-              show_default=True, help="As for `peerweb node`.")
+@_join_options
 @click.option("-v", "--verbose", count=True)
 def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, listen: str,
               bootstrap: str, network: str, verbose: int) -> None:
@@ -157,7 +168,7 @@ def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, lis
     net = Network(network)
     config = NodeConfig(
         data_dir=data_dir, listen=parse_hostport(listen), gateway=parse_hostport(public_gateway),
-        bootstrap=tuple(parse_hostport(b) for b in bootstrap.split(",") if b.strip()),
+        bootstrap=_bootstrap_nodes(bootstrap),
         network=net, upload_limit=parse_size(capacity), disk_quota=parse_size(disk),
         volunteer=True,
     )
@@ -170,9 +181,7 @@ def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, lis
               help="Where to answer GET /<site-id>/<path> with a redirect.")
 @click.option("--swarm", default="127.0.0.1:0", show_default=True,
               help="The redirector's own node: swarm (BitTorrent + DHT) address.")
-@click.option("--bootstrap", default="", metavar="HOST:PORT[,...]", help="DHT nodes to join.")
-@click.option("--network", type=click.Choice(["local", "public"]), default="local",
-              show_default=True, help="As for `peerweb node`.")
+@_join_options
 @click.option("-v", "--verbose", count=True)
 def redirector(data_dir: Path, redirect_at: str, swarm: str, bootstrap: str, network: str,
                verbose: int) -> None:
@@ -180,7 +189,7 @@ def redirector(data_dir: Path, redirect_at: str, swarm: str, bootstrap: str, net
     _setup_logging(verbose)
     config = NodeConfig(
         data_dir=data_dir, listen=parse_hostport(swarm), gateway=("127.0.0.1", 0),
-        bootstrap=tuple(parse_hostport(b) for b in bootstrap.split(",") if b.strip()),
+        bootstrap=_bootstrap_nodes(bootstrap),
         network=Network(network),
     )
     aio.run(_run_redirector(config, parse_hostport(redirect_at)))

@@ -85,18 +85,14 @@ def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = (),
     if version < 1:
         raise ValueError("versions start at 1")
     record: dict[bytes, bencode.Value] = {b"ih": infohash, b"v": version}
-    if trackers:
-        bad = [t for t in trackers if not valid_tracker(t)]
+    for key, urls, valid, what in ((b"tr", trackers, valid_tracker, "tracker (http, https, udp)"),
+                                   (b"ws", web_seeds, valid_web_seed, "web seed (http, https)")):
+        bad = [u for u in urls if not valid(u)]
         if bad:
-            raise ValueError(f"not a tracker URL (http, https or udp, at most "
-                             f"{MAX_TRACKER_URL} characters): {bad[0][:80]!r}")
-        record[b"tr"] = [t.encode() for t in trackers]
-    if web_seeds:
-        bad = [w for w in web_seeds if not valid_web_seed(w)]
-        if bad:
-            raise ValueError(f"not a web seed URL (http or https, at most {MAX_TRACKER_URL} "
-                             f"characters): {bad[0][:80]!r}")
-        record[b"ws"] = [w.encode() for w in web_seeds]
+            raise ValueError(f"not a {what} URL of at most {MAX_TRACKER_URL} characters: "
+                             f"{bad[0][:80]!r}")
+        if urls:
+            record[key] = [u.encode() for u in urls]
     return bencode.encode(record)
 
 
