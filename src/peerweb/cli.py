@@ -73,6 +73,15 @@ def _join_options(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="DHT nodes to join.")(command)
 
 
+def _stop_on_signal() -> asyncio.Event:
+    """An event that Ctrl-C or SIGTERM sets, for commands that serve until stopped."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 def _bootstrap_nodes(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(parse_hostport(b) for b in text.split(",") if b.strip())
 
@@ -206,10 +215,7 @@ async def _run_redirector(config: NodeConfig, address: tuple[str, int]) -> None:
 async def _run_node(config: NodeConfig, example: bool) -> None:
     from .daemon import RunningNode
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signal()
     async with RunningNode(config) as running:
         click.echo(f"peerweb node running ({config.network.value} network)")
         click.echo(f"  gateway:   {running.gateway_url}/")
@@ -373,10 +379,7 @@ async def _serve_until_signal(app: Any, host: str, port: int, what: str) -> None
                          "pick another with --listen") from exc
     bound = runner.addresses[0]
     click.echo(f"{what} on http://{bound[0]}:{bound[1]}/  (Ctrl-C stops it)")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signal()
     try:
         await stop.wait()
     finally:
@@ -658,10 +661,7 @@ def testnet(nodes: int, base_port: int, data_dir: Path | None, verbose: int) -> 
 async def _run_testnet(size: int, base_port: int, data_dir: Path | None) -> None:
     from .testnet import Testnet
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signal()
     click.echo(f"starting {size} nodes…", err=True)
     async with Testnet(size, root=data_dir, base_port=base_port) as net:
         folder = Path(str(resources.files("peerweb") / "example_site"))

@@ -345,10 +345,7 @@ class Swarm:
         piece = int(alert.piece)
         waiters = self._piece_waiters.pop((tid, piece), [])
         if alert.error.value():
-            exc: Exception = StorageError(f"reading piece {piece}: {alert.error.message()}")
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(waiters, StorageError(f"reading piece {piece}: {alert.error.message()}"))
             return
         _settle(waiters, bytes(alert.buffer))
 
@@ -395,9 +392,7 @@ class Swarm:
         log.error("storage error in %s: %s", alert.torrent_name, message)
         error = StorageError(f"disk error: {message}; {DISK_ADVICE}")
         for key in [k for k in self._piece_waiters if k[0] == tid]:
-            for future in self._piece_waiters.pop(key):
-                if not future.done():
-                    future.set_exception(error)
+            _fail(self._piece_waiters.pop(key), error)
 
     def _on_checked(self, alert: Any) -> None:
         # Requests wait out a check (see _request_piece), and a re-check forgets deadlines:
@@ -640,21 +635,27 @@ class Swarm:
         except TimeoutError:
             return None
 
-    async def _announcing_while(self, handle: Any, future: asyncio.Future[T]) -> T:
+    async def _announcing_while(self, handle: Any, future: asyncio.Future[T],
+                                each_wake: Callable[[Any], None] | None = None) -> T:
         """Wait for ``future``; while the torrent has no peers, ask the DHT and trackers again.
 
         An announce that ran before any holder announced found nobody, and libtorrent would
         not look again for a whole announce interval; a visitor who is waiting cannot wait
-        that long.
+        that long. ``each_wake`` gets the torrent's status at every wake-up (0.5 s, 1 s, ...).
         """
         delay = REANNOUNCE_FIRST
         while True:
             done, _ = await asyncio.wait({future}, timeout=delay)  # never cancels it
             if done:
                 return future.result()
-            if handle.is_valid() and handle.status().num_peers == 0:
-                _announce_again(handle)
             delay = min(delay * 2, REANNOUNCE_MAX)
+            if not handle.is_valid():
+                continue
+            status = handle.status()
+            if status.num_peers == 0:
+                _announce_again(handle)
+            if each_wake is not None:
+                each_wake(status)
 
     def _piece_future(self, handle: Any, piece: int, deadline_ms: int) -> asyncio.Future[bytes]:
         key = (torrent_id(handle), piece)
@@ -685,24 +686,18 @@ class Swarm:
         concluded (seen after a hybrid torrent's v1/v2 mismatch from a tampering peer); it would
         wait forever. Re-checking the torrent's data settles it.
         """
-        delay = REANNOUNCE_FIRST
         stalled = 0
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=delay)  # never cancels it
-            if done:
-                return future.result()
-            delay = min(delay * 2, REANNOUNCE_MAX)
-            if not handle.is_valid():
-                continue
-            status = handle.status()
-            if status.num_peers == 0:
-                _announce_again(handle)
+
+        def check(status: Any) -> None:
+            nonlocal stalled
             if status.state != lt.torrent_status.downloading or handle.have_piece(piece):
-                continue
+                return
             stalled = stalled + 1 if _received_unverified(handle, piece) else 0
             if stalled >= STALL_CHECKS:
                 stalled = 0
                 self._recheck(handle)
+
+        return await self._announcing_while(handle, future, check)
 
     def _recheck(self, handle: Any) -> None:
         tid = torrent_id(handle)
@@ -773,6 +768,13 @@ def _settle(futures: list[asyncio.Future[T]], result: T) -> None:
     for future in futures:
         if not future.done():
             future.set_result(result)
+
+
+def _fail(futures: list[asyncio.Future[T]], error: Exception) -> None:
+    """Give every still-waiting future the same error."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _announce_again(handle: Any) -> None:

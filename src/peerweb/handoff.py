@@ -86,10 +86,9 @@ class LoadPolicy:
     def started(self) -> None:
         self.in_flight += 1
 
-    def finished(self, sent: int, seconds: float, failed: bool, now: float) -> None:
+    def finished(self, seconds: float, failed: bool, now: float) -> None:
+        """A request is over; its bytes were counted by ``sent`` as they went out."""
         self.in_flight = max(0, self.in_flight - 1)
-        self.egress.add(sent, now)
-        self.total_sent += sent
         self.latency += 0.2 * (seconds - self.latency)
         if failed:
             self.errors.add(1, now)

@@ -29,10 +29,15 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _BUSY = b"busy: try again in a few seconds\n"
 
 
-def _handoff(site: Path | str, mirrors: Sequence[str], capacity: float, site_id: str | None,
-             policy: LoadPolicy | None) -> Handoff:
-    return Handoff(policy or LoadPolicy(Thresholds(capacity=capacity)),
-                   static_files(sitemap_of(Path(site))), site_id, list(mirrors))
+class _Middleware:
+    """What both wrappers hold: the app, and the hand-off deciding for the site's files."""
+
+    def __init__(self, app: Any, site: Path | str, mirrors: Sequence[str] = (),
+                 capacity: float = 10e6, site_id: str | None = None,
+                 policy: LoadPolicy | None = None) -> None:
+        self.app = app
+        self.handoff = Handoff(policy or LoadPolicy(Thresholds(capacity=capacity)),
+                               static_files(sitemap_of(Path(site))), site_id, list(mirrors))
 
 
 def _answer(decision: Decision) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -41,12 +46,8 @@ def _answer(decision: Decision) -> tuple[int, list[tuple[str, str]], bytes]:
     return 503, [("Retry-After", str(RETRY_AFTER)), ("Content-Type", "text/plain")], _BUSY
 
 
-class HandoffASGI:
-    def __init__(self, app: ASGIApp, site: Path | str, mirrors: Sequence[str] = (),
-                 capacity: float = 10e6, site_id: str | None = None,
-                 policy: LoadPolicy | None = None) -> None:
-        self.app = app
-        self.handoff = _handoff(site, mirrors, capacity, site_id, policy)
+class HandoffASGI(_Middleware):
+    app: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,15 +81,11 @@ class HandoffASGI:
             failed = True
             raise
         finally:
-            policy.finished(0, time.monotonic() - started, failed, time.monotonic())
+            policy.finished(time.monotonic() - started, failed, time.monotonic())
 
 
-class HandoffWSGI:
-    def __init__(self, app: WSGIApp, site: Path | str, mirrors: Sequence[str] = (),
-                 capacity: float = 10e6, site_id: str | None = None,
-                 policy: LoadPolicy | None = None) -> None:
-        self.app = app
-        self.handoff = _handoff(site, mirrors, capacity, site_id, policy)
+class HandoffWSGI(_Middleware):
+    app: WSGIApp
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -114,4 +111,4 @@ class HandoffWSGI:
             failed = True
             raise
         finally:
-            policy.finished(0, time.monotonic() - started, failed, time.monotonic())
+            policy.finished(time.monotonic() - started, failed, time.monotonic())

@@ -139,6 +139,11 @@ class Node:
         self._peer_port = port
         self._announce_soon.set()  # now there is a port to announce
 
+    @property
+    def peer_endpoint(self) -> Endpoint:
+        """This node's peer service as others find it in the DHT."""
+        return self.config.listen[0], self._peer_port
+
     # -- paths ---------------------------------------------------------------------------
 
     @property
@@ -322,8 +327,7 @@ class Node:
             raise NotFound(f"no signed pointer for site {site_id} was found")
         volunteers = await self.swarm.find_peers(propagation.VOLUNTEERS_KEY,
                                                  HOLDERS_LOOKUP_TIMEOUT)
-        me = (self.config.listen[0], self.peer_port)
-        reports = await self.peers.loads([v for v in volunteers if v != me])
+        reports = await self.peers.loads([v for v in volunteers if v != self.peer_endpoint])
         current = record.pointer.version
         ready = [(r["load"] or 0.0, r) for r in reports if r["sites"].get(site_id) == current]
         if len(ready) < wanted:
@@ -354,9 +358,9 @@ class Node:
 
     async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None) -> None:
         """Hand a newer pointer to a few other holders of the site (each forwards it once)."""
-        me = (self.config.listen[0], self.peer_port)
         holders = await self.holders(pointer.site_id)
-        targets = propagation.push_targets(holders, me, [exclude] if exclude else [])
+        targets = propagation.push_targets(holders, self.peer_endpoint,
+                                           [exclude] if exclude else [])
         if not targets:
             return
         results = await asyncio.gather(*(self.peers.push(t, pointer, self.peer_port)
@@ -432,10 +436,10 @@ class Node:
         if snapshot is None or not snapshot.handle.status().is_seeding:
             return
         snapshot.handle.set_max_connections(-1)  # complete: open to every peer again
+        keep = self._protected()
         for record in self.state.sites.values():
             if record.pointer.infohash.hex() != tid or record.pinned:
                 continue
-            keep = self._protected()
             for entry in record.history:
                 if entry.infohash != tid and entry.infohash in self._snapshots \
                         and entry.infohash not in keep:
@@ -490,12 +494,10 @@ class Node:
 
         ``trackers`` and ``web_seeds`` (BEP 19) are listed in the torrent and in the signed
         pointer, so visitors announce to the trackers and fetch from the web seeds as well."""
-        bad = [t for t in trackers if not ptr.valid_tracker(t)]
-        if bad:
-            raise UsageError(f"not a tracker URL (http://, https:// or udp://): {bad[0][:80]}")
-        bad = [w for w in web_seeds if not ptr.valid_web_seed(w)]
-        if bad:
-            raise UsageError(f"not a web seed URL (http:// or https://): {bad[0][:80]}")
+        try:
+            ptr.check_urls(trackers, web_seeds)  # before the hashing, not after
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         name = key_name or _key_name_for(folder)
         key = self.keys.get_or_create(name)
         site_id = key.site_id
@@ -704,9 +706,9 @@ class Node:
                             trackers: tuple[str, ...] = ()) -> Snapshot:
         """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
         snapshot = self._snapshots.get(tid)
-        for url in trackers if snapshot is not None else ():
-            snapshot.handle.add_tracker({"url": url})  # type: ignore[union-attr]
         if snapshot is not None:
+            for url in trackers:
+                snapshot.handle.add_tracker({"url": url})
             self._last_used[tid] = time.monotonic()
             if _paused(snapshot.handle):  # metered mode paused it while idle
                 snapshot.handle.resume()
@@ -721,6 +723,7 @@ class Node:
                     trackers: tuple[str, ...] = ()) -> Snapshot:
         await self.swarm.wait_removed(tid, timeout=self.config.fetch_timeout)
         handle = self.swarm.find(tid)
+        older: list[Snapshot] = []
         if handle is None:
             older = self._held_versions(site_id) if site_id else []
             # With an older version here, download nothing until its unchanged files are
@@ -730,15 +733,14 @@ class Node:
             handle = self.swarm.add_magnet(tid, self.content_dir / tid, hold=bool(older),
                                            trackers=trackers,
                                            web_seeds=record.pointer.web_seeds if record else ())
-            await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
-            if older:
-                await self._reuse_files(handle, older)
-                # With a few changed pieces and many holders, libtorrent's end game would ask
-                # every idle peer for the same last blocks: a few peers waste far less.
-                handle.set_max_connections(UPDATE_CONNECTIONS)
-                self.swarm.release(handle)
-                self._spawn(self._lift_connection_cap(handle))
         await self.swarm.wait_metadata(handle, self.config.fetch_timeout)
+        if older:
+            await self._reuse_files(handle, older)
+            # With a few changed pieces and many holders, libtorrent's end game would ask
+            # every idle peer for the same last blocks: a few peers waste far less.
+            handle.set_max_connections(UPDATE_CONNECTIONS)
+            self.swarm.release(handle)
+            self._spawn(self._lift_connection_cap(handle))
         snapshot = await self._register_snapshot(handle)
         self._spawn(self._save_resume(handle))
         return snapshot

@@ -163,7 +163,7 @@ class Origin:
         url = self.config.upstream.rstrip("/") + (path or request.raw_path)
         started = time.monotonic()
         self.policy.started()
-        sent, failed = 0, False
+        failed = False
         try:
             body = await request.read() if request.can_read_body else None
             async with self._client.request(request.method, url, headers=headers, data=body,
@@ -174,8 +174,7 @@ class Origin:
                 if banner and self.config.banner and html and request.method == "GET":
                     page = await upstream.read()
                     page = _with_banner(page, self.config.banner)
-                    sent = len(page)
-                    self.policy.sent(sent, time.monotonic())
+                    self.policy.sent(len(page), time.monotonic())
                     return web.Response(status=upstream.status, body=page, headers=out_headers)
                 response = web.StreamResponse(status=upstream.status, headers=out_headers)
                 if upstream.content_length is not None:
@@ -183,7 +182,6 @@ class Origin:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_chunked(CHUNK):
                     await response.write(chunk)
-                    sent += len(chunk)
                     self.policy.sent(len(chunk), time.monotonic())
                 await response.write_eof()
                 return response
@@ -191,7 +189,7 @@ class Origin:
             failed = True
             return web.Response(status=502, text="the upstream server did not answer\n")
         finally:
-            self.policy.finished(0, time.monotonic() - started, failed, time.monotonic())
+            self.policy.finished(time.monotonic() - started, failed, time.monotonic())
 
 
 def static_files(sitemap: SiteMap) -> Callable[[str], bool]:

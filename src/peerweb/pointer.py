@@ -84,16 +84,22 @@ def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = (),
         raise ValueError("BEP 46 ih is a 20-byte v1 info-hash")
     if version < 1:
         raise ValueError("versions start at 1")
+    check_urls(trackers, web_seeds)
     record: dict[bytes, bencode.Value] = {b"ih": infohash, b"v": version}
-    for key, urls, valid, what in ((b"tr", trackers, valid_tracker, "tracker (http, https, udp)"),
-                                   (b"ws", web_seeds, valid_web_seed, "web seed (http, https)")):
+    for key, urls in ((b"tr", trackers), (b"ws", web_seeds)):
+        if urls:
+            record[key] = [u.encode() for u in urls]
+    return bencode.encode(record)
+
+
+def check_urls(trackers: tuple[str, ...], web_seeds: tuple[str, ...]) -> None:
+    """ValueError naming the first tracker or web seed URL a record cannot carry."""
+    for urls, valid, what in ((trackers, valid_tracker, "tracker (http, https, udp)"),
+                              (web_seeds, valid_web_seed, "web seed (http, https)")):
         bad = [u for u in urls if not valid(u)]
         if bad:
             raise ValueError(f"not a {what} URL of at most {MAX_TRACKER_URL} characters: "
                              f"{bad[0][:80]!r}")
-        if urls:
-            record[key] = [u.encode() for u in urls]
-    return bencode.encode(record)
 
 
 def valid_web_seed(url: str) -> bool:

@@ -45,6 +45,23 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def first_redirect(session: aiohttp.ClientSession, url: str, seconds: float,
+                         clients: int = 16) -> str:
+    """A burst of ``clients`` fetching ``url`` over and over until one is redirected."""
+    found: list[str] = []
+
+    async def visitor() -> None:
+        async with asyncio.timeout(seconds):
+            while not found:
+                async with session.get(url, allow_redirects=False) as response:
+                    await response.read()
+                    if response.status == 302:
+                        found.append(response.headers["Location"])
+
+    await asyncio.gather(*(visitor() for _ in range(clients)))
+    return found[0]
+
+
 def origin_for(folder: Path, upstream: str, mirror: str, site_id: str, policy: LoadPolicy,
                banner: str | None) -> Origin:
     return Origin(OriginConfig(upstream, site_id, [mirror], banner), sitemap_of(folder), policy)
@@ -72,18 +89,9 @@ async def test_overload_hands_static_files_to_a_mirror_and_the_calm_takes_them_b
             assert status == 200 and body == DYNAMIC_PAGE
 
             # A burst of 16 clients: the origin starts handing the big file off.
-            redirects: list[str] = []
-
-            async def visitor() -> None:
-                async with asyncio.timeout(20):
-                    while not redirects:
-                        status, headers, _ = await get("/media/big.bin")
-                        if status == 302:
-                            redirects.append(headers["Location"])
-
-            await asyncio.gather(*(visitor() for _ in range(16)))
-            assert redirects[0] == f"{mirror}/media/big.bin"
-            async with session.get(redirects[0]) as response:  # the mirror: verified bytes
+            location = await first_redirect(session, base + "/media/big.bin", seconds=20)
+            assert location == f"{mirror}/media/big.bin"
+            async with session.get(location) as response:  # the mirror: verified bytes
                 assert response.status == 200 and await response.read() == big
             # Dynamic requests are never redirected; while handing off they carry the banner.
             status, headers, body = await get("/api/now")
@@ -153,21 +161,10 @@ async def test_volunteers_found_through_the_dht_take_the_handed_off_visitors(tmp
         origin = Origin(OriginConfig(upstream, result.site_id, [], None), sitemap_of(folder),
                         policy, find)
         async with serving(origin.make_app()) as base:
-            redirects: list[str] = []
-
-            async def visitor() -> None:
-                async with asyncio.timeout(40):
-                    while not redirects:
-                        async with session.get(base + "/media/big.bin",
-                                               allow_redirects=False) as response:
-                            await response.read()
-                            if response.status == 302:
-                                redirects.append(response.headers["Location"])
-
-            await asyncio.gather(*(visitor() for _ in range(16)))
+            location = await first_redirect(session, base + "/media/big.bin", seconds=40)
         # Sent to a volunteer that mirrors the signed site, which serves it to anyone.
-        assert any(redirects[0].startswith(g + f"/s/{result.site_id}/") for g in gateways)
-        async with session.get(redirects[0]) as response:
+        assert any(location.startswith(g + f"/s/{result.site_id}/") for g in gateways)
+        async with session.get(location) as response:
             assert response.status == 200 and await response.read() == big
             assert response.headers["Access-Control-Allow-Origin"] == "*"
         assert any(v.node.state.sites.get(result.site_id) and

@@ -52,6 +52,7 @@ def test_too_many_requests_in_flight_or_a_slow_upstream_is_overload_too():
     slow = LoadPolicy(Thresholds(capacity=CAP, slow_upstream=0.5, enter_after=0.0))
     for i in range(20):
         slow.started()
-        slow.finished(100, 3.0, False, float(i))
+        slow.sent(100, float(i))
+        slow.finished(3.0, False, float(i))
     assert slow.update(20.0) is Mode.HANDOFF
     assert slow.snapshot(20.0)["mode"] == "handing off"
