@@ -40,6 +40,8 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
     names.add(node.config.gateway[0])
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS" and node.config.volunteer:
+            return web.Response(status=204, headers=PREFLIGHT)
         if request.method not in ("GET", "HEAD"):
             return _error(405, "Only GET and HEAD are served here.", {"Allow": "GET, HEAD"})
         try:
@@ -63,8 +65,17 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
 
 
 async def _allow_any_origin(_request: web.Request, response: web.StreamResponse) -> None:
-    # A volunteer mirror serves pages of other origins' sites: let their scripts read it.
+    # A volunteer mirror serves pages of other origins' sites: let their scripts read it
+    # (the verifying worker reads records, torrents and byte ranges).
     response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = EXPOSED
+
+
+EXPOSED = "Content-Range, Content-Length, ETag, X-Peerweb-Snapshot"
+PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD",
+             "Access-Control-Allow-Headers": "Range, If-None-Match",
+             "Access-Control-Max-Age": "86400"}
+MIRROR_API = "/peerweb/v1/"
 
 
 async def _serve(request: web.Request, node: Node, address: Address) -> web.StreamResponse:
@@ -72,6 +83,8 @@ async def _serve(request: web.Request, node: Node, address: Address) -> web.Stre
         return _error(421, "This gateway does not serve that host name. Open "
                       "http://<site-id>.localhost:PORT/ or http://localhost:PORT/s/<site-id>/.")
     if address.target is Target.HOME:
+        if address.path.startswith(MIRROR_API):
+            return await _mirror_api(node, address.path[len(MIRROR_API):])
         if address.path not in ("/", ""):
             return _error(404, "Nothing here. Sites live at http://<site-id>.localhost:PORT/.")
         return await _home(node)
@@ -96,6 +109,20 @@ async def _serve(request: web.Request, node: Node, address: Address) -> web.Stre
         return await _file(request, node, snapshot, found.file_index, cache, extra, status=404)
     assert found.file_index is not None
     return await _file(request, node, snapshot, found.file_index, cache, extra)
+
+
+async def _mirror_api(node: Node, path: str) -> web.Response:
+    """What a visitor's verifying worker needs besides the files: a site's signed version
+    record and the .torrent (with piece layers) that record names."""
+    kind, _, ident = path.partition("/")
+    if kind == "record":
+        pointer = node.signed_pointer(ident)
+        return web.json_response(pointer.to_json(), headers={"Cache-Control": "no-cache"})
+    if kind == "torrent":
+        torrent = await node.torrent_bytes(ident)
+        return web.Response(body=torrent, content_type="application/x-bittorrent",
+                            headers={"Cache-Control": SNAPSHOT_CACHE})
+    return _error(404, "Unknown mirror API path.")
 
 
 async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int, cache: str,

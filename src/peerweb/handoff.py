@@ -176,9 +176,13 @@ class Handoff:
     """How many requests went to each mirror (visitors' own gateways count as one)."""
     _turn: int = 0
 
-    def decide(self, method: str, path: str, visitor_gateway: str, now: float) -> Decision:
+    def decide(self, method: str, path: str, visitor_gateway: str, now: float,
+               answer_here: bool = False) -> Decision:
+        """``answer_here``: the visitor's verifying worker asks the origin itself (no mirror
+        could deliver), so the request is never redirected."""
         mode = self.policy.update(now)
-        if mode is Mode.HANDOFF and method in ("GET", "HEAD") and self.is_static(path):
+        if (mode is Mode.HANDOFF and not answer_here and method in ("GET", "HEAD")
+                and self.is_static(path)):
             target, where = self._target(path, visitor_gateway)
             if target is not None:
                 self.policy.handed_off += 1

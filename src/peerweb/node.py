@@ -64,6 +64,7 @@ HOLDERS_LOOKUP_TIMEOUT = 4.0
 WATCH_TICK = 5.0
 
 
+MAX_KEPT_TORRENTS = 64
 _INFOHASH_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
@@ -114,6 +115,7 @@ class Node:
         self.gateway_port = config.gateway[1]
         self.started = time.time()
         self._snapshots: dict[str, Snapshot] = {}
+        self._torrent_files: dict[str, bytes] = {}
         self._opening: dict[str, asyncio.Task[Snapshot]] = {}
         self._refreshing: dict[str, asyncio.Task[ptr.Pointer | None]] = {}
         self._checked: dict[str, float] = {}
@@ -583,6 +585,29 @@ class Node:
         current = record.pointer.infohash.hex()
         return [{**entry.to_json(), "current": entry.infohash == current,
                  "held": entry.infohash in self._snapshots} for entry in record.history]
+
+    def signed_pointer(self, site_id: str) -> ptr.Pointer:
+        """The newest signed pointer held for a site, as mirrors hand it to visitors' workers."""
+        public_key_from_site_id(site_id)  # BadAddress for a malformed id
+        record = self.state.sites.get(site_id)
+        if record is None:
+            raise NotFound(f"this node does not hold site {site_id}")
+        return record.pointer
+
+    async def torrent_bytes(self, tid: str) -> bytes:
+        """The .torrent of a snapshot held whole here, with its piece layers (immutable, so
+        kept once made)."""
+        found = self._torrent_files.get(tid)
+        if found is not None:
+            return found
+        snapshot = self._snapshots.get(tid)
+        if snapshot is None or not snapshot.handle.status().is_seeding:
+            raise NotFound(f"this node does not hold all of snapshot {tid[:80]} yet")
+        torrent = await self.swarm.torrent_file(snapshot.handle, ())
+        if len(self._torrent_files) >= MAX_KEPT_TORRENTS:
+            self._torrent_files.clear()
+        self._torrent_files[tid] = torrent
+        return torrent
 
     def set_pinned(self, site_id: str, pinned: bool) -> None:
         """Pinned sites are kept whatever the disk quota."""

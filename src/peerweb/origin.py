@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from . import loader
 from .bundle import scan
 from .handoff import GATEWAY_HEADER, RETRY_AFTER, Action, Handoff, LoadPolicy, Mode
 from .sitemap import Kind, SiteMap
@@ -46,6 +47,11 @@ class OriginConfig:
     """Base URLs that serve the site, e.g. http://mirror:8080/s/<site-id>."""
     banner: str | None = None
     """HTML inserted before </body> of pages the origin still serves while handing off."""
+    verified_loader: bool = True
+    """Hand page requests a loader that installs the verifying Service Worker (loader.py)
+    instead of a plain redirect to a mirror."""
+    version: int | None = None
+    """The site version the origin knows is current; the worker refuses older records."""
 
 
 FindMirrors = Callable[[], Awaitable[list[str]]]
@@ -72,6 +78,9 @@ class Origin:
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get(STATUS_PATH, self._status)
+        app.router.add_get(loader.CONFIG_PATH, self._worker_config)
+        app.router.add_get(loader.SW_PATH, _worker_asset)
+        app.router.add_get(loader.VERIFY_PATH, _worker_asset)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.cleanup_ctx.append(self._mirror_job)
         app.on_cleanup.append(self._close)
@@ -126,13 +135,29 @@ class Origin:
                                   "mirrors": self.handoff.mirrors,
                                   "handed_off_to": self.handoff.sent_to})
 
+    async def _worker_config(self, _request: web.Request) -> web.Response:
+        if not self.config.site_id:
+            raise web.HTTPNotFound(text="this origin has no site id\n")
+        handing_off = self.policy.update(time.monotonic()) is Mode.HANDOFF
+        body = loader.worker_config(self.config.site_id, handing_off, self.handoff.mirrors,
+                                    self.config.version)
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
         if path.startswith(SEED_PREFIX):
             return await self._seed(request, path)
         decision = self.handoff.decide(request.method, path,
                                        request.headers.get(GATEWAY_HEADER, ""),
-                                       time.monotonic())
+                                       time.monotonic(),
+                                       answer_here=loader.WORKER_HEADER in request.headers)
+        if (decision.action is Action.REDIRECT and self.config.verified_loader
+                and self.config.site_id and loader.wants_page(request.headers)
+                and not request.headers.get(GATEWAY_HEADER)):
+            # A first-party page that makes the browser check what mirrors send.
+            return web.Response(body=loader.loader_page(self.config.site_id, decision.location),
+                                headers={"Content-Type": "text/html; charset=utf-8",
+                                         "Cache-Control": "no-store"})
         if decision.action is Action.REDIRECT:
             return web.Response(status=302, headers={"Location": decision.location,
                                                      "Cache-Control": "no-store"})
@@ -190,6 +215,17 @@ class Origin:
             return web.Response(status=502, text="the upstream server did not answer\n")
         finally:
             self.policy.finished(time.monotonic() - started, failed, time.monotonic())
+
+
+async def _worker_asset(request: web.Request) -> web.Response:
+    found = loader.asset(request.path)
+    if found is None:
+        raise web.HTTPNotFound()
+    body, etag = found
+    headers = loader.asset_headers(request.path, etag)
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, headers=headers)
 
 
 def static_files(sitemap: SiteMap) -> Callable[[str], bool]:

@@ -1,0 +1,124 @@
+"""The verifying loader's first-party half: what an origin serves so that visitors who run
+nothing still see only bytes their browser has checked.
+
+When the origin hands off, a page request gets a small page from the origin itself that
+installs a Service Worker (static/sw.js) and reloads. The worker takes the site key and the
+mirror list from the origin (``CONFIG_PATH``), then verifies everything the mirrors send
+against the publisher's signature (static/verify.js). Browsers without Service Workers or
+without Ed25519 in WebCrypto get the plain, unverified redirect instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+
+from .identity import public_key_from_site_id
+
+PREFIX = "/.peerweb/"
+SW_PATH = "/.peerweb/sw.js"
+VERIFY_PATH = "/.peerweb/verify.js"
+CONFIG_PATH = "/.peerweb/worker.json"
+WORKER_HEADER = "X-Peerweb-Worker"
+"""Sent by the worker on requests it wants the origin to answer itself (never hand off)."""
+
+_ASSETS = {SW_PATH: "sw.js", VERIFY_PATH: "verify.js"}
+
+
+@cache
+def asset(path: str) -> tuple[bytes, str] | None:
+    """The worker's scripts by URL path, with an ETag; None for other paths."""
+    name = _ASSETS.get(path)
+    if name is None:
+        return None
+    body = (resources.files("peerweb") / "static" / name).read_bytes()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def asset_headers(path: str, etag: str) -> dict[str, str]:
+    headers = {"Content-Type": "text/javascript; charset=utf-8", "ETag": etag,
+               # Revalidated each time (cheap, by ETag), so a fixed worker reaches visitors.
+               "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    if path == SW_PATH:
+        headers["Service-Worker-Allowed"] = "/"  # the worker lives in /.peerweb/, serves /
+    return headers
+
+
+def wants_page(headers: Mapping[str, str]) -> bool:
+    """Whether a request is a browser loading a page (where the loader can run)."""
+    dest = headers.get("Sec-Fetch-Dest")
+    if dest is not None:
+        return dest == "document"
+    return "text/html" in headers.get("Accept", "")
+
+
+def gateway_root(mirror: str, site_id: str) -> str | None:
+    """``http://host:port`` of a mirror given as ``http://host:port/s/<site-id>``: the worker
+    asks the gateway itself for records, torrents and snapshots."""
+    suffix = f"/s/{site_id}"
+    base = mirror.rstrip("/")
+    return base[: -len(suffix)] if base.endswith(suffix) else None
+
+
+def worker_config(site_id: str, handing_off: bool, mirrors: Sequence[str],
+                  version: int | None = None) -> dict[str, object]:
+    roots = [r for r in (gateway_root(m, site_id) for m in mirrors) if r]
+    config: dict[str, object] = {
+        "site_id": site_id,
+        "public_key": public_key_from_site_id(site_id).hex(),
+        "mode": "handoff" if handing_off else "normal",
+        "mirrors": list(dict.fromkeys(roots)),
+    }
+    if version is not None:
+        config["version"] = version  # the worker refuses any older record
+    return config
+
+
+def loader_page(site_id: str, fallback: str) -> bytes:
+    """The page that installs the worker, or sends the browser on to ``fallback`` (a plain
+    redirect to a mirror, unverified) when it cannot."""
+    values = json.dumps({"key": public_key_from_site_id(site_id).hex(), "fallback": fallback,
+                         "sw": SW_PATH})
+    # "</" cannot end the script early: JSON escapes nothing else that matters here.
+    values = values.replace("</", "<\\/")
+    return (_PAGE.replace("__VALUES__", values)
+            .replace("__FALLBACK__", html.escape(fallback, quote=True)).encode())
+
+
+_PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
+<meta name=viewport content="width=device-width">
+<body style="font:16px system-ui;max-width:40em;margin:3em auto">
+<p id=peerweb-loading>This site is busy: loading a verified copy from its mirrors…</p>
+<noscript><p>Without JavaScript the page cannot be checked.
+<a href="__FALLBACK__">Open an unverified copy.</a></p></noscript>
+<script>
+(async () => {
+  const c = __VALUES__;
+  const plain = () => location.replace(c.fallback);
+  // A page that keeps coming back means the worker does not take over: stop trying.
+  const tries = Number(sessionStorage.getItem('peerweb-loader') || 0);
+  sessionStorage.setItem('peerweb-loader', tries + 1);
+  if (tries >= 2 || !('serviceWorker' in navigator) || !crypto.subtle) return plain();
+  const hex = new Uint8Array(c.key.match(/../g).map((b) => parseInt(b, 16)));
+  try {
+    await crypto.subtle.importKey('raw', hex, {name: 'Ed25519'}, false, ['verify']);
+    await navigator.serviceWorker.register(c.sw, {scope: '/'});
+    await navigator.serviceWorker.ready;
+    if (!navigator.serviceWorker.controller) {
+      await new Promise((done, fail) => {
+        navigator.serviceWorker.addEventListener('controllerchange', done, {once: true});
+        setTimeout(() => fail(new Error('the worker did not take over')), 5000);
+      });
+    }
+  } catch (err) {
+    console.warn('peerweb: no verifying loader here:', err);
+    return plain();
+  }
+  location.reload();
+})();
+</script>
+"""
