@@ -18,6 +18,7 @@ const STATUS_URL = '/.peerweb/worker-status';
 const WORKER_HEADER = 'X-Peerweb-Worker'; // tells the origin: answer this one yourself
 const STATE_KEY = '/.peerweb/worker-state';
 const CONFIG_TTL = 5000;     // ms between asks for the origin's mode and mirrors
+const CONFIG_WAIT = 1000;    // ms to wait for that answer before going on with the last one
 const RECORD_TTL = 15000;    // ms a verified version record is trusted before asking again
 const RECORD_WAIT = 3000;    // ms to wait for mirrors' records
 const HEDGE_AFTER = 1500;    // ms before a slow mirror gets company
@@ -88,14 +89,18 @@ async function loadConfig() {
       const config = await response.json();
       config.key = V.fromHex(config.public_key);
       config.mirrors = (config.mirrors || []).map((m) => String(m).replace(/\/+$/, ''));
+      if (state.config && String(state.config.mirrors) !== String(config.mirrors)) {
+        state.snapAt = 0; // other mirrors: ask them for the newest version now
+      }
       state.config = config;
       state.configAt = Date.now();
       return config;
     })().finally(() => { state.configLoading = null; });
   }
-  if (state.config) { // an unreachable origin leaves the mirrors it named in use
-    state.configLoading.catch(() => {});
-    return state.config;
+  if (state.config) { // a slow or unreachable origin leaves the mirrors it named in use
+    const kept = state.config;
+    const wait = new Promise((resolve) => setTimeout(() => resolve(kept), CONFIG_WAIT));
+    return Promise.race([state.configLoading, wait]).catch(() => kept);
   }
   return state.configLoading;
 }

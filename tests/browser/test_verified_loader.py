@@ -1,0 +1,325 @@
+"""The verifying loader end to end: headless Chromium visits an origin that hands off, and the
+Service Worker takes the page from real peerweb mirrors, checking every byte.
+
+A hostile mirror is a small proxy in front of a real one that alters what passes through."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import struct
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page
+
+from peerweb.config import NodeConfig
+from peerweb.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.node import Node
+from peerweb.origin import Origin, OriginConfig, sitemap_of
+from peerweb.testnet import Testnet
+
+from .conftest import serving
+
+DYNAMIC = b"<!doctype html><title>now</title><p id=now>dynamic</p>"
+SCRIPT = b'document.body.dataset.app = "ok";\n'
+BIG = 3 * 1024 * 1024 + 777  # several pieces: streamed and checked piece by piece
+
+
+def png() -> bytes:
+    """A valid 2x2 grey PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + b"\x80\x80" for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def write_site(folder: Path, version: int) -> dict[str, bytes]:
+    contents = {
+        "index.html": (b"<!doctype html><meta charset=utf-8><title>Verified</title>"
+                       b"<link rel=stylesheet href=style.css>"
+                       b"<h1 id=title>peerweb v%d</h1><img id=logo src=img/logo.png>"
+                       b"<video id=clip src=media/big.bin preload=metadata muted></video>"
+                       b"<script src=app.js></script>" % version),
+        "about.html": b"<!doctype html><title>About</title><p id=about>about v%d</p>" % version,
+        "notes.txt": b"notes v%d\n" % version,
+        "style.css": b"h1 { color: rgb(1, 2, 3); }\n",
+        "app.js": SCRIPT,
+        "img/logo.png": png(),
+        "media/big.bin": hashlib.sha256(b"big%d" % version).digest() * (BIG // 32)
+        + b"x" * (BIG % 32),
+    }
+    for name, data in contents.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return contents
+
+
+def upstream_app(folder: Path) -> web.Application:
+    app = web.Application()
+
+    async def dynamic(_request: web.Request) -> web.Response:
+        return web.Response(body=DYNAMIC, content_type="text/html")
+
+    app.router.add_get("/api/now", dynamic)
+    app.router.add_static("/", folder)
+    return app
+
+
+def handing_off() -> LoadPolicy:
+    """An origin already in hand-off mode that stays there for the test."""
+    policy = LoadPolicy(Thresholds(capacity=1e12, leave_after=3600.0))
+    policy.mode = Mode.HANDOFF
+    return policy
+
+
+class HostileMirror:
+    """A proxy in front of a real mirror gateway. ``mode``: 'alter' flips one byte of every
+    script, 'stale' hands out an old signed record, 'forge' bumps the version of the real
+    record without re-signing it. ``asked`` counts requests: record, torrent, file."""
+
+    def __init__(self, real: str, mode: str, old_record: dict[str, Any] | None = None) -> None:
+        self.real, self.mode, self.old_record = real, mode, old_record
+        self.asked: Counter[str] = Counter()
+        self._session: aiohttp.ClientSession | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        cors = {"Access-Control-Allow-Origin": "*",
+                "Access-Control-Expose-Headers": "Content-Range, Content-Length"}
+        if request.method == "OPTIONS":
+            return web.Response(status=204, headers={**cors, "Access-Control-Allow-Headers":
+                                                     "Range"})
+        path = request.raw_path
+        kind = ("record" if "/v1/record/" in path else "torrent" if "/v1/torrent/" in path
+                else "file")
+        self.asked[kind] += 1
+        if kind == "record" and self.mode == "stale":
+            return web.json_response(self.old_record, headers=cors)
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"Range": request.headers["Range"]} if "Range" in request.headers else {}
+        async with self._session.get(self.real + path, headers=headers) as real:
+            body = await real.read()
+            keep = {k: v for k, v in real.headers.items()
+                    if k in ("Content-Type", "Content-Range")}
+            status = real.status
+        if kind == "record" and self.mode == "forge":
+            record = json.loads(body)
+            value = bytes.fromhex(record["value"])
+            record["value"] = value.replace(b"1:vi2e", b"1:vi9e").hex()
+            return web.json_response(record, headers=cors)
+        if kind == "file" and self.mode == "alter" and path.endswith(".js"):
+            body = body.replace(b'"ok"', b'"xk"')  # one byte
+        return web.Response(status=status, body=body, headers={**keep, **cors})
+
+
+async def hold(node: Node, site_id: str, version: int, timeout: float = 30.0) -> None:
+    """Make a volunteer node mirror the site and wait until it holds all of ``version``."""
+    await node.mirror(site_id)
+    async with asyncio.timeout(timeout):
+        while True:
+            snapshot = await node.open_site(site_id)
+            if (node.signed_pointer(site_id).version == version
+                    and snapshot.handle.status().is_seeding):
+                return
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def network(tmp_path: Path) -> AsyncIterator[tuple[Testnet, Path]]:
+    async with Testnet(3, root=tmp_path / "net", template=NodeConfig(volunteer=True)) as net:
+        yield net, tmp_path / "site"
+
+
+async def visit(context: BrowserContext, url: str) -> Page:
+    """Open ``url`` as a visitor would; the loader page installs the worker and reloads."""
+    page = await context.new_page()
+    await page.goto(url)
+    await page.wait_for_selector("#title, #about, h1", timeout=20_000)
+    await page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=20_000)
+    return page
+
+
+async def fetched(page: Page, paths: list[str], range_header: str | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """What the page gets for each path (through its worker): status, SHA-256, verified-by."""
+    return await page.evaluate(
+        """async ([paths, range]) => {
+          const out = {};
+          for (const p of paths) {
+            const r = await fetch(p, range ? {headers: {Range: range}} : {});
+            const b = new Uint8Array(await crypto.subtle.digest('SHA-256',
+                                                               await r.arrayBuffer()));
+            out[p] = {status: r.status, verified: r.headers.get('X-Peerweb-Verified'),
+                      sha: Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')};
+          }
+          return out;
+        }""", [paths, range_header])
+
+
+async def worker_status(page: Page) -> dict[str, Any]:
+    return await page.evaluate("fetch('/.peerweb/worker-status').then((r) => r.json())")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
+        tmp_path: Path, browser: Browser) -> None:
+    async with network(tmp_path) as (net, folder):
+        contents = write_site(folder, 1)
+        published = await net.nodes[0].node.publish(folder, "site")
+        site_id = published.site_id
+        await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
+        mirrors = [f"{n.gateway_url}/s/{site_id}" for n in net.nodes[1:]]
+        upstream_hits: Counter[str] = Counter()
+
+        @web.middleware
+        async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+            upstream_hits[request.path] += 1
+            return await handler(request)
+
+        upstream = upstream_app(folder)
+        upstream.middlewares.append(count)
+        async with serving(upstream) as upstream_url:
+            origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder),
+                            handing_off())
+            async with serving(origin.make_app()) as base:
+                context = await browser.new_context()
+                page = await visit(context, base + "/")
+                # The DOM is the original's: the script ran, the style and image applied.
+                assert await page.text_content("#title") == "peerweb v1"
+                assert await page.evaluate("document.body.dataset.app") == "ok"
+                assert await page.evaluate(
+                    "getComputedStyle(document.querySelector('h1')).color") == "rgb(1, 2, 3)"
+                assert await page.evaluate("document.getElementById('logo').naturalWidth") == 2
+                # Every file byte-exact, each verified by the worker against version 1.
+                got = await fetched(page, list(contents))
+                for path, data in contents.items():
+                    assert got[path]["status"] == 200, path
+                    assert got[path]["sha"] == sha(data), path
+                    assert got[path]["verified"] == f"v1 {published.infohash}", path
+                # Media ranges: the first MB, and a seek to 90%.
+                big = contents["media/big.bin"]
+                first = await fetched(page, ["media/big.bin"], "bytes=0-1048575")
+                assert first["media/big.bin"] == {"status": 206, "sha": sha(big[:1 << 20]),
+                                                  "verified": f"v1 {published.infohash}"}
+                seek = int(len(big) * 0.9)
+                tail = await fetched(page, ["media/big.bin"], f"bytes={seek}-")
+                assert tail["media/big.bin"]["sha"] == sha(big[seek:])
+                # A dynamic page is not a published file: the origin answers it.
+                dynamic = await page.evaluate("fetch('/api/now').then((r) => r.text())")
+                assert dynamic == DYNAMIC.decode()
+                status = await worker_status(page)
+                assert status["version"] == 1 and status["origin_fallbacks"] == 0
+                served = {base: m["served"] for base, m in status["mirrors"].items()}
+                assert len(served) == 2 and all(n > 0 for n in served.values()), served
+                assert not any(m["bad"] for m in status["mirrors"].values())
+                # The upstream served no published file (only the dynamic page and the
+                # browser's favicon miss): the files came from mirrors.
+                assert upstream_hits["/api/now"] == 1
+                assert not [p for p in upstream_hits if p == "/" or p[1:] in contents]
+                await context.close()
+
+
+async def test_an_altered_script_is_caught_and_the_mirror_is_avoided(
+        tmp_path: Path, browser: Browser) -> None:
+    async with network(tmp_path) as (net, folder):
+        contents = write_site(folder, 1)
+        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
+        await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
+        hostile = HostileMirror(net.nodes[2].gateway_url, "alter")
+        async with serving(upstream_app(folder)) as upstream_url, \
+                serving(hostile.app()) as hostile_url:
+            # At first the only mirror alters scripts: the script must come from the origin.
+            origin = Origin(OriginConfig(upstream_url, site_id, [f"{hostile_url}/s/{site_id}"]),
+                            sitemap_of(folder), handing_off())
+            async with serving(origin.make_app()) as base:
+                context = await browser.new_context()
+                page = await visit(context, base + "/")
+                await page.wait_for_function("document.body.dataset.app", timeout=10_000)
+                assert await page.evaluate("document.body.dataset.app") == "ok"  # never "xk"
+                status = await worker_status(page)
+                assert "altered" in status["mirrors"][hostile_url]["bad"]
+                assert status["origin_fallbacks"] >= 1
+                # An honest mirror joins; the hostile one is never asked again.
+                origin.handoff.mirrors.append(f"{net.nodes[1].gateway_url}/s/{site_id}")
+                asked = sum(hostile.asked.values())
+                await asyncio.sleep(5.5)  # past the worker's config refresh
+                page = await visit(context, base + "/about.html")
+                got = await fetched(page, ["about.html", "app.js", "media/big.bin"])
+                assert got["app.js"]["sha"] == sha(contents["app.js"])
+                assert got["media/big.bin"]["sha"] == sha(contents["media/big.bin"])
+                assert got["about.html"]["verified"] is not None  # from the honest mirror
+                assert sum(hostile.asked.values()) == asked
+                # Every mirror bad and the origin's upstream gone: a clear error page.
+                origin.handoff.mirrors[:] = [f"{hostile_url}/s/{site_id}"]
+                origin.config = OriginConfig("http://127.0.0.1:9", site_id, [])
+                await asyncio.sleep(5.5)
+                response = await page.goto(base + "/notes.txt")
+                assert response is not None and response.status == 503
+                assert "No mirror could deliver a verified copy" in await page.content()
+                await context.close()
+
+
+async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Browser) -> None:
+    async with network(tmp_path) as (net, folder), aiohttp.ClientSession() as session:
+        write_site(folder, 1)
+        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
+        await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
+        mirror_url = net.nodes[1].gateway_url
+        async with session.get(f"{mirror_url}/peerweb/v1/record/{site_id}") as response:
+            old_record = await response.json()
+        contents = write_site(folder, 2)
+        v2 = await net.nodes[0].node.publish(folder, "site")
+        assert v2.version == 2
+        await asyncio.gather(*(hold(n.node, site_id, 2) for n in net.nodes[1:]))
+        stale = HostileMirror(net.nodes[2].gateway_url, "stale", old_record)
+        forger = HostileMirror(net.nodes[2].gateway_url, "forge")
+        async with serving(upstream_app(folder)) as upstream_url, \
+                serving(stale.app()) as stale_url, serving(forger.app()) as forger_url:
+            mirrors = [f"{u}/s/{site_id}" for u in (stale_url, forger_url, mirror_url)]
+            origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder),
+                            handing_off())
+            async with serving(origin.make_app()) as base:
+                context = await browser.new_context()
+                page = await visit(context, base + "/")
+                assert await page.text_content("#title") == "peerweb v2"
+                got = await fetched(page, ["index.html", "media/big.bin"])
+                assert got["index.html"]["sha"] == sha(contents["index.html"])
+                assert got["media/big.bin"]["verified"] == f"v2 {v2.infohash}"
+                status = await worker_status(page)
+                assert status["version"] == 2 and status["origin_fallbacks"] == 0
+                assert status["mirrors"][stale_url]["version"] == 1
+                assert "forged record" in status["mirrors"][forger_url]["bad"]
+                # Neither was asked for a file or a torrent.
+                assert stale.asked["file"] == stale.asked["torrent"] == 0
+                assert forger.asked["file"] == forger.asked["torrent"] == 0
+                # Replay: with only the stale mirror left, the worker will not go back to v1;
+                # the origin serves the page itself.
+                origin.handoff.mirrors[:] = [f"{stale_url}/s/{site_id}"]
+                await asyncio.sleep(5.5)  # past the worker's config refresh
+                page = await visit(context, base + "/about.html")
+                assert await page.text_content("#about") == "about v2"
+                assert stale.asked["file"] == 0
+                await context.close()
