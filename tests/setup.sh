@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Real BitTorrent clients the interoperability tests run against (Debian packages).
+# Real BitTorrent clients the interoperability tests run against, and the browser the
+# verifying loader's tests drive (Debian packages).
 set -euo pipefail
 need=()
 command -v aria2c >/dev/null || need+=(aria2)
 command -v mktorrent >/dev/null || need+=(mktorrent)
 command -v qbittorrent-nox >/dev/null || need+=(qbittorrent-nox)
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  echo "installing ${need[*]} for the interoperability tests" >&2
+  echo "installing ${need[*]} for the interoperability and browser tests" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi

@@ -310,6 +310,10 @@ def tracker(listen: str, verbose: int) -> None:
               help="Egress the origin can afford; it hands off above 80% of it.")
 @click.option("--banner", default=None, metavar="HTML",
               help="Added to pages served while handing off, e.g. an invitation to help host.")
+@click.option("--no-loader", is_flag=True,
+              help="Redirect page requests straight to a mirror (unverified) instead of "
+                   "serving the loader whose Service Worker checks every byte (needs "
+                   "--site-id).")
 @click.option("--node", "node_dir", default=None,
               type=click.Path(file_okay=False, path_type=Path),
               help="Data dir of the running node that publishes the site (for --volunteers "
@@ -322,13 +326,17 @@ def tracker(listen: str, verbose: int) -> None:
                    "--node).")
 @click.option("-v", "--verbose", count=True)
 def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[str, ...],
-           listen: str, capacity: str, banner: str | None, node_dir: Path | None,
-           volunteers: bool, watch_key: str | None, verbose: int) -> None:
+           listen: str, capacity: str, banner: str | None, no_loader: bool,
+           node_dir: Path | None, volunteers: bool, watch_key: str | None,
+           verbose: int) -> None:
     """Run in front of a web server; hand static files to mirrors when it is overloaded.
 
     Normal load passes through untouched. Above the threshold (with hysteresis), requests
     for the site's published files are redirected to a mirror; dynamic requests still go
-    upstream, or get 503 with Retry-After past the capacity. GET /.peerweb/status (from this
+    upstream, or get 503 with Retry-After past the capacity. With --site-id, a browser
+    asking for a page first gets a small page from the origin that installs a Service
+    Worker: it takes the files from the mirrors and checks each against the publisher's
+    signature, so a mirror cannot alter what visitors see. GET /.peerweb/status (from this
     machine) shows the mode and the load.
     """
     from .handoff import LoadPolicy, Thresholds
@@ -362,7 +370,8 @@ def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[st
 
         watch = (site_dir, publish)
 
-    server = Origin(OriginConfig(upstream, site_id, mirrors, banner), sitemap_of(site_dir),
+    server = Origin(OriginConfig(upstream, site_id, mirrors, banner, not no_loader),
+                    sitemap_of(site_dir),
                     LoadPolicy(Thresholds(capacity=float(limit))), find, watch)
     aio.run(_serve_until_signal(server.make_app(), host, port, "origin"))
 

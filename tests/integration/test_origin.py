@@ -14,6 +14,8 @@ from aiohttp import web
 from yarl import URL
 
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.identity import SiteKey, site_id_from_public_key
+from peerweb.loader import CONFIG_PATH, SW_PATH, WORKER_HEADER
 from peerweb.origin import STATUS_PATH, Origin, OriginConfig, sitemap_of
 from peerweb.testnet import Testnet, write_sample_site
 
@@ -284,3 +286,38 @@ async def test_a_volunteer_lets_go_of_a_site_once_no_one_asks_for_help(tmp_path)
         await volunteer.node.mirror(result.site_id)
         await asyncio.sleep(1.5)
         assert record.pinned and record.mirrored_until == 0
+
+
+async def test_handing_off_a_page_load_serves_the_verifying_loader_first(tmp_path):
+    folder = tmp_path / "site"
+    contents = write_sample_site(folder, small_files=2, big_size=0)
+    site_id = site_id_from_public_key(SiteKey.generate("s").public_key)
+    mirror = f"http://127.0.0.1:1/s/{site_id}"
+    page_load = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+    async with serving(upstream_app(folder)) as upstream, aiohttp.ClientSession() as session:
+        for loader_on in (True, False):
+            policy = LoadPolicy(Thresholds(capacity=1e9, leave_after=3600), mode=Mode.HANDOFF)
+            origin = Origin(OriginConfig(upstream, site_id, [mirror], None, loader_on),
+                            sitemap_of(folder), policy)
+            async with serving(origin.make_app()) as base:
+                async with session.get(base + "/", headers=page_load,
+                                       allow_redirects=False) as r:
+                    body = await r.read()
+                if loader_on:  # a first-party page that installs the worker
+                    assert r.status == 200 and b"serviceWorker.register" in body
+                    assert f"{mirror}/".encode() in body  # the plain redirect, as fallback
+                else:
+                    assert r.status == 302 and r.headers["Location"] == f"{mirror}/"
+                # Scripts and images are redirected as before; the worker's own requests
+                # are answered by the origin itself.
+                async with session.get(base + "/index.html", allow_redirects=False) as r:
+                    assert r.status == 302
+                async with session.get(base + "/index.html", allow_redirects=False,
+                                       headers={**page_load, WORKER_HEADER: "1"}) as r:
+                    assert r.status == 200 and await r.read() == contents["index.html"]
+                async with session.get(base + CONFIG_PATH) as r:
+                    config = await r.json()
+                assert config["mode"] == "handoff" and config["site_id"] == site_id
+                assert config["mirrors"] == ["http://127.0.0.1:1"]
+                async with session.get(base + SW_PATH) as r:
+                    assert r.status == 200 and r.headers["Service-Worker-Allowed"] == "/"

@@ -1,0 +1,53 @@
+"""The origin's half of the verifying loader: which requests get it, what it embeds."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from peerweb import loader
+from peerweb.identity import SiteKey, site_id_from_public_key
+
+SITE = site_id_from_public_key(SiteKey.generate("s").public_key)
+
+
+def test_only_page_loads_get_the_loader() -> None:
+    assert loader.wants_page({"Sec-Fetch-Dest": "document", "Accept": "*/*"})
+    assert not loader.wants_page({"Sec-Fetch-Dest": "script", "Accept": "text/html"})
+    assert not loader.wants_page({"Sec-Fetch-Dest": "iframe"})
+    # Older browsers without Fetch Metadata: by Accept.
+    assert loader.wants_page({"Accept": "text/html,application/xhtml+xml"})
+    assert not loader.wants_page({"Accept": "*/*"})
+
+
+def test_the_worker_is_told_gateway_roots_of_mirrors_of_this_site_only() -> None:
+    mirrors = [f"http://10.0.0.1:8080/s/{SITE}", f"http://10.0.0.2:80/s/{SITE}/",
+               "http://elsewhere/some/path", f"http://10.0.0.1:8080/s/{SITE}"]
+    config = loader.worker_config(SITE, True, mirrors, version=4)
+    assert config == {"site_id": SITE, "public_key": config["public_key"], "mode": "handoff",
+                      "mirrors": ["http://10.0.0.1:8080", "http://10.0.0.2:80"], "version": 4}
+    assert site_id_from_public_key(bytes.fromhex(str(config["public_key"]))) == SITE
+    assert loader.worker_config(SITE, False, [])["mode"] == "normal"
+
+
+def test_the_loader_page_embeds_the_key_and_escapes_the_fallback() -> None:
+    fallback = f'http://m/s/{SITE}/a"b</script><x>'
+    page = loader.loader_page(SITE, fallback).decode()
+    assert "</script><x>" not in page.split("<script>", 1)[1].split("</script>", 1)[0]
+    values = json.loads(re.search(r"const c = (\{.*?\});", page).group(1)  # type: ignore
+                        .replace("<\\/", "</"))
+    assert values["fallback"] == fallback and values["sw"] == loader.SW_PATH
+    assert bytes.fromhex(values["key"]) and len(values["key"]) == 64
+    assert 'href="http://m/s/' in page and "&quot;" in page  # the noscript link, escaped
+    assert len(page) < 4096  # small: it is what every handed-off visitor gets first
+
+
+def test_worker_scripts_are_served_with_their_scope_and_validators() -> None:
+    found = loader.asset(loader.SW_PATH)
+    assert found is not None
+    body, etag = found
+    assert b"importScripts('/.peerweb/verify.js')" in body
+    headers = loader.asset_headers(loader.SW_PATH, etag)
+    assert headers["Service-Worker-Allowed"] == "/" and headers["ETag"] == etag
+    assert "Service-Worker-Allowed" not in loader.asset_headers(loader.VERIFY_PATH, etag)
+    assert loader.asset("/.peerweb/../etc/passwd") is None
