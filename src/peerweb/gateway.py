@@ -168,11 +168,13 @@ async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int
     first = await chunks.__anext__() if end > start else b""
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = end - start
-    await response.prepare(request)
-    await response.write(first)
     try:
+        await response.prepare(request)
+        await response.write(first)
         async for chunk in chunks:
             await response.write(chunk)
+    except ConnectionError:
+        return response  # the visitor went away (a seek, a closed tab): nothing to report
     except PeerwebError as exc:
         # Headers are gone; cutting the connection short is the only honest signal left.
         log.warning("stream of %s cut short: %s", path, exc)

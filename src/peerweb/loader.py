@@ -35,7 +35,10 @@ def asset(path: str) -> tuple[bytes, str] | None:
     name = _ASSETS.get(path)
     if name is None:
         return None
-    body = (resources.files("peerweb") / "static" / name).read_bytes()
+    folder = resources.files("peerweb") / "static"
+    body = (folder / name).read_bytes()
+    if path == SW_PATH:  # the checks first: the worker starts after one request, not two
+        body = (folder / _ASSETS[VERIFY_PATH]).read_bytes() + b"\n" + body
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 

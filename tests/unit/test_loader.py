@@ -46,7 +46,7 @@ def test_worker_scripts_are_served_with_their_scope_and_validators() -> None:
     found = loader.asset(loader.SW_PATH)
     assert found is not None
     body, etag = found
-    assert b"importScripts('/.peerweb/verify.js')" in body
+    assert b"root.peerwebVerify = {" in body and b"addEventListener('fetch'" in body
     headers = loader.asset_headers(loader.SW_PATH, etag)
     assert headers["Service-Worker-Allowed"] == "/" and headers["ETag"] == etag
     assert "Service-Worker-Allowed" not in loader.asset_headers(loader.VERIFY_PATH, etag)

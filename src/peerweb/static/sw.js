@@ -10,7 +10,9 @@
  * the worker asks the origin itself; when that fails too, the visitor gets an error page.
  */
 'use strict';
-importScripts('/.peerweb/verify.js');
+// The origin serves verify.js ahead of this file (one request, not two, before the worker
+// can start); on its own, this file fetches it.
+if (!self.peerwebVerify) importScripts('/.peerweb/verify.js');
 const V = self.peerwebVerify;
 
 const CONFIG_URL = '/.peerweb/worker.json';
@@ -38,7 +40,12 @@ const state = {
   restored: null,
 };
 
-self.addEventListener('install', (event) => event.waitUntil(self.skipWaiting()));
+// Ask for the signed version and its file list while the worker activates, so the reload
+// that follows finds them ready.
+self.addEventListener('install', (event) => {
+  event.waitUntil(self.skipWaiting());
+  loadConfig().then((config) => config.mode === 'handoff' && snapshot(config)).catch(() => {});
+});
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
 self.addEventListener('fetch', (event) => {
@@ -237,6 +244,7 @@ async function snapshot(config) {
 }
 
 async function loadSnapshot(config) {
+  const started = Date.now();
   const asked = config.mirrors.filter((base) => !mirror(base).bad);
   const answers = await Promise.all(asked.map((base) => record(config, base)));
   let best = null;
@@ -251,8 +259,10 @@ async function loadSnapshot(config) {
     state.highest = best.version;
     persist();
   }
+  const recordsAt = Date.now();
   const torrent = await torrentFor(config, best, asked.filter((b) => mirror(b).version >=
     best.version));
+  state.timings = { records_ms: recordsAt - started, torrent_ms: Date.now() - recordsAt };
   return { ...torrent, version: best.version, index: V.siteIndex([...torrent.files.keys()]) };
 }
 
@@ -430,6 +440,7 @@ async function statusResponse() {
     infohash: snap ? snap.ih : null,
     highest_version: state.highest,
     origin_fallbacks: state.originFallbacks,
+    timings: state.timings || null,
     mirrors,
   };
   return new Response(JSON.stringify(body), {
