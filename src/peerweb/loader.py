@@ -68,13 +68,16 @@ def gateway_root(mirror: str, site_id: str) -> str | None:
 
 
 def worker_config(site_id: str, handing_off: bool, mirrors: Sequence[str],
-                  version: int | None = None) -> dict[str, object]:
+                  version: int | None = None, release_after: float = 600.0
+                  ) -> dict[str, object]:
     roots = [r for r in (gateway_root(m, site_id) for m in mirrors) if r]
     config: dict[str, object] = {
         "site_id": site_id,
         "public_key": public_key_from_site_id(site_id).hex(),
         "mode": "handoff" if handing_off else "normal",
         "mirrors": list(dict.fromkeys(roots)),
+        # Once the origin has been calm this long after a hand-off, workers unregister.
+        "release_after": release_after,
     }
     if version is not None:
         config["version"] = version  # the worker refuses any older record

@@ -52,6 +52,8 @@ class OriginConfig:
     instead of a plain redirect to a mirror."""
     version: int | None = None
     """The site version the origin knows is current; the worker refuses older records."""
+    worker_release: float = 600.0
+    """Seconds after the last hand-off before visitors' workers unregister themselves."""
 
 
 FindMirrors = Callable[[], Awaitable[list[str]]]
@@ -140,7 +142,7 @@ class Origin:
             raise web.HTTPNotFound(text="this origin has no site id\n")
         handing_off = self.policy.update(time.monotonic()) is Mode.HANDOFF
         body = loader.worker_config(self.config.site_id, handing_off, self.handoff.mirrors,
-                                    self.config.version)
+                                    self.config.version, self.config.worker_release)
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

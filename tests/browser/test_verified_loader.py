@@ -202,8 +202,9 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
         upstream = upstream_app(folder)
         upstream.middlewares.append(count)
         async with serving(upstream) as upstream_url:
-            origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder),
-                            handing_off())
+            policy = handing_off()
+            origin = Origin(OriginConfig(upstream_url, site_id, mirrors, worker_release=1.0),
+                            sitemap_of(folder), policy)
             async with serving(origin.make_app()) as base:
                 context = await browser.new_context()
                 page = await visit(context, base + "/")
@@ -239,6 +240,17 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 # browser's favicon miss): the files came from mirrors.
                 assert upstream_hits["/api/now"] == 1
                 assert not [p for p in upstream_hits if p == "/" or p[1:] in contents]
+                # The load falls: the worker passes requests to the origin, and once the calm
+                # has outlasted worker_release it unregisters itself.
+                policy.mode = Mode.NORMAL
+                await asyncio.sleep(5.5)  # past the worker's config refresh
+                about = await page.evaluate("fetch('/about.html').then((r) => r.text())")
+                assert about == contents["about.html"].decode()
+                assert upstream_hits["/about.html"] == 1
+                async with asyncio.timeout(5):
+                    while await page.evaluate(
+                            "navigator.serviceWorker.getRegistrations().then((r) => r.length)"):
+                        await asyncio.sleep(0.1)
                 await context.close()
 
 

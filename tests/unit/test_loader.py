@@ -25,7 +25,8 @@ def test_the_worker_is_told_gateway_roots_of_mirrors_of_this_site_only() -> None
                "http://elsewhere/some/path", f"http://10.0.0.1:8080/s/{SITE}"]
     config = loader.worker_config(SITE, True, mirrors, version=4)
     assert config == {"site_id": SITE, "public_key": config["public_key"], "mode": "handoff",
-                      "mirrors": ["http://10.0.0.1:8080", "http://10.0.0.2:80"], "version": 4}
+                      "mirrors": ["http://10.0.0.1:8080", "http://10.0.0.2:80"], "version": 4,
+                      "release_after": 600.0}
     assert site_id_from_public_key(bytes.fromhex(str(config["public_key"]))) == SITE
     assert loader.worker_config(SITE, False, [])["mode"] == "normal"
 

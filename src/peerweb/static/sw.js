@@ -28,6 +28,7 @@ const FETCH_TIMEOUT = 15000; // ms before a mirror request is given up
 const SEGMENT = 1 << 20;     // bytes per request for big files (whole pieces)
 const AHEAD = 4;             // segments in flight while streaming
 const CACHE_LIMIT = 32 << 20; // bytes of verified small files kept in memory
+const RELEASE_AFTER = 600;   // s of normal mode after a hand-off before the worker leaves
 
 const state = {
   config: null, configAt: 0, configLoading: null,
@@ -35,6 +36,7 @@ const state = {
   torrents: new Map(),   // ih -> parsed torrent
   mirrors: new Map(),    // base URL -> {bad, version, served, failures, ms}
   highest: 0,            // highest version ever verified: never go back
+  lastHandoff: 0,        // ms timestamp the origin was last seen handing off
   originFallbacks: 0,
   files: new Map(), filesBytes: 0, // root hex -> verified bytes (LRU by insertion)
   restored: null,
@@ -101,6 +103,7 @@ async function loadConfig() {
       }
       state.config = config;
       state.configAt = Date.now();
+      noteMode(config);
       return config;
     })().finally(() => { state.configLoading = null; });
   }
@@ -110,6 +113,22 @@ async function loadConfig() {
     return Promise.race([state.configLoading, wait]).catch(() => kept);
   }
   return state.configLoading;
+}
+
+/* Long after the last hand-off, the worker steps aside for good: the origin serves this
+ * visitor as if it had never been busy (its next hand-off installs the worker again). */
+function noteMode(config) {
+  const now = Date.now();
+  if (config.mode === 'handoff') {
+    if (now - state.lastHandoff > 60000) { state.lastHandoff = now; persist(); }
+    return;
+  }
+  const release = 1000 * (config.release_after || RELEASE_AFTER);
+  if (state.lastHandoff && now - state.lastHandoff > release) {
+    state.lastHandoff = 0;
+    persist();
+    self.registration.unregister();
+  }
 }
 
 // --- mirrors ---------------------------------------------------------------------------
@@ -459,6 +478,7 @@ async function restore() {
         if (!saved) return;
         const data = await saved.json();
         state.highest = Math.max(state.highest, data.highest || 0);
+        state.lastHandoff = Math.max(state.lastHandoff, data.lastHandoff || 0);
         for (const [base, reason] of Object.entries(data.bad || {})) mirror(base).bad = reason;
       } catch {
         // Storage may be off (private mode): memory alone still protects this session.
@@ -473,7 +493,8 @@ async function persist() {
   for (const [base, m] of state.mirrors) if (m.bad) bad[base] = m.bad;
   try {
     const cache = await caches.open('peerweb');
-    await cache.put(STATE_KEY, new Response(JSON.stringify({ highest: state.highest, bad })));
+    const saved = { highest: state.highest, lastHandoff: state.lastHandoff, bad };
+    await cache.put(STATE_KEY, new Response(JSON.stringify(saved)));
   } catch {
     // as above
   }
