@@ -38,7 +38,7 @@ const state = {
   highest: 0,            // highest version ever verified: never go back
   lastHandoff: 0,        // ms timestamp the origin was last seen handing off
   originFallbacks: 0,
-  files: new Map(), filesBytes: 0, // root hex -> verified bytes (LRU by insertion)
+  files: new Map(), filesBytes: 0, // root hex -> verified bytes, oldest dropped first
   restored: null,
 };
 
@@ -152,7 +152,7 @@ function distrust(base, reason) {
 }
 
 /* Mirrors worth asking for a file of ``version``: never a distrusted one nor one that
- * showed an older version; fewer failures and faster answers first, rotated for spread. */
+ * showed an older version; fewer failures first, rotated among equals to spread the load. */
 function candidates(config, version, turn) {
   const usable = config.mirrors.filter((base) => {
     const m = mirror(base);
