@@ -14,6 +14,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,6 +117,7 @@ class Node:
         self.started = time.time()
         self._snapshots: dict[str, Snapshot] = {}
         self._torrent_files: dict[str, bytes] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="peerweb-write")
         self._opening: dict[str, asyncio.Task[Snapshot]] = {}
         self._refreshing: dict[str, asyncio.Task[ptr.Pointer | None]] = {}
         self._checked: dict[str, float] = {}
@@ -181,6 +183,7 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._save_all_resume()
         self._save_state()
+        await asyncio.to_thread(self._writer.shutdown, wait=True)
         await self.peers.close()
         await self.swarm.close()
 
@@ -397,14 +400,19 @@ class Node:
             return
         data = await self.swarm.save_resume(handle)
         if data:
-            state.write_atomic(self.resume_dir / f"{torrent_id(handle)}.resume", data)
+            await self._write(self.resume_dir / f"{torrent_id(handle)}.resume", data)
 
     def _save_state(self) -> None:
-        try:
-            state.save(self.data_dir / "state.json", self.state)
-            self._state_dirty = False
-        except OSError as exc:
-            log.error("could not save node state: %s", exc)
+        self._state_dirty = False
+        self._write(self.data_dir / "state.json", state.encode(self.state))
+
+    def _write(self, path: Path, data: bytes) -> asyncio.Future[None]:
+        """Replace a file atomically, off the event loop (an fsync can take long enough to
+        stall every visitor), one write at a time in the order asked."""
+        future = asyncio.get_running_loop().run_in_executor(self._writer, state.write_atomic,
+                                                            path, data)
+        future.add_done_callback(_log_write_error)
+        return future
 
     def _on_file_completed(self, tid: str) -> None:
         # Resume data records which pieces are verified: written soon after each completed
@@ -933,6 +941,11 @@ def _changed_paths(old: Snapshot, new: Snapshot) -> list[str]:
     before = {p: e for p, e in zip(old.sitemap.paths, old.etags, strict=True) if p}
     after = {p: e for p, e in zip(new.sitemap.paths, new.etags, strict=True) if p}
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def _log_write_error(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not save node state: %s", future.exception())
 
 
 def _paused(handle: Any) -> bool:

@@ -161,5 +161,5 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
-def save(path: Path, state: NodeState) -> None:
-    write_atomic(path, json.dumps(state.to_json(), indent=1, sort_keys=True).encode())
+def encode(state: NodeState) -> bytes:
+    return json.dumps(state.to_json(), indent=1, sort_keys=True).encode()
