@@ -110,16 +110,18 @@ _PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
   sessionStorage.setItem('peerweb-loader', tries + 1);
   if (tries >= 2 || !('serviceWorker' in navigator) || !crypto.subtle) return plain();
   const hex = new Uint8Array(c.key.match(/../g).map((b) => parseInt(b, 16)));
-  try {
+  const sw = navigator.serviceWorker;
+  const takeOver = (async () => {
     await crypto.subtle.importKey('raw', hex, {name: 'Ed25519'}, false, ['verify']);
-    await navigator.serviceWorker.register(c.sw, {scope: '/'});
-    await navigator.serviceWorker.ready;
-    if (!navigator.serviceWorker.controller) {
-      await new Promise((done, fail) => {
-        navigator.serviceWorker.addEventListener('controllerchange', done, {once: true});
-        setTimeout(() => fail(new Error('the worker did not take over')), 5000);
-      });
+    await sw.register(c.sw, {scope: '/'});
+    await sw.ready;
+    if (!sw.controller) {
+      await new Promise((done) => sw.addEventListener('controllerchange', done, {once: true}));
     }
+  })();
+  const late = new Promise((_, fail) => setTimeout(() => fail(new Error('no worker')), 5000));
+  try {
+    await Promise.race([takeOver, late]);
   } catch (err) {
     console.warn('peerweb: no verifying loader here:', err);
     return plain();

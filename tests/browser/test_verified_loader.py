@@ -240,6 +240,14 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 # browser's favicon miss): the files came from mirrors.
                 assert upstream_hits["/api/now"] == 1
                 assert not [p for p in upstream_hits if p == "/" or p[1:] in contents]
+                # A browser that cannot run the worker gets the plain (unverified) redirect.
+                plain = await browser.new_context(service_workers="block")
+                page_plain = await plain.new_page()
+                await page_plain.goto(base + "/")
+                await page_plain.wait_for_url(lambda url: any(url.startswith(m + "/")
+                                                              for m in mirrors), timeout=10_000)
+                assert await page_plain.text_content("#title") == "peerweb v1"
+                await plain.close()
                 # The load falls: the worker passes requests to the origin, and once the calm
                 # has outlasted worker_release it unregisters itself.
                 policy.mode = Mode.NORMAL
