@@ -6,6 +6,7 @@ need=()
 command -v aria2c >/dev/null || need+=(aria2)
 command -v mktorrent >/dev/null || need+=(mktorrent)
 command -v qbittorrent-nox >/dev/null || need+=(qbittorrent-nox)
+command -v transmission-cli >/dev/null || need+=(transmission-cli)
 command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

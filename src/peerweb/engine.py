@@ -44,6 +44,8 @@ REANNOUNCE_MAX = 4.0
 # waiting reader (0.5 s, then 1 s, ...) was dropped by libtorrent's hash step; re-check.
 STALL_CHECKS = 2
 RECHECK_MIN_INTERVAL = 10.0
+# Reconnecting to peers that stopped answering (see Swarm._reconnect), at most this often.
+RECONNECT_MIN_INTERVAL = 10.0
 DISK_ADVICE = "free disk space or check permissions, then restart the node to resume"
 # After the first get_peers reply that names anyone, how long to gather the other replies.
 PEERS_GRACE = 0.3
@@ -151,6 +153,7 @@ class Swarm:
         self._errors: dict[str, str] = {}
         self._mismatch_restarts: dict[str, int] = {}
         self._rechecked: dict[str, float] = {}
+        self._reconnected: dict[str, float] = {}
         self._check_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._peer_lookups: dict[bytes, _PeerLookup] = {}
         self.hash_failures = 0
@@ -397,11 +400,15 @@ class Swarm:
     def _on_checked(self, alert: Any) -> None:
         # Requests wait out a check (see _request_piece), and a re-check forgets deadlines:
         # ask now for what readers still wait on.
-        tid = torrent_id(alert.handle)
-        _settle(self._check_waiters.pop(tid, []), None)
+        _settle(self._check_waiters.pop(torrent_id(alert.handle), []), None)
+        self._request_waiting(alert.handle)
+
+    def _request_waiting(self, handle: Any) -> None:
+        """Ask again for every piece a reader of this torrent still waits on."""
+        tid = torrent_id(handle)
         for (key_tid, piece), futures in self._piece_waiters.items():
             if key_tid == tid and any(not f.done() for f in futures):
-                self._request_piece(alert.handle, piece, FIRST_PIECE_DEADLINE_MS)
+                self._request_piece(handle, piece, FIRST_PIECE_DEADLINE_MS)
 
     def _on_file_completed(self, alert: Any) -> None:
         if self.on_file_completed is not None:
@@ -687,17 +694,43 @@ class Swarm:
         wait forever. Re-checking the torrent's data settles it.
         """
         stalled = 0
+        received = -1
 
         def check(status: Any) -> None:
-            nonlocal stalled
+            nonlocal stalled, received
             if status.state != lt.torrent_status.downloading or handle.have_piece(piece):
                 return
             stalled = stalled + 1 if _received_unverified(handle, piece) else 0
             if stalled >= STALL_CHECKS:
                 stalled = 0
                 self._recheck(handle)
+            elif status.total_payload_download == received and _stuck_requests(handle):
+                self._reconnect(handle)
+            received = status.total_payload_download
 
         return await self._announcing_while(handle, future, check)
+
+    def _reconnect(self, handle: Any) -> None:
+        """Start every connection of a torrent afresh, with empty request queues.
+
+        libtorrent cancels queued requests to make way for a piece with a deadline; under the
+        fast extension (BEP 6) the requests then stay queued until the peer rejects them.
+        Transmission 3.00 advertises the extension but drops cancelled requests silently,
+        so the queue never empties, libtorrent marks the peer snubbed and asks it for
+        nothing more. New connections start with nothing outstanding."""
+        tid = torrent_id(handle)
+        now = asyncio.get_running_loop().time()
+        if now - self._reconnected.get(tid, -RECONNECT_MIN_INTERVAL) < RECONNECT_MIN_INTERVAL:
+            return
+        self._reconnected[tid] = now
+        peers = [p.ip for p in handle.get_peer_info()]
+        log.warning("%s: a peer stopped answering requests; reconnecting to %d peer(s)",
+                    tid[:12], len(peers))
+        handle.pause()
+        handle.resume()
+        for endpoint in peers:
+            handle.connect_peer(endpoint)
+        self._request_waiting(handle)
 
     def _recheck(self, handle: Any) -> None:
         tid = torrent_id(handle)
@@ -782,6 +815,12 @@ def _announce_again(handle: Any) -> None:
     handle.force_dht_announce()
     if handle.trackers():
         handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+
+
+def _stuck_requests(handle: Any) -> bool:
+    """A peer libtorrent has snubbed still holds requests it will not answer."""
+    return any(p.flags & lt.peer_info.snubbed and p.download_queue_length
+               for p in handle.get_peer_info())
 
 
 def _received_unverified(handle: Any, piece: int) -> bool:

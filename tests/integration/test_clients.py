@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 import subprocess
 import sys
@@ -254,3 +255,43 @@ async def test_peerweb_tracker_serves_a_swarm_of_aria2_clients(tmp_path, tracker
         for name, data in contents.items():
             assert (tmp_path / f"leech{i}" / "files" / name).read_bytes() == data
     assert files[infohash][b"complete"] >= 1  # the seeder, still announced
+
+
+async def test_peerweb_browses_a_torrent_seeded_by_transmission(tmp_path, tracker_url):
+    """Transmission 3.00 drops requests that libtorrent cancels (to make way for a piece with
+    a deadline) without the reject BEP 6 asks for; the node reconnects instead of waiting."""
+    folder = tmp_path / "seeded" / "page"
+    contents = write_sample_site(folder, small_files=4, big_size=1024 * 1024, seed=8)
+    torrent = tmp_path / "page.torrent"
+    subprocess.run(["mktorrent", "-a", tracker_url, "-l", "16", "-o", str(torrent), str(folder)],
+                   check=True, capture_output=True, timeout=60)
+    info = bencode.decode(torrent.read_bytes())[b"info"]
+    infohash = hashlib.sha1(bencode.encode(info)).hexdigest()
+    config = tmp_path / "transmission"
+    config.mkdir()
+    # Loopback only: no DHT, local discovery, peer exchange, port mapping or uTP.
+    (config / "settings.json").write_text(json.dumps({
+        "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False, "utp-enabled": False,
+        "port-forwarding-enabled": False, "bind-address-ipv4": "127.0.0.1",
+        "bind-address-ipv6": "::1", "ratio-limit-enabled": False, "message-level": 1}))
+    seeder = await asyncio.create_subprocess_exec(
+        "transmission-cli", "-g", str(config), "-p", str(free_port()), "-M", "-v",
+        "-w", str(tmp_path / "seeded"), str(torrent),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with Testnet(1, root=tmp_path / "net") as net, aiohttp.ClientSession() as session:
+            base = f"{net.nodes[0].gateway_url}/ih/{infohash}"
+            await net.nodes[0].node.open_snapshot(infohash, trackers=(tracker_url,))
+            big = contents["media/big.bin"]
+            async with asyncio.timeout(CLIENT_TIMEOUT):
+                async with session.get(f"{base}/index.html") as response:
+                    assert response.status == 200
+                    assert await response.read() == contents["index.html"]
+                async with session.get(f"{base}/media/big.bin") as response:
+                    assert response.status == 200 and await response.read() == big
+                headers = {"Range": "bytes=1000-200999"}
+                async with session.get(f"{base}/media/big.bin", headers=headers) as response:
+                    assert response.status == 206 and await response.read() == big[1000:201000]
+    finally:
+        seeder.kill()
+        await seeder.wait()
