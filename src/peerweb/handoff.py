@@ -76,6 +76,8 @@ class LoadPolicy:
     egress: Rate = field(default_factory=Rate)
     latency: float = 0.0
     in_flight: int = 0
+    held: int = 0
+    """Requests for static files held back while a hand-off is about to start."""
     errors: Rate = field(default_factory=Rate)
     handed_off: int = 0
     passed: int = 0
@@ -101,18 +103,18 @@ class LoadPolicy:
     def overloaded(self, now: float) -> bool:
         rate = self.egress.read(now)
         return (rate > self.limits.enter_share * self.limits.capacity
-                or self.in_flight > self.limits.max_in_flight
+                or self.in_flight + self.held > self.limits.max_in_flight
                 or self.latency > self.limits.slow_upstream)
 
     def strained(self, now: float) -> bool:
         """Past the level that ends a hand-off: time to line up mirrors, in case."""
         return (self.mode is Mode.HANDOFF
                 or self.egress.read(now) > self.limits.leave_share * self.limits.capacity
-                or self.in_flight > self.limits.max_in_flight // 2)
+                or self.in_flight + self.held > self.limits.max_in_flight // 2)
 
     def calm(self, now: float) -> bool:
         return (self.egress.read(now) < self.limits.leave_share * self.limits.capacity
-                and self.in_flight <= self.limits.max_in_flight // 2
+                and self.in_flight + self.held <= self.limits.max_in_flight // 2
                 and self.latency < self.limits.slow_upstream / 2)
 
     def update(self, now: float) -> Mode:
@@ -148,6 +150,9 @@ class Action(Enum):
     PASS = "pass"
     REDIRECT = "redirect"
     BUSY = "busy"
+    HOLD = "hold"
+    """Ask again shortly: a hand-off is about to start (or has no mirror yet), and sending
+    the request upstream now would queue it behind the overload."""
 
 
 @dataclass(frozen=True)
@@ -177,17 +182,21 @@ class Handoff:
     _turn: int = 0
 
     def decide(self, method: str, path: str, visitor_gateway: str, now: float,
-               answer_here: bool = False) -> Decision:
+               answer_here: bool = False, can_hold: bool = False) -> Decision:
         """``answer_here``: the visitor's verifying worker asks the origin itself (no mirror
-        could deliver), so the request is never redirected."""
+        could deliver), so the request is never redirected. ``can_hold``: the caller can
+        wait and ask again (HOLD) instead of passing a static request upstream while a
+        hand-off is pending."""
         mode = self.policy.update(now)
-        if (mode is Mode.HANDOFF and not answer_here and method in ("GET", "HEAD")
-                and self.is_static(path)):
+        static = not answer_here and method in ("GET", "HEAD") and self.is_static(path)
+        if mode is Mode.HANDOFF and static:
             target, where = self._target(path, visitor_gateway)
             if target is not None:
                 self.policy.handed_off += 1
                 self.sent_to[where] = self.sent_to.get(where, 0) + 1
                 return Decision(Action.REDIRECT, target)
+        if can_hold and static and (mode is Mode.HANDOFF or self.policy.overloaded(now)):
+            return Decision(Action.HOLD)
         if mode is Mode.HANDOFF and self.policy.over_capacity(now):
             return Decision(Action.BUSY)
         self.policy.passed += 1

@@ -117,6 +117,9 @@ class Node:
         self.started = time.time()
         self._snapshots: dict[str, Snapshot] = {}
         self._torrent_files: dict[str, bytes] = {}
+        # Torrents metered mode paused while idle (kept here: asking libtorrent for a
+        # torrent's flags on every request waits on its busy network thread).
+        self._idle_paused: set[str] = set()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="peerweb-write")
         self._opening: dict[str, asyncio.Task[Snapshot]] = {}
         self._refreshing: dict[str, asyncio.Task[ptr.Pointer | None]] = {}
@@ -355,11 +358,18 @@ class Node:
         keep = self._protected()
         for tid, snapshot in self._snapshots.items():
             idle = now - self._last_used.get(tid, 0.0)
-            if (tid in keep or idle < self.config.metered_idle or _paused(snapshot.handle)
+            if (tid in keep or idle < self.config.metered_idle or tid in self._idle_paused
                     or self.swarm.reading(tid)):
                 continue
             log.info("metered: pausing %s (idle %.0f s)", tid[:12], idle)
             snapshot.handle.pause()
+            self._idle_paused.add(tid)
+
+    def _resume_idle(self, tid: str) -> None:
+        self._idle_paused.discard(tid)
+        snapshot = self._snapshots.get(tid)
+        if snapshot is not None and snapshot.handle.is_valid():
+            snapshot.handle.resume()
 
     async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None) -> None:
         """Hand a newer pointer to a few other holders of the site (each forwards it once)."""
@@ -487,6 +497,7 @@ class Node:
 
     def _evict(self, tid: str, reason: str) -> None:
         snapshot = self._snapshots.pop(tid)
+        self._idle_paused.discard(tid)
         self._last_used.pop(tid, None)
         log.info("%s: removing snapshot %s", reason, tid)
         self.swarm.remove(snapshot.handle, delete_files=True)
@@ -625,9 +636,9 @@ class Node:
         record.pinned = pinned
         record.mirrored_until = 0.0  # an explicit pin or unpin ends any mirror lease
         self._save_state()
-        snapshot = self._snapshots.get(record.pointer.infohash.hex())
-        if pinned and snapshot is not None and _paused(snapshot.handle):
-            snapshot.handle.resume()  # metered mode seeds pinned sites
+        tid = record.pointer.infohash.hex()
+        if pinned and tid in self._idle_paused:
+            self._resume_idle(tid)  # metered mode seeds pinned sites
 
     # -- resolving -------------------------------------------------------------------------
 
@@ -743,8 +754,8 @@ class Node:
             for url in trackers:
                 snapshot.handle.add_tracker({"url": url})
             self._last_used[tid] = time.monotonic()
-            if _paused(snapshot.handle):  # metered mode paused it while idle
-                snapshot.handle.resume()
+            if tid in self._idle_paused:
+                self._resume_idle(tid)
             return snapshot
         if not _INFOHASH_RE.match(tid):
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
@@ -946,10 +957,6 @@ def _changed_paths(old: Snapshot, new: Snapshot) -> list[str]:
 def _log_write_error(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("could not save node state: %s", future.exception())
-
-
-def _paused(handle: Any) -> bool:
-    return bool(handle.flags() & lt.torrent_flags.paused)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from . import loader
 from .bundle import scan
-from .handoff import GATEWAY_HEADER, RETRY_AFTER, Action, Handoff, LoadPolicy, Mode
+from .handoff import GATEWAY_HEADER, RETRY_AFTER, Action, Decision, Handoff, LoadPolicy, Mode
 from .sitemap import Kind, SiteMap
 from .watch import fingerprint, watch_folder
 
@@ -57,6 +57,10 @@ class OriginConfig:
 
 
 FindMirrors = Callable[[], Awaitable[list[str]]]
+# A static request held back while a hand-off is pending waits at most this long, asking
+# again at each step.
+HOLD_MAX = 3.0
+HOLD_STEP = 0.1
 # Under strain, ask for volunteer mirrors this often.
 MIRROR_REFRESH = 1.0
 
@@ -76,6 +80,7 @@ class Origin:
         self._watch = watch
         self._watched = fingerprint(watch[0]) if watch is not None else None
         self._client: aiohttp.ClientSession | None = None
+        self._ticker: asyncio.Future[None] | None = None
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -149,10 +154,7 @@ class Origin:
         path = request.raw_path.split("?", 1)[0]
         if path.startswith(SEED_PREFIX):
             return await self._seed(request, path)
-        decision = self.handoff.decide(request.method, path,
-                                       request.headers.get(GATEWAY_HEADER, ""),
-                                       time.monotonic(),
-                                       answer_here=loader.WORKER_HEADER in request.headers)
+        decision = await self._decide(request, path)
         if (decision.action is Action.REDIRECT and self.config.verified_loader
                 and self.config.site_id and loader.wants_page(request.headers)
                 and not request.headers.get(GATEWAY_HEADER)):
@@ -167,6 +169,41 @@ class Origin:
             return web.Response(status=503, text="busy: try again in a few seconds\n",
                                 headers={"Retry-After": str(RETRY_AFTER)})
         return await self._proxy(request, banner=self.policy.mode is Mode.HANDOFF)
+
+    async def _decide(self, request: web.Request, path: str) -> Decision:
+        """The hand-off decision; a static request that arrives while a hand-off is about to
+        start (or has no mirror yet) waits for it a little, counted as load, rather than
+        queueing upstream behind the crowd that caused it."""
+        gateway = request.headers.get(GATEWAY_HEADER, "")
+        worker = loader.WORKER_HEADER in request.headers
+        decision = self.handoff.decide(request.method, path, gateway, time.monotonic(),
+                                       answer_here=worker, can_hold=True)
+        if decision.action is not Action.HOLD:
+            return decision
+        self.policy.held += 1
+        try:
+            deadline = time.monotonic() + HOLD_MAX
+            while time.monotonic() < deadline:
+                await self._tick()
+                if self.policy.mode is Mode.HANDOFF:
+                    if self.handoff.mirrors:
+                        break
+                elif not self.policy.overloaded(time.monotonic()):
+                    break
+        finally:
+            self.policy.held -= 1
+        return self.handoff.decide(request.method, path, gateway, time.monotonic(),
+                                   answer_here=worker)
+
+    async def _tick(self) -> None:
+        """One shared wake-up for every held request, which also moves the policy on."""
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.ensure_future(self._tick_once())
+        await asyncio.shield(self._ticker)
+
+    async def _tick_once(self) -> None:
+        await asyncio.sleep(HOLD_STEP)
+        self.policy.update(time.monotonic())
 
     async def _seed(self, request: web.Request, path: str) -> web.StreamResponse:
         """BEP 19 web seed: ``SEED_PREFIX<torrent name>/<path>`` is the site's ``/<path>``

@@ -304,7 +304,8 @@ async def test_handing_off_a_page_load_serves_the_verifying_loader_first(tmp_pat
                                        allow_redirects=False) as r:
                     body = await r.read()
                 if loader_on:  # a first-party page that installs the worker
-                    assert r.status == 200 and b"serviceWorker.register" in body
+                    assert r.status == 200 and b"navigator.serviceWorker" in body
+                    assert SW_PATH.encode() in body
                     assert f"{mirror}/".encode() in body  # the plain redirect, as fallback
                 else:
                     assert r.status == 302 and r.headers["Location"] == f"{mirror}/"
