@@ -1,4 +1,4 @@
-from peerweb.handoff import LoadPolicy, Mode, Rate, Thresholds
+from peerweb.handoff import Action, Handoff, LoadPolicy, Mode, Rate, Thresholds
 
 CAP = 1_000_000.0
 
@@ -56,3 +56,30 @@ def test_too_many_requests_in_flight_or_a_slow_upstream_is_overload_too():
         slow.finished(3.0, False, float(i))
     assert slow.update(20.0) is Mode.HANDOFF
     assert slow.snapshot(20.0)["mode"] == "handing off"
+
+
+def test_static_requests_wait_for_a_pending_hand_off_and_count_as_load():
+    policy = LoadPolicy(Thresholds(capacity=CAP, max_in_flight=4, enter_after=1.0))
+    handoff = Handoff(policy, lambda path: path.endswith(".png"), "s" * 52, [])
+    for _ in range(5):
+        policy.started()
+    # Overloaded, but not for a second yet: a static request may wait (HOLD); a dynamic one,
+    # or a caller that cannot wait, goes upstream.
+    assert handoff.decide("GET", "/a.png", "", 0.0, can_hold=True).action is Action.HOLD
+    assert handoff.decide("GET", "/a.png", "", 0.1).action is Action.PASS
+    assert handoff.decide("GET", "/api", "", 0.2, can_hold=True).action is Action.PASS
+    assert handoff.decide("POST", "/a.png", "", 0.3, can_hold=True).action is Action.PASS
+    # Held requests are load: with nothing in flight upstream, the overload still holds.
+    for _ in range(5):
+        policy.finished(0.01, False, 0.4)
+    policy.held = 5
+    assert policy.overloaded(0.5) and not policy.calm(0.5)
+    # Handing off, but no mirror known yet: still wait; once one is known, redirect.
+    assert policy.update(1.5) is Mode.HANDOFF
+    assert handoff.decide("GET", "/a.png", "", 1.6, can_hold=True).action is Action.HOLD
+    handoff.mirrors.append("http://m:8080/s/" + "s" * 52)
+    decision = handoff.decide("GET", "/a.png", "", 1.7, can_hold=True)
+    assert decision.action is Action.REDIRECT and decision.location.endswith("/a.png")
+    # The verifying worker's own requests are never held or redirected.
+    assert handoff.decide("GET", "/a.png", "", 1.8, answer_here=True,
+                          can_hold=True).action is Action.PASS
