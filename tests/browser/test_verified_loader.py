@@ -26,9 +26,8 @@ from peerweb.node import Node
 from peerweb.origin import Origin, OriginConfig, sitemap_of
 from peerweb.testnet import Testnet
 
-from .conftest import serving
+from ..servers import DYNAMIC_PAGE, serving, upstream_app
 
-DYNAMIC = b"<!doctype html><title>now</title><p id=now>dynamic</p>"
 SCRIPT = b'document.body.dataset.app = "ok";\n'
 BIG = 3 * 1024 * 1024 + 777  # several pieces: streamed and checked piece by piece
 
@@ -62,17 +61,6 @@ def write_site(folder: Path, version: int) -> dict[str, bytes]:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     return contents
-
-
-def upstream_app(folder: Path) -> web.Application:
-    app = web.Application()
-
-    async def dynamic(_request: web.Request) -> web.Response:
-        return web.Response(body=DYNAMIC, content_type="text/html")
-
-    app.router.add_get("/api/now", dynamic)
-    app.router.add_static("/", folder)
-    return app
 
 
 def handing_off() -> LoadPolicy:
@@ -230,7 +218,7 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 assert tail["media/big.bin"]["sha"] == sha(big[seek:])
                 # A dynamic page is not a published file: the origin answers it.
                 dynamic = await page.evaluate("fetch('/api/now').then((r) => r.text())")
-                assert dynamic == DYNAMIC.decode()
+                assert dynamic == DYNAMIC_PAGE.decode()
                 status = await worker_status(page)
                 assert status["version"] == 1 and status["origin_fallbacks"] == 0
                 served = {base: m["served"] for base, m in status["mirrors"].items()}

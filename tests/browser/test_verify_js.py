@@ -17,7 +17,7 @@ from peerweb.identity import SiteKey
 from peerweb.sitemap import Kind, SiteMap, content_type
 from peerweb.testnet import write_sample_site
 
-from .conftest import serving
+from ..servers import serving
 
 
 async def verify_page(browser: Browser, base: str) -> Page:

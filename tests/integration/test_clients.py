@@ -1,4 +1,5 @@
-"""peerweb and ordinary BitTorrent clients (Debian's aria2 and mktorrent) on loopback.
+"""peerweb and ordinary BitTorrent clients (Debian's aria2, qbittorrent-nox, Transmission and
+mktorrent) on loopback.
 
 The clients find peerweb through a `peerweb tracker` on 127.0.0.1; DHT, local discovery and
 peer exchange are off in the clients, so nothing leaves the machine.
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import quote_from_bytes
 
 import aiohttp
@@ -62,6 +64,13 @@ async def run_aria2(*args: str) -> None:
             process.kill()
             await process.wait()
     assert process.returncode == 0, log.decode(errors="replace")
+
+
+def mktorrent(folder: Path, tracker_url: str, torrent: Path) -> bytes:
+    """A v1 torrent of ``folder`` made by mktorrent (64 KiB pieces); its info-hash."""
+    subprocess.run(["mktorrent", "-a", tracker_url, "-l", "16", "-o", str(torrent), str(folder)],
+                   check=True, capture_output=True, timeout=60)
+    return hashlib.sha1(bencode.encode(bencode.decode(torrent.read_bytes())[b"info"])).digest()
 
 
 async def test_aria2_downloads_a_v1_export_from_a_peerweb_seed(tmp_path, tracker_url):
@@ -157,10 +166,7 @@ async def test_peerweb_browses_a_torrent_made_by_mktorrent_and_seeded_by_aria2(
     folder = tmp_path / "seeded" / "page"
     contents = write_sample_site(folder, small_files=4, big_size=1024 * 1024, seed=7)
     torrent = tmp_path / "page.torrent"
-    subprocess.run(["mktorrent", "-a", tracker_url, "-l", "16", "-o", str(torrent), str(folder)],
-                   check=True, capture_output=True, timeout=60)
-    info = bencode.decode(torrent.read_bytes())[b"info"]
-    infohash = hashlib.sha1(bencode.encode(info)).hexdigest()
+    infohash = mktorrent(folder, tracker_url, torrent).hex()
 
     seeder = await asyncio.create_subprocess_exec(
         *aria2("--check-integrity=true", "--seed-ratio=0.0", f"--dir={tmp_path / 'seeded'}",
@@ -233,13 +239,10 @@ async def test_peerweb_tracker_serves_a_swarm_of_aria2_clients(tmp_path, tracker
     folder = tmp_path / "seed" / "files"
     contents = write_sample_site(folder, small_files=3, big_size=1024 * 1024, seed=9)
     torrent = tmp_path / "files.torrent"
-    subprocess.run(["mktorrent", "-a", tracker_url, "-l", "16", "-o", str(torrent), str(folder)],
-                   check=True, capture_output=True, timeout=60)
+    infohash = mktorrent(folder, tracker_url, torrent)
     seeder = await asyncio.create_subprocess_exec(
         *aria2("--check-integrity=true", "--seed-ratio=0.0", f"--dir={tmp_path / 'seed'}",
                str(torrent)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    info = bencode.decode(torrent.read_bytes())[b"info"]
-    infohash = hashlib.sha1(bencode.encode(info)).digest()
     scrape = URL(tracker_url.replace("/announce", "/scrape") + "?info_hash="
                  + quote_from_bytes(infohash), encoded=True)
     try:
@@ -263,10 +266,7 @@ async def test_peerweb_browses_a_torrent_seeded_by_transmission(tmp_path, tracke
     folder = tmp_path / "seeded" / "page"
     contents = write_sample_site(folder, small_files=4, big_size=1024 * 1024, seed=8)
     torrent = tmp_path / "page.torrent"
-    subprocess.run(["mktorrent", "-a", tracker_url, "-l", "16", "-o", str(torrent), str(folder)],
-                   check=True, capture_output=True, timeout=60)
-    info = bencode.decode(torrent.read_bytes())[b"info"]
-    infohash = hashlib.sha1(bencode.encode(info)).hexdigest()
+    infohash = mktorrent(folder, tracker_url, torrent).hex()
     config = tmp_path / "transmission"
     config.mkdir()
     # Loopback only: no DHT, local discovery, peer exchange, port mapping or uTP.

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from yarl import URL
 
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
@@ -19,32 +16,9 @@ from peerweb.loader import CONFIG_PATH, SW_PATH, WORKER_HEADER
 from peerweb.origin import STATUS_PATH, Origin, OriginConfig, sitemap_of
 from peerweb.testnet import Testnet, write_sample_site
 
-DYNAMIC_PAGE = b"<html><body><p>dynamic</p></body></html>"
+from ..servers import DYNAMIC_PAGE, serving, upstream_app
+
 BANNER = '<div id="peerweb-help">Help host this site</div>'
-
-
-def upstream_app(folder: Path) -> web.Application:
-    """A plain web server: the site's files, plus one dynamic page."""
-    app = web.Application()
-
-    async def dynamic(_request: web.Request) -> web.Response:
-        return web.Response(body=DYNAMIC_PAGE, content_type="text/html")
-
-    app.router.add_get("/api/now", dynamic)
-    app.router.add_static("/", folder)
-    return app
-
-
-@contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def first_redirect(session: aiohttp.ClientSession, url: str, seconds: float,
