@@ -19,7 +19,6 @@ from importlib import resources
 
 from .identity import public_key_from_site_id
 
-PREFIX = "/.peerweb/"
 SW_PATH = "/.peerweb/sw.js"
 VERIFY_PATH = "/.peerweb/verify.js"
 CONFIG_PATH = "/.peerweb/worker.json"

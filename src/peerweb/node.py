@@ -419,8 +419,16 @@ class Node:
     def _write(self, path: Path, data: bytes) -> asyncio.Future[None]:
         """Replace a file atomically, off the event loop (an fsync can take long enough to
         stall every visitor), one write at a time in the order asked."""
-        future = asyncio.get_running_loop().run_in_executor(self._writer, state.write_atomic,
-                                                            path, data)
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._writer, state.write_atomic, path, data)
+        except RuntimeError:  # the node has stopped: its writer is gone
+            future = loop.create_future()
+            try:
+                state.write_atomic(path, data)
+                future.set_result(None)
+            except OSError as exc:
+                future.set_exception(exc)
         future.add_done_callback(_log_write_error)
         return future
 
@@ -956,7 +964,7 @@ def _changed_paths(old: Snapshot, new: Snapshot) -> list[str]:
 
 def _log_write_error(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
-        log.error("could not save node state: %s", future.exception())
+        log.error("could not save the node's state: %s", future.exception())
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
