@@ -28,6 +28,9 @@ const FETCH_TIMEOUT = 15000; // ms before a mirror request is given up
 const SEGMENT = 1 << 20;     // bytes per request for big files (whole pieces)
 const AHEAD = 4;             // segments in flight while streaming
 const CACHE_LIMIT = 32 << 20; // bytes of verified small files kept in memory
+const WARM_BYTES = 4 << 20;  // a site whose small files fit in this is fetched whole...
+const WARM_FILES = 400;      // ...if they are at most this many...
+const WARM_PARALLEL = 2;     // ...this many at a time, leaving connections to the page
 const RELEASE_AFTER = 600;   // s of normal mode after a hand-off before the worker leaves
 
 const state = {
@@ -39,6 +42,7 @@ const state = {
   lastHandoff: 0,        // ms timestamp the origin was last seen handing off
   originFallbacks: 0,
   files: new Map(), filesBytes: 0, // root hex -> verified bytes, oldest dropped first
+  fetching: new Map(),   // root hex -> the fetch under way
   restored: null,
 };
 
@@ -254,8 +258,10 @@ async function snapshot(config) {
   if (state.snap && Date.now() - state.snapAt < RECORD_TTL) return state.snap;
   if (!state.snapLoading) {
     state.snapLoading = loadSnapshot(config).then((snap) => {
+      const fresh = !state.snap || state.snap.ih !== snap.ih;
       state.snap = snap;
       state.snapAt = Date.now();
+      if (fresh) warmUp(snap);
       return snap;
     }).finally(() => { state.snapLoading = null; });
   }
@@ -360,20 +366,48 @@ async function serveFile(request, snap, path) {
   return new Response(pieceStream(snap, path, file, start, end), { status: code, headers });
 }
 
-async function smallFile(snap, path, file) {
+function smallFile(snap, path, file) {
   const key = file.root ? V.hex(file.root) : '';
-  if (!key) return new Uint8Array(0);
+  if (!key) return Promise.resolve(new Uint8Array(0));
   const kept = state.files.get(key);
-  if (kept) return kept;
-  const data = await fromMirrors(snap, path, 0, file.length, (d) => V.checkFile(file, d));
-  state.files.set(key, data);
-  state.filesBytes += data.length;
-  for (const [old, bytes] of state.files) {
-    if (state.filesBytes <= CACHE_LIMIT) break;
-    state.files.delete(old);
-    state.filesBytes -= bytes.length;
+  if (kept) return Promise.resolve(kept);
+  let pending = state.fetching.get(key); // the page and the warm-up share one fetch
+  if (!pending) {
+    pending = fromMirrors(snap, path, 0, file.length, (d) => V.checkFile(file, d))
+      .then((data) => {
+        state.files.set(key, data);
+        state.filesBytes += data.length;
+        for (const [old, bytes] of state.files) {
+          if (state.filesBytes <= CACHE_LIMIT) break;
+          state.files.delete(old);
+          state.filesBytes -= bytes.length;
+        }
+        return data;
+      })
+      .finally(() => state.fetching.delete(key));
+    state.fetching.set(key, pending);
   }
-  return data;
+  return pending;
+}
+
+/* A small site is fetched whole, a few files at a time, as soon as its version is known:
+ * the page that follows (and the next ones) then finds its files checked and waiting. */
+async function warmUp(snap) {
+  const small = [...snap.files].filter(([, f]) => !f.layer && f.length);
+  const total = small.reduce((n, [, f]) => n + f.length, 0);
+  if (!small.length || small.length > WARM_FILES || total > WARM_BYTES) return;
+  // Pages first (index.html before all), then what pages load first; the page's own
+  // requests do not wait for this queue.
+  const rank = ([path]) => (path === 'index.html' ? 0 : /\.html?$/.test(path) ? 1
+    : /\.(css|m?js)$/.test(path) ? 2 : 3);
+  const queue = small.sort((a, b) => rank(a) - rank(b));
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      if (state.snap !== snap) return; // a newer version came
+      await smallFile(snap, next[0], next[1]).catch(() => {});
+    }
+  };
+  await Promise.all(Array.from({ length: WARM_PARALLEL }, worker));
 }
 
 /* Bytes [start, end) of a big file, fetched in whole-piece segments (several in flight,
