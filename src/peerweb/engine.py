@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import libtorrent as lt
 
-from . import bencode
+from . import bencode, diskpiece
 from . import pointer as ptr
 from .config import PUBLIC_DHT_ROUTERS, Network, NodeConfig
 from .errors import ForgedPointer, PeerError, StorageError, SwarmTimeout
@@ -34,6 +34,8 @@ READAHEAD_PIECES = 8
 # Deadline (ms) for the first piece a reader needs; later pieces get a little more each.
 FIRST_PIECE_DEADLINE_MS = 0
 DEADLINE_STEP_MS = 50
+# Held pieces are read straight from disk this many at a time (1 MiB at 64 KiB pieces).
+DISK_RUN_PIECES = 16
 # libtorrent's message when a hybrid torrent's v1 and v2 hashes disagree over a piece.
 _HYBRID_MISMATCH = "v1 and v2 hashes do not describe the same data"
 MAX_MISMATCH_RESTARTS = 20
@@ -155,6 +157,7 @@ class Swarm:
         self._rechecked: dict[str, float] = {}
         self._reconnected: dict[str, float] = {}
         self._check_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._save_paths: dict[str, Path] = {}
         self._peer_lookups: dict[bytes, _PeerLookup] = {}
         self.hash_failures = 0
         self.on_torrent_finished: Callable[[str], None] | None = None
@@ -549,6 +552,7 @@ class Swarm:
             handle = self.session.add_torrent(params)
         except RuntimeError as exc:
             raise StorageError(f"libtorrent refused the torrent: {exc}") from exc
+        self._save_paths[torrent_id(handle)] = Path(params.save_path)
         handle.force_dht_announce()
         return handle
 
@@ -600,6 +604,7 @@ class Swarm:
     def remove(self, handle: Any, delete_files: bool = False) -> None:
         """Start removing a torrent; ``wait_removed`` tells when it is gone."""
         tid = torrent_id(handle)
+        self._save_paths.pop(tid, None)
         self._removing.setdefault(tid, asyncio.get_running_loop().create_future())
         if delete_files:
             self._deleting.add(tid)
@@ -732,6 +737,33 @@ class Swarm:
             handle.connect_peer(endpoint)
         self._request_waiting(handle)
 
+    async def _fetch_piece(self, handle: Any, piece: int,
+                           future: asyncio.Future[bytes] | None, timeout: float) -> bytes:
+        """A piece through libtorrent: read back if held, else downloaded with a deadline."""
+        if future is None:
+            future = self._piece_future(handle, piece, FIRST_PIECE_DEADLINE_MS)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait_piece(handle, piece, future)
+        except TimeoutError:
+            error = self.torrent_error(torrent_id(handle))
+            if error:
+                raise StorageError(f"disk error: {error}; {DISK_ADVICE}") from None
+            raise SwarmTimeout(f"no peer delivered piece {piece} within {timeout:.0f} s") from None
+
+    def _local_file(self, handle: Any, info: Any, file_index: int) -> Path | None:
+        """Where a file of a hybrid torrent lies on disk, for reading held pieces directly;
+        ``None`` for other torrents (v1 pieces may span files, v2-only has no v1 hashes)."""
+        save_path = self._save_paths.get(torrent_id(handle))
+        hashes = info.info_hashes()
+        if save_path is None or not (hashes.has_v1() and hashes.has_v2()):
+            return None
+        return save_path / str(info.layout().file_path(file_index))
+
+    @staticmethod
+    def _held_pieces(handle: Any) -> list[bool]:
+        return list(handle.status(lt.torrent_handle.query_pieces).pieces)
+
     def _recheck(self, handle: Any) -> None:
         tid = torrent_id(handle)
         now = asyncio.get_running_loop().time()
@@ -748,36 +780,68 @@ class Swarm:
         Pieces not yet downloaded get deadlines, nearest first, so a seek into a large file
         fetches the pieces at the new offset before anything else.
         """
-        files = handle.torrent_file().layout()
+        info = handle.torrent_file()
+        files = info.layout()
         piece_length = files.piece_length()
         base = files.file_offset(file_index)
+        size = files.file_size(file_index)
         first = (base + start) // piece_length
         last = (base + end - 1) // piece_length
+        local = self._local_file(handle, info, file_index)
+        held = self._held_pieces(handle) if local else []
         pending: dict[int, asyncio.Future[bytes]] = {}
+
+        def span(piece: int) -> diskpiece.PieceSpan:
+            offset = piece * piece_length - base
+            return diskpiece.PieceSpan(offset, min(piece_length, size - offset),
+                                       info.piece_size(piece), bytes(info.hash_for_piece(piece)))
+
+        def clip(piece: int, data: bytes) -> bytes:
+            piece_start = piece * piece_length
+            lo = max(base + start, piece_start) - piece_start
+            hi = min(base + end, piece_start + len(data)) - piece_start
+            if hi - lo != min(base + end, piece_start + piece_length) - max(base + start,
+                                                                             piece_start):
+                raise PeerError(f"piece {piece} came back short ({len(data)} bytes)")
+            return data[lo:hi]
+
         try:
-            for piece in range(first, last + 1):
+            piece = first
+            while piece <= last:
                 for ahead in range(piece, min(last, piece + READAHEAD_PIECES) + 1):
-                    if ahead not in pending:
+                    if ahead not in pending and not (held and held[ahead]):
                         step = (ahead - piece) * DEADLINE_STEP_MS
                         pending[ahead] = self._piece_future(handle, ahead,
                                                             FIRST_PIECE_DEADLINE_MS + step)
-                try:
-                    async with asyncio.timeout(timeout):
-                        data = await self._wait_piece(handle, piece, pending.pop(piece))
-                except TimeoutError:
-                    error = self.torrent_error(torrent_id(handle))
-                    if error:
-                        raise StorageError(f"disk error: {error}; {DISK_ADVICE}") from None
-                    raise SwarmTimeout(
-                        f"no peer delivered piece {piece} within {timeout:.0f} s"
-                    ) from None
-                piece_start = piece * piece_length
-                lo = max(base + start, piece_start) - piece_start
-                hi = min(base + end, piece_start + len(data)) - piece_start
-                if hi - lo != min(base + end, piece_start + piece_length) - max(base + start,
-                                                                                 piece_start):
-                    raise PeerError(f"piece {piece} came back short ({len(data)} bytes)")
-                yield data[lo:hi]
+                if local is not None and held and held[piece] and piece not in pending:
+                    run = [piece]
+                    while (len(run) < DISK_RUN_PIECES and run[-1] < last
+                           and held[run[-1] + 1] and run[-1] + 1 not in pending):
+                        run.append(run[-1] + 1)
+                    spans = [span(p) for p in run]
+                    pieces = await asyncio.to_thread(diskpiece.read_run, local, spans)
+                    for data in pieces:
+                        yield clip(piece, data)
+                        piece += 1
+                    if len(pieces) == len(run):
+                        continue
+                    # Not on disk as libtorrent holds it: still in a write buffer, or altered.
+                    data = await self._fetch_piece(handle, piece, None, timeout)
+                    if not diskpiece.matches(data, spans[len(pieces)]):
+                        log.warning("%s: piece %d on disk does not match its hash; "
+                                    "re-checking the torrent", torrent_id(handle)[:12], piece)
+                        await self.recheck(handle, timeout)  # the piece is then fetched afresh
+                        data = await self._fetch_piece(handle, piece, None, timeout)
+                        if not diskpiece.matches(data, spans[len(pieces)]):
+                            raise StorageError(f"piece {piece} keeps reading back wrong from "
+                                               f"disk; {DISK_ADVICE}")
+                else:
+                    data = await self._fetch_piece(handle, piece, pending.pop(piece, None),
+                                                   timeout)
+                yield clip(piece, data)
+                piece += 1
+                if local is not None and piece <= last:
+                    held = self._held_pieces(handle)  # more may have arrived meanwhile
         finally:
             for future in pending.values():
                 future.cancel()

@@ -215,6 +215,34 @@ async def test_tampered_pieces_are_rejected(small_site, tmp_path, http):
         assert received == big
 
 
+async def test_a_copy_altered_on_the_nodes_own_disk_is_not_served(small_site, tmp_path, http):
+    """Held pieces are read straight from the file and checked again: one altered behind the
+    node's back is caught, the torrent re-checked and the piece fetched afresh from a peer."""
+    folder, contents = small_site
+    big = contents["media/big.bin"]
+    root = tmp_path / "net"
+    async with Testnet(2, root=root) as net:
+        a, b = net.nodes
+        result = await a.node.publish(folder, "site")
+        sid = result.site_id
+        gb = http(b)
+        status, _, body = await gb.site(sid, "/media/big.bin")
+        assert status == 200 and body == big
+        stored = root / "node-1" / "content" / result.infohash / "site" / "media" / "big.bin"
+        offset = len(big) // 2
+        with open(stored, "r+b") as f:
+            f.seek(offset)
+            f.write(bytes([big[offset] ^ 0xFF]))
+
+        start = offset - 100_000
+        status, _, body = await gb.site(
+            sid, "/media/big.bin", headers={"Range": f"bytes={start}-{start + 199_999}"})
+        assert status == 206 and body == big[start:start + 200_000]
+        assert stored.read_bytes() == big  # the fresh piece was written back over the bad one
+        status, _, body = await gb.site(sid, "/media/big.bin")
+        assert status == 200 and body == big
+
+
 @pytest.mark.parametrize("form", ["subdomain", "path"])
 async def test_small_file_served_from_memory_is_byte_exact(small_site, http, form):
     folder, contents = small_site
