@@ -50,7 +50,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         baseline = subprocess.Popen(
             [sys.executable, "-c",
-             "import libtorrent, aiohttp.web, cryptography, click, time; time.sleep(60)"])
+             "import libtorrent, aiohttp.web, nacl.signing, click, uvloop, time; time.sleep(60)"])
         try:
             deadline = time.monotonic() + 30
             while not (data / "node.json").exists() and time.monotonic() < deadline:

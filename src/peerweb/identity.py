@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+# libsodium (PyNaCl) signs and verifies; `cryptography` is imported only to export and import
+# keys as encrypted PKCS#8, which keeps it (about 8 MB resident) out of a running node.
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import SigningKey, VerifyKey
 
 from .errors import BadAddress, NotFound, UsageError
 
@@ -49,8 +50,8 @@ def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> boo
     if len(public_key) != 32 or len(signature) != 64:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        VerifyKey(public_key).verify(message, signature)
+    except (BadSignatureError, CryptoError, ValueError):
         return False
     return True
 
@@ -62,13 +63,9 @@ class SiteKey:
     name: str
     seed: bytes
 
-    @property
+    @functools.cached_property
     def public_key(self) -> bytes:
-        return (
-            Ed25519PrivateKey.from_private_bytes(self.seed)
-            .public_key()
-            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        )
+        return bytes(SigningKey(self.seed).verify_key)
 
     @property
     def site_id(self) -> str:
@@ -85,7 +82,7 @@ class SiteKey:
         return bytes(h)
 
     def sign(self, message: bytes) -> bytes:
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+        return bytes(SigningKey(self.seed).sign(message).signature)
 
     @classmethod
     def generate(cls, name: str) -> SiteKey:
@@ -154,6 +151,9 @@ class KeyStore:
         """The key as an encrypted PKCS#8 PEM (scrypt-derived key, AES-256), for a backup."""
         if len(passphrase) < MIN_PASSPHRASE:
             raise UsageError(f"use a passphrase of at least {MIN_PASSPHRASE} characters")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         private = Ed25519PrivateKey.from_private_bytes(self.get(name).seed)
         return private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -165,6 +165,9 @@ class KeyStore:
         path = self._path(name)
         if path.exists():
             raise UsageError(f"a key named {name!r} already exists; pick another name")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         try:
             private = serialization.load_pem_private_key(pem, passphrase.encode())
         except (ValueError, TypeError):

@@ -1,5 +1,7 @@
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -48,6 +50,29 @@ def test_signatures_verify_and_tampering_fails():
     assert not verify_signature(key.public_key, sig, b"messagE")
     assert not verify_signature(key.public_key, sig[:-1] + bytes([sig[-1] ^ 1]), b"message")
     assert not verify_signature(key.public_key[:31], sig, b"message")
+
+
+def test_rfc8032_test_vector_1():
+    key = SiteKey("v", bytes.fromhex(
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"))
+    assert key.public_key.hex() == (
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    signature = key.sign(b"")
+    assert signature.hex() == (
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555"
+        "fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")
+    assert verify_signature(key.public_key, signature, b"")
+    assert not verify_signature(key.public_key, signature, b"x")
+    assert not verify_signature(bytes(32), signature, b"")  # not a valid point: refused, no error
+
+
+def test_a_node_signs_and_verifies_without_loading_cryptography():
+    """`cryptography` (about 8 MB resident) is only for key export and import."""
+    code = ("import sys, peerweb.cli, peerweb.daemon, peerweb.gateway; "
+            "from peerweb.identity import SiteKey, verify_signature; "
+            "k = SiteKey.generate('x'); assert verify_signature(k.public_key, k.sign(b'm'), b'm'); "
+            "assert 'cryptography' not in sys.modules, 'cryptography was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_keystore_writes_0600_and_lists(tmp_path):
