@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import api, gateway, peering
+from . import api, fastpath, gateway, peering
 from .config import NodeConfig
 from .errors import UsageError
 from .node import Node
@@ -23,6 +24,8 @@ class RunningNode:
         self.node = Node(config)
         self.token = ""
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
+        self._replaying: set[asyncio.Transport] = set()
         self.gateway_address: tuple[str, int] = config.gateway
         self.api_address: tuple[str, int] = config.api
         self.peer_address: tuple[str, int] = (config.listen[0], config.peer_port)
@@ -69,9 +72,21 @@ class RunningNode:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, address[0], address[1], reuse_address=True)
+        store = app.get(fastpath.STORE_KEY)
         try:
-            await site.start()
+            if store is None:
+                site = web.TCPSite(runner, address[0], address[1], reuse_address=True)
+                await site.start()
+                bound = runner.addresses[0]
+            else:
+                # Replayable requests are answered before aiohttp sees them (see fastpath).
+                server = runner.server
+                assert server is not None
+                listening = await asyncio.get_running_loop().create_server(
+                    lambda: fastpath.ReplayProtocol(store, server, self._replaying),
+                    address[0], address[1], reuse_address=True)
+                self._servers.append(listening)
+                bound = listening.sockets[0].getsockname()
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise UsageError(
@@ -80,10 +95,14 @@ class RunningNode:
                 ) from exc
             raise UsageError(f"cannot listen on {address[0]}:{address[1]} for the {what}: "
                              f"{exc.strerror}") from exc
-        bound = runner.addresses[0]
         return str(bound[0]), int(bound[1])
 
     async def stop(self) -> None:
+        for listening in self._servers:
+            listening.close()
+        for transport in list(self._replaying):
+            transport.close()
+        self._servers.clear()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -7,12 +7,13 @@ pieces arrive, so a video starts playing before it is complete.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 
 from aiohttp import web
 
-from . import addressing
+from . import addressing, fastpath
 from .addressing import Address, Target
 from .errors import PeerwebError
 from .httpranges import RangeNotSatisfiable, parse_range
@@ -61,6 +62,8 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
     app.router.add_route("*", "/{tail:.*}", handle)
     if node.config.volunteer:
         app.on_response_prepare.append(_allow_any_origin)
+    app[fastpath.STORE_KEY] = fastpath.ReplayStore()
+    app.on_response_prepare.append(fastpath.record)  # last: it keeps the final headers
     return app
 
 
@@ -108,7 +111,8 @@ async def _serve(request: web.Request, node: Node, address: Address) -> web.Stre
             return _error(404, f"No file at {address.path} in this site.")
         return await _file(request, node, snapshot, found.file_index, cache, extra, status=404)
     assert found.file_index is not None
-    return await _file(request, node, snapshot, found.file_index, cache, extra)
+    site_id = address.ident if address.target is Target.SITE else None
+    return await _file(request, node, snapshot, found.file_index, cache, extra, site_id=site_id)
 
 
 async def _mirror_api(node: Node, path: str) -> web.Response:
@@ -126,7 +130,8 @@ async def _mirror_api(node: Node, path: str) -> web.Response:
 
 
 async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int, cache: str,
-                extra: dict[str, str], status: int = 200) -> web.StreamResponse:
+                extra: dict[str, str], status: int = 200,
+                site_id: str | None = None) -> web.StreamResponse:
     size = snapshot.sizes[index]
     path = snapshot.sitemap.path_of(index)
     etag = f'"{snapshot.etags[index]}"'
@@ -161,6 +166,8 @@ async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int
         return web.Response(status=status, headers=headers)
     if size <= SMALL_FILE_LIMIT:
         data = await node.read_file(snapshot, index)
+        if status == 200 and byte_range is None and "If-None-Match" not in request.headers:
+            request[fastpath.REPLAYABLE] = functools.partial(node.serving, site_id, snapshot.tid)
         return web.Response(status=status, body=data[start:end], headers=headers)
     chunks = node.stream(snapshot, index, start, end).__aiter__()
     # Wait for the first verified bytes before sending headers, so a swarm that cannot

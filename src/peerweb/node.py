@@ -738,7 +738,7 @@ class Node:
     async def open_site(self, site_id: str) -> Snapshot:
         """The snapshot to serve for a site: the cached version at once, refreshed behind."""
         public_key_from_site_id(site_id)  # BadAddress for a malformed id
-        record = self.state.sites.get(site_id)
+        record = self._visit_site(site_id)
         if record is None:
             found = await self.refresh_pointer(site_id)
             if found is None:
@@ -747,23 +747,45 @@ class Node:
                     "and every node holding it may be offline"
                 )
             record = self.state.sites[site_id]
-        elif (site_id not in self.state.published
-              and time.monotonic() - self._checked.get(site_id, 0.0) > POINTER_FRESH_SECONDS):
+            record.last_used = time.time()
+        return await self.open_snapshot(record.pointer.infohash.hex(), site_id)
+
+    def _visit_site(self, site_id: str) -> state.SiteRecord | None:
+        """A visit to a known site: mark it used and check for a newer version now and then."""
+        record = self.state.sites.get(site_id)
+        if record is None:
+            return None
+        if (site_id not in self.state.published
+                and time.monotonic() - self._checked.get(site_id, 0.0) > POINTER_FRESH_SECONDS):
             self._checked[site_id] = time.monotonic()
             self._spawn(self.refresh_pointer(site_id))
         record.last_used = time.time()
-        return await self.open_snapshot(record.pointer.infohash.hex(), site_id)
+        return record
+
+    def _visit_snapshot(self, tid: str) -> Snapshot | None:
+        snapshot = self._snapshots.get(tid)
+        if snapshot is not None:
+            self._last_used[tid] = time.monotonic()
+            if tid in self._idle_paused:
+                self._resume_idle(tid)
+        return snapshot
+
+    def serving(self, site_id: str | None, tid: str) -> bool:
+        """Whether a visit to the site (or, without ``site_id``, to the snapshot) is served
+        from snapshot ``tid`` right now; counts as a visit, as opening it would."""
+        if site_id is not None:
+            record = self._visit_site(site_id)
+            if record is None or record.pointer.infohash.hex() != tid:
+                return False
+        return self._visit_snapshot(tid) is not None
 
     async def open_snapshot(self, tid: str, site_id: str | None = None,
                             trackers: tuple[str, ...] = ()) -> Snapshot:
         """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
-        snapshot = self._snapshots.get(tid)
+        snapshot = self._visit_snapshot(tid)
         if snapshot is not None:
             for url in trackers:
                 snapshot.handle.add_tracker({"url": url})
-            self._last_used[tid] = time.monotonic()
-            if tid in self._idle_paused:
-                self._resume_idle(tid)
             return snapshot
         if not _INFOHASH_RE.match(tid):
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
