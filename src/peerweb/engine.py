@@ -832,13 +832,14 @@ class Swarm:
                     if len(pieces) == len(run):
                         continue
                     # Not on disk as libtorrent holds it: still in a write buffer, or altered.
+                    failed = spans[len(pieces)]
                     data = await self._fetch_piece(handle, piece, None, timeout)
-                    if not diskpiece.matches(data, spans[len(pieces)]):
+                    if not diskpiece.matches(data, failed):
                         log.warning("%s: piece %d on disk does not match its hash; "
                                     "re-checking the torrent", torrent_id(handle)[:12], piece)
                         await self.recheck(handle, timeout)  # the piece is then fetched afresh
                         data = await self._fetch_piece(handle, piece, None, timeout)
-                        if not diskpiece.matches(data, spans[len(pieces)]):
+                        if not diskpiece.matches(data, failed):
                             raise StorageError(f"piece {piece} keeps reading back wrong from "
                                                f"disk; {DISK_ADVICE}")
                 else:

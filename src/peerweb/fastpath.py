@@ -120,7 +120,6 @@ class ReplayProtocol(asyncio.Protocol):
         self.connections = connections
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
-        self.handed_over = False
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -171,7 +170,6 @@ class ReplayProtocol(asyncio.Protocol):
 
     def _hand_over(self) -> None:
         assert self.transport is not None
-        self.handed_over = True
         self.connections.discard(self.transport)
         protocol = self.fallback()
         self.transport.set_protocol(protocol)
@@ -179,9 +177,6 @@ class ReplayProtocol(asyncio.Protocol):
         if self.buffer:
             protocol.data_received(self.buffer)
         self.buffer = b""
-
-    def eof_received(self) -> bool | None:
-        return None  # close the transport
 
     def pause_writing(self) -> None:
         # A client that sends requests but does not read the answers: stop reading it.

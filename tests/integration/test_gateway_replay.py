@@ -44,6 +44,18 @@ def request(host: str, path: str, method: str = "GET", extra: str = "") -> bytes
     return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
 
 
+async def through_gateway(address: tuple[str, int], host: str,
+                          path: str) -> tuple[int, dict[str, str], bytes]:
+    """One request on a connection of its own: a miss, so the full gateway answers (and
+    stores what it sent for replay)."""
+    conn = await Connection.open(address)
+    try:
+        conn.send(request(host, path))
+        return await conn.response()
+    finally:
+        conn.close()
+
+
 def without_date(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k not in ("date", "server")}
 
@@ -54,10 +66,7 @@ async def test_replayed_answers_match_the_gateway_and_keep_their_order(small_sit
         a, b = net.nodes
         result = await a.node.publish(folder, "site")
         host = f"{result.site_id}.localhost:{b.gateway_address[1]}"
-        warm = await Connection.open(b.gateway_address)
-        warm.send(request(host, "/assets/file01.js"))
-        first = await warm.response()  # the full gateway: fetched, verified, stored
-        warm.close()
+        first = await through_gateway(b.gateway_address, host, "/assets/file01.js")
         assert first[0] == 200 and first[2] == contents["assets/file01.js"]
         conn = await Connection.open(b.gateway_address)
         try:
@@ -104,10 +113,8 @@ async def test_a_new_version_is_never_hidden_by_a_replay(small_site, tmp_path):
         a, b = net.nodes
         v1 = await a.node.publish(folder, "site")
         host = f"{v1.site_id}.localhost:{b.gateway_address[1]}"
-        warm = await Connection.open(b.gateway_address)
-        warm.send(request(host, "/index.html"))  # stored by the full gateway
-        assert (await warm.response())[2] == contents["index.html"]
-        warm.close()
+        assert (await through_gateway(b.gateway_address, host, "/index.html"))[2] == (
+            contents["index.html"])
         conn = await Connection.open(b.gateway_address)
         try:
             conn.send(request(host, "/index.html"))  # replayed
