@@ -12,19 +12,20 @@ egress bytes. Targets: (b) no errors, p95 at least 5x better than (a), origin eg
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 
+from bench import visitors
 from bench.common import free_port, median, write_result
 from bench.flash_crowd import TokenBucket
 from peerweb import aio
 from peerweb.config import NodeConfig
-from peerweb.handoff import LoadPolicy, Thresholds
+from peerweb.handoff import LoadPolicy, Mode, Thresholds
 from peerweb.origin import Origin, OriginConfig, sitemap_of
 from peerweb.testnet import Testnet, write_sample_site
 
@@ -64,41 +65,23 @@ async def start(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def crowd(base: str, contents: dict[str, bytes], work: Path
+async def crowd(base: str, folder: Path, watch: Callable[[float], None] | None = None
                 ) -> tuple[list[float], int, float]:
-    """Page times of the visitors that succeeded, the number of failed pages, wall time.
+    """Page times of the visitors that succeeded, the number of failed pages, wall time;
+    ``watch(seconds since the start)`` is called every 0.1 s meanwhile."""
 
-    Each visitor is a curl process (6 transfers in parallel, following redirects), so the
-    crowd costs the benchmark's Python process nothing; the bytes are compared afterwards."""
-    names = sorted(contents)
-    times: list[float] = []
-    errors = 0
+    async def sample() -> None:
+        began = time.perf_counter()
+        while watch is not None:
+            watch(time.perf_counter() - began)
+            await asyncio.sleep(0.1)
 
-    async def page(visitor: int) -> None:
-        nonlocal errors
-        folder = work / f"visitor{visitor}"
-        folder.mkdir()
-        command = ["curl", "--parallel", "--parallel-immediate", "--parallel-max",
-                   str(PARALLEL), "--silent", "--location", "--fail", "--max-time", "300"]
-        for index, name in enumerate(names):
-            command += ["--output", str(folder / str(index)), f"{base}/{name}"]
-        start = time.perf_counter()
-        process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        await process.wait()
-        elapsed = time.perf_counter() - start
-        ok = process.returncode == 0 and all(
-            (folder / str(i)).is_file() and (folder / str(i)).read_bytes() == contents[name]
-            for i, name in enumerate(names))
-        if ok:
-            times.append(elapsed)
-        else:
-            errors += 1
-        shutil.rmtree(folder, ignore_errors=True)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(page(v) for v in range(VISITORS)))
-    return times, errors, time.perf_counter() - began
+    sampler = asyncio.ensure_future(sample())
+    try:
+        result = await visitors.run(base, folder, VISITORS, PARALLEL, timeout=600)
+    finally:
+        sampler.cancel()
+    return list(result["times_s"]), int(result["errors"]), float(result["wall_s"])
 
 
 def p95(values: list[float]) -> float:
@@ -110,16 +93,13 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "site"
         contents = write_sample_site(folder, big_size=0)
-        for crowd_dir in ("a", "b"):
-            (Path(tmp) / crowd_dir).mkdir()
 
         upstream = CappedUpstream(contents)
         app = web.Application()
         app.router.add_get("/{path:.*}", upstream.serve)
         runner, base = await start(app)
         try:
-            alone_times, alone_errors, alone_wall = await crowd(base, contents,
-                                                                  Path(tmp) / "a")
+            alone_times, alone_errors, alone_wall = await crowd(base, folder)
             alone_egress = upstream.sent
 
             upstream.sent = 0
@@ -139,9 +119,23 @@ async def main() -> None:
                 origin = Origin(OriginConfig(base, result.site_id, [], None),
                                 sitemap_of(folder), policy, find)
                 origin_runner, origin_base = await start(origin.make_app())
+                timeline: dict[str, float] = {}
+
+                def watch(t: float) -> None:
+                    if policy.overloaded(time.monotonic()):
+                        timeline.setdefault("overloaded_s", t)
+                    if policy.mode is Mode.HANDOFF:
+                        timeline.setdefault("handoff_s", t)
+                    if origin.handoff.mirrors:
+                        timeline.setdefault("first_mirror_s", t)
+                    if len(origin.handoff.mirrors) >= VOLUNTEERS:
+                        timeline.setdefault("all_mirrors_s", t)
+                    if policy.handed_off:
+                        timeline.setdefault("first_redirect_s", t)
+
                 try:
                     behind_times, behind_errors, behind_wall = await crowd(
-                        origin_base, contents, Path(tmp) / "b")
+                        origin_base, folder, watch)
                 finally:
                     await origin_runner.cleanup()
                 behind_egress = upstream.sent
@@ -158,6 +152,7 @@ async def main() -> None:
                alone_egress))
     print(line(f"(b) behind peerweb origin, {VOLUNTEERS} volunteers", behind_times,
                behind_errors, behind_wall, behind_egress))
+    print("timeline of (b): " + ", ".join(f"{k} {v:.2f}" for k, v in timeline.items()))
     speedup = p95(alone_times) / p95(behind_times)
     share = behind_egress / alone_egress
     print(f"p95 {speedup:.2f}x better (target >= 5); origin egress {share:.2f} of (a) "
@@ -167,7 +162,8 @@ async def main() -> None:
         "alone": {"times_s": alone_times, "errors": alone_errors, "wall_s": alone_wall,
                   "egress": alone_egress},
         "behind": {"times_s": behind_times, "errors": behind_errors, "wall_s": behind_wall,
-                   "egress": behind_egress, "handed_off": handed_off, "mirrors": mirrors},
+                   "egress": behind_egress, "handed_off": handed_off, "mirrors": mirrors,
+                   "timeline_s": timeline},
         "p95_speedup": speedup, "egress_share": share,
     })
 

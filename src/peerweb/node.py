@@ -341,8 +341,12 @@ class Node:
         if len(ready) < wanted:
             spare = sorted((r["load"] or 0.0, i) for i, r in enumerate(reports)
                            if r["sites"].get(site_id) != current)
-            asked = [reports[i]["endpoint"] for _, i in spare[:wanted - len(ready)]]
-            await asyncio.gather(*(self.peers.ask_help(tuple(e), site_id) for e in asked))
+            asked = [reports[i] for _, i in spare[:wanted - len(ready)]]
+            took = await asyncio.gather(*(self.peers.ask_help(tuple(r["endpoint"]), site_id)
+                                          for r in asked))
+            # A volunteer answers once it holds the version it names: usable at once.
+            ready += [(r["load"] or 0.0, r) for r, version in zip(asked, took, strict=True)
+                      if version == current]
         ready.sort(key=lambda pair: pair[0])
         return [{"mirror": f"{r['gateway']}/s/{site_id}", "load": r["load"],
                  "version": current} for _, r in ready]

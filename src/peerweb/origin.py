@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -119,16 +120,20 @@ class Origin:
         version join the mirror list."""
         if self._find_mirrors is None:
             return
+        asked = -math.inf
         while True:
-            self.policy.update(time.monotonic())
-            if self.policy.strained(time.monotonic()):
+            now = time.monotonic()
+            self.policy.update(now)
+            # Strain is noticed within a tick; the volunteers are asked at most every refresh.
+            if self.policy.strained(now) and now - asked >= MIRROR_REFRESH:
+                asked = now
                 try:
                     found = await self._find_mirrors()
                 except Exception as exc:  # the node may be down: keep the mirrors we have
                     log.warning("could not ask for volunteer mirrors: %s", exc)
                 else:
                     self.handoff.mirrors = list(dict.fromkeys([*self.config.mirrors, *found]))
-            await asyncio.sleep(MIRROR_REFRESH)
+            await asyncio.sleep(HOLD_STEP)
 
     async def _close(self, _app: web.Application) -> None:
         if self._client is not None:

@@ -146,14 +146,16 @@ class PeerClient:
         found = await asyncio.gather(*(one(e) for e in endpoints))
         return [r for r in found if r is not None]
 
-    async def ask_help(self, endpoint: Endpoint, site_id: str) -> bool:
-        """Ask a volunteer to mirror a site; True if it took the job."""
+    async def ask_help(self, endpoint: Endpoint, site_id: str) -> int | None:
+        """Ask a volunteer to mirror a site: the version it now holds if it took the job."""
         try:
             async with self._client().post(_base(endpoint) + HELP_PATH,
                                            json={"site_id": site_id}) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+                if response.status != 200:
+                    return None
+                return int((await response.json())["version"])
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+            return None
 
     async def fetch_any(self, endpoints: list[Endpoint], site_id: str) -> list[Pointer]:
         results = await asyncio.gather(*(self.fetch(e, site_id) for e in endpoints))

@@ -147,6 +147,26 @@ async def test_volunteers_found_through_the_dht_take_the_handed_off_visitors(tmp
                    v.node.state.sites[result.site_id].pinned for v in volunteers)
 
 
+async def test_a_volunteer_asked_for_help_is_named_a_mirror_in_the_same_answer(tmp_path):
+    """The origin does not wait for its next ask to use a volunteer that took the job."""
+    folder = tmp_path / "site"
+    write_sample_site(folder, small_files=2, big_size=0)
+    async with Testnet(1, root=tmp_path / "net") as net:
+        publisher = net.nodes[0]
+        volunteer = await net.add_node(replace(net.config_for(1), volunteer=True))
+        result = await publisher.node.publish(folder, "site")
+        found: list[dict[str, object]] = []
+        async with asyncio.timeout(30):  # until the DHT names the volunteer
+            while not found:
+                held_before = result.site_id in volunteer.node.state.sites
+                found = await publisher.node.ask_for_help(result.site_id, 1)
+                await asyncio.sleep(0 if found else 0.2)
+        assert not held_before  # it was asked in this very call...
+        assert found == [{"mirror": f"{volunteer.gateway_url}/s/{result.site_id}",
+                          "load": found[0]["load"], "version": 1}]  # ...and is named at once
+        assert volunteer.node.state.sites[result.site_id].pinned
+
+
 async def test_the_redirector_sends_visitors_to_a_volunteer_that_has_the_site(tmp_path):
     from peerweb.identity import SiteKey
     from peerweb.redirector import make_app as redirector_app
