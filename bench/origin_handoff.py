@@ -15,8 +15,9 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -65,10 +66,23 @@ async def start(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def crowd(base: str, folder: Path, watch: Callable[[float], None] | None = None
-                ) -> tuple[list[float], int, float]:
-    """Page times of the visitors that succeeded, the number of failed pages, wall time;
-    ``watch(seconds since the start)`` is called every 0.1 s meanwhile."""
+@dataclass
+class Run:
+    times_s: list[float]
+    errors: int
+    wall_s: float
+    egress: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self, label: str) -> str:
+        return (f"{label}: {len(self.times_s) / self.wall_s:.1f} pages/s, p50 "
+                f"{median(self.times_s):.2f} s, p95 {p95(self.times_s):.2f} s, errors "
+                f"{self.errors}/{VISITORS}, upstream egress {self.egress / 1e6:.1f} MB")
+
+
+async def crowd(base: str, folder: Path, watch: Callable[[float], None] | None = None) -> Run:
+    """The visitors' page times; ``watch(seconds since the start)`` is called every 0.1 s
+    meanwhile."""
 
     async def sample() -> None:
         began = time.perf_counter()
@@ -77,11 +91,14 @@ async def crowd(base: str, folder: Path, watch: Callable[[float], None] | None =
             await asyncio.sleep(0.1)
 
     sampler = asyncio.ensure_future(sample())
+    cpu = time.process_time()
     try:
         result = await visitors.run(base, folder, VISITORS, PARALLEL, timeout=600)
     finally:
         sampler.cancel()
-    return list(result["times_s"]), int(result["errors"]), float(result["wall_s"])
+    spent = {"servers": time.process_time() - cpu, "visitors": result["cpu_s"]}
+    return Run(list(result["times_s"]), int(result["errors"]), float(result["wall_s"]),
+               extra={"cpu_s": spent})
 
 
 def p95(values: list[float]) -> float:
@@ -89,83 +106,73 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
 
 
+async def behind(base: str, upstream: CappedUpstream, folder: Path) -> Run:
+    """The crowd against the capped upstream behind `peerweb origin`, with fresh volunteers."""
+    upstream.sent = 0
+    async with Testnet(1, template=NodeConfig(limit_local_peers=True)) as net:
+        publisher = net.nodes[0]
+        for i in range(1, VOLUNTEERS + 1):
+            await net.add_node(replace(net.config_for(i), volunteer=True,
+                                       upload_limit=VOLUNTEER_UP))
+        result = await publisher.node.publish(folder, "crowd")
+
+        async def find() -> list[str]:
+            found = await publisher.node.ask_for_help(result.site_id, VOLUNTEERS)
+            return [m["mirror"] for m in found]
+
+        policy = LoadPolicy(Thresholds(capacity=UPSTREAM_CAP))
+        origin = Origin(OriginConfig(base, result.site_id, [], None), sitemap_of(folder),
+                        policy, find)
+        origin_runner, origin_base = await start(origin.make_app())
+        timeline: dict[str, float] = {}
+
+        def watch(t: float) -> None:
+            if policy.overloaded(time.monotonic()):
+                timeline.setdefault("overloaded", t)
+            if origin.handoff.mirrors:
+                timeline.setdefault("first mirror", t)
+            if policy.mode is Mode.HANDOFF:
+                timeline.setdefault("hand-off", t)
+
+        try:
+            run = await crowd(origin_base, folder, watch)
+        finally:
+            await origin_runner.cleanup()
+    run.egress = upstream.sent
+    run.extra.update(handed_off=policy.handed_off, mirrors=len(origin.handoff.mirrors),
+                     timeline_s=timeline)
+    return run
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "site"
         contents = write_sample_site(folder, big_size=0)
-
         upstream = CappedUpstream(contents)
         app = web.Application()
         app.router.add_get("/{path:.*}", upstream.serve)
         runner, base = await start(app)
         try:
-            alone_times, alone_errors, alone_wall = await crowd(base, folder)
-            alone_egress = upstream.sent
-
-            upstream.sent = 0
-            template = NodeConfig(limit_local_peers=True)
-            async with Testnet(1, template=template) as net:
-                publisher = net.nodes[0]
-                for i in range(1, VOLUNTEERS + 1):
-                    await net.add_node(replace(net.config_for(i), volunteer=True,
-                                               upload_limit=VOLUNTEER_UP))
-                result = await publisher.node.publish(folder, "crowd")
-
-                async def find() -> list[str]:
-                    found = await publisher.node.ask_for_help(result.site_id, VOLUNTEERS)
-                    return [m["mirror"] for m in found]
-
-                policy = LoadPolicy(Thresholds(capacity=UPSTREAM_CAP))
-                origin = Origin(OriginConfig(base, result.site_id, [], None),
-                                sitemap_of(folder), policy, find)
-                origin_runner, origin_base = await start(origin.make_app())
-                timeline: dict[str, float] = {}
-
-                def watch(t: float) -> None:
-                    if policy.overloaded(time.monotonic()):
-                        timeline.setdefault("overloaded_s", t)
-                    if policy.mode is Mode.HANDOFF:
-                        timeline.setdefault("handoff_s", t)
-                    if origin.handoff.mirrors:
-                        timeline.setdefault("first_mirror_s", t)
-                    if len(origin.handoff.mirrors) >= VOLUNTEERS:
-                        timeline.setdefault("all_mirrors_s", t)
-                    if policy.handed_off:
-                        timeline.setdefault("first_redirect_s", t)
-
-                try:
-                    behind_times, behind_errors, behind_wall = await crowd(
-                        origin_base, folder, watch)
-                finally:
-                    await origin_runner.cleanup()
-                behind_egress = upstream.sent
-                handed_off, mirrors = policy.handed_off, len(origin.handoff.mirrors)
+            alone = await crowd(base, folder)
+            alone.egress = upstream.sent
+            run = await behind(base, upstream, folder)
         finally:
             await runner.cleanup()
 
-    def line(label: str, times: list[float], errors: int, wall: float, egress: int) -> str:
-        return (f"{label}: {len(times) / wall:.1f} pages/s, p50 {median(times):.2f} s, "
-                f"p95 {p95(times):.2f} s, errors {errors}/{VISITORS}, upstream egress "
-                f"{egress / 1e6:.1f} MB")
-
-    print(line("(a) upstream alone, 4 MB/s", alone_times, alone_errors, alone_wall,
-               alone_egress))
-    print(line(f"(b) behind peerweb origin, {VOLUNTEERS} volunteers", behind_times,
-               behind_errors, behind_wall, behind_egress))
-    print("timeline of (b): " + ", ".join(f"{k} {v:.2f}" for k, v in timeline.items()))
-    speedup = p95(alone_times) / p95(behind_times)
-    share = behind_egress / alone_egress
+    print(alone.line("(a) upstream alone, 4 MB/s"))
+    speedup = p95(alone.times_s) / p95(run.times_s)
+    share = run.egress / alone.egress
+    print(run.line(f"(b) behind peerweb origin, {VOLUNTEERS} volunteers"))
+    timeline = ", ".join(f"{k} {v:.2f} s" for k, v in run.extra["timeline_s"].items())
+    cpu = run.extra["cpu_s"]
     print(f"p95 {speedup:.2f}x better (target >= 5); origin egress {share:.2f} of (a) "
-          f"(target <= 0.2); {handed_off} requests handed off to {mirrors} mirrors")
-    write_result("origin_handoff", {
-        "visitors": VISITORS, "volunteers": VOLUNTEERS, "upstream_cap": UPSTREAM_CAP,
-        "alone": {"times_s": alone_times, "errors": alone_errors, "wall_s": alone_wall,
-                  "egress": alone_egress},
-        "behind": {"times_s": behind_times, "errors": behind_errors, "wall_s": behind_wall,
-                   "egress": behind_egress, "handed_off": handed_off, "mirrors": mirrors,
-                   "timeline_s": timeline},
-        "p95_speedup": speedup, "egress_share": share,
-    })
+          f"(target <= 0.2); {run.extra['handed_off']} requests handed off to "
+          f"{run.extra['mirrors']} mirrors\n(b) after the crowd began: {timeline}; CPU seconds: "
+          f"servers {cpu['servers']:.1f}, visitors {cpu['visitors']:.1f}")
+    result = {"visitors": VISITORS, "volunteers": VOLUNTEERS, "upstream_cap": UPSTREAM_CAP,
+              "alone": asdict(alone), "behind": asdict(run), "p95_speedup": speedup,
+              "egress_share": share}
+    write_result("origin_handoff", result)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """A crowd of plain HTTP visitors, run as a process of its own.
 
-Each visitor is a curl process that loads every file of a site folder from ``--base``
-(``--parallel`` transfers at once, following redirects), and its bytes are compared with the
-folder's afterwards. The crowd runs outside the process under test because starting 200
-processes from an event loop stalls that loop for seconds: visitors are other machines, and
-must not slow the servers they measure.
+Each visitor is a curl process that asks ``--base`` for every file of a site folder
+(``--parallel`` transfers at once, following redirects); the bytes are compared with the
+folder's once the whole crowd is done.
 
-Prints one JSON object: {"times_s": [...successful page times], "errors": N, "wall_s": T}.
-"""
+The crowd runs outside the process under test because starting 200 processes from an event
+loop stalls that loop for seconds: visitors are other machines, and must not slow the servers
+they measure.
+
+Prints one JSON object: {"times_s": [...successful page times], "errors": N, "wall_s": T,
+"cpu_s": CPU seconds the crowd and its curl processes used}."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -26,34 +29,37 @@ async def crowd(base: str, folder: Path, visitors: int, parallel: int, work: Pat
                 ) -> dict[str, object]:
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     expected = {name: (folder / name).read_bytes() for name in files}
-    times: list[float] = []
-    errors = 0
 
-    async def page(visitor: int) -> None:
-        nonlocal errors
+    async def page(visitor: int) -> tuple[float, int | None]:
         out = work / f"visitor{visitor}"
-        out.mkdir()
-        command = ["curl", "--parallel", "--parallel-immediate", "--parallel-max",
-                   str(parallel), "--silent", "--location", "--fail", "--max-time", "300"]
-        for index, name in enumerate(files):
-            command += ["--output", str(out / str(index)), f"{base}/{name}"]
+        command = ["curl", "--silent", "--location", "--fail", "--max-time", "300",
+                   "--parallel", "--parallel-immediate", "--parallel-max", str(parallel),
+                   "--create-dirs"]
+        for name in files:
+            command += ["--output", str(out / name), f"{base}/{name}"]
         start = time.perf_counter()
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await process.wait()
-        elapsed = time.perf_counter() - start
-        ok = process.returncode == 0 and all(
-            (out / str(i)).is_file() and (out / str(i)).read_bytes() == expected[name]
-            for i, name in enumerate(files))
-        if ok:
+        return time.perf_counter() - start, process.returncode
+
+    began = time.perf_counter()
+    loads = await asyncio.gather(*(page(v) for v in range(visitors)))
+    wall = time.perf_counter() - began
+    spent = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Pages are checked once every visitor is done, so checking costs the servers nothing.
+    times: list[float] = []
+    errors = 0
+    for visitor, (elapsed, code) in enumerate(loads):
+        out = work / f"visitor{visitor}"
+        if code == 0 and all((out / name).is_file() and (out / name).read_bytes() == data
+                             for name, data in expected.items()):
             times.append(elapsed)
         else:
             errors += 1
         shutil.rmtree(out, ignore_errors=True)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(page(v) for v in range(visitors)))
-    return {"times_s": times, "errors": errors, "wall_s": time.perf_counter() - began}
+    return {"times_s": times, "errors": errors, "wall_s": wall,
+            "cpu_s": sum(r.ru_utime + r.ru_stime for r in spent)}
 
 
 async def run(base: str, folder: Path, visitors: int, parallel: int,
