@@ -29,10 +29,11 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bench import visitors
+from bench.cluster import cluster
 from bench.common import free_port, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
-from peerweb.daemon import RunningNode
 from peerweb.testnet import Testnet, write_sample_site
 from peerweb.tracker import make_app as tracker_app
 
@@ -117,26 +118,19 @@ async def http_baseline(site: Path, contents: dict[str, bytes]) -> list[float]:
         await runner.cleanup()
 
 
-async def swarm_run(site: Path, contents: dict[str, bytes]) -> tuple[list[float], int]:
-    limited = NodeConfig(limit_local_peers=True)
-    net = Testnet(0, template=limited)
-    async with net:
-        publisher = await net.add_node(replace(net.config_for(0), upload_limit=SEED_UP))
-        for i in range(1, N + 1):
-            await net.add_node(replace(net.config_for(i), upload_limit=PEER_UP))
-        await asyncio.gather(*(n.node.swarm.wait_dht_ready(10.0) for n in net.nodes))
-        result = await publisher.node.publish(site, "crowd")
-
-        async def visit(v: RunningNode) -> float:
-            async with client() as session:
-                return await fetch_site(session, v.gateway_url,
-                                        f"{result.site_id}.localhost:{v.gateway_address[1]}",
-                                        contents)
-
-        times = list(await asyncio.gather(*(visit(v) for v in net.nodes[1:])))
-        status = await publisher.node.status()
+async def swarm_run(site: Path, work: Path) -> tuple[list[float], int]:
+    """The publisher and N visitor nodes, each its own `peerweb node` process; each visitor
+    (a curl process) loads the site through its own node's gateway."""
+    async with cluster(work / "swarm", [SEED_UP] + [PEER_UP] * N) as nodes:
+        publisher, visitor_nodes = nodes[0], nodes[1:]
+        result = await publisher.publish(site, "crowd")
+        bases = [f"http://{result['site_id']}.localhost:{n.gateway_port}" for n in visitor_nodes]
+        crowd = await visitors.run(bases, site, N, PARALLEL, timeout=600)
+        if crowd["errors"]:
+            raise RuntimeError(f"{crowd['errors']} of {N} visitors did not get the whole site")
+        status = await publisher.status()
         uploaded = int(status["sites"][0]["uploaded"])
-    return times, uploaded
+    return list(crowd["times_s"]), uploaded
 
 
 HOOK = """#!/bin/sh
@@ -203,7 +197,7 @@ async def scenario(name: str, big_size: int) -> dict[str, object]:
         print(f"{name}: {size / 1e6:.2f} MB, {N} visitors, publisher {SEED_UP / 1e6:.0f} MB/s "
               f"up, visitors {PEER_UP / 1e6:.0f} MB/s up; fluid lower bound {bound:.2f} s",
               flush=True)
-        swarm_times, uploaded = await swarm_run(site, contents)
+        swarm_times, uploaded = await swarm_run(site, Path(tmp))
         slowest = max(swarm_times)
         print(f"  peerweb slowest {slowest:.2f} s -> {slowest / bound:.2f}x bound "
               f"(target <= 1.3); publisher uploaded {uploaded / size:.2f}x the site "

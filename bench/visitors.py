@@ -2,7 +2,8 @@
 
 Each visitor is a curl process that asks ``--base`` for every file of a site folder
 (``--parallel`` transfers at once, following redirects); the bytes are compared with the
-folder's once the whole crowd is done.
+folder's once the whole crowd is done. With several ``--base``, visitor i asks the i-th
+(round robin): each visitor its own gateway.
 
 The crowd runs outside the process under test because starting 200 processes from an event
 loop stalls that loop for seconds: visitors are other machines, and must not slow the servers
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 
-async def crowd(base: str, folder: Path, visitors: int, parallel: int, work: Path
+async def crowd(bases: list[str], folder: Path, visitors: int, parallel: int, work: Path
                 ) -> dict[str, object]:
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     expected = {name: (folder / name).read_bytes() for name in files}
@@ -36,7 +37,7 @@ async def crowd(base: str, folder: Path, visitors: int, parallel: int, work: Pat
                    "--parallel", "--parallel-immediate", "--parallel-max", str(parallel),
                    "--create-dirs"]
         for name in files:
-            command += ["--output", str(out / name), f"{base}/{name}"]
+            command += ["--output", str(out / name), f"{bases[visitor % len(bases)]}/{name}"]
         start = time.perf_counter()
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
@@ -62,12 +63,14 @@ async def crowd(base: str, folder: Path, visitors: int, parallel: int, work: Pat
             "cpu_s": sum(r.ru_utime + r.ru_stime for r in spent)}
 
 
-async def run(base: str, folder: Path, visitors: int, parallel: int,
+async def run(base: str | list[str], folder: Path, visitors: int, parallel: int,
               timeout: float) -> dict[str, object]:
     """Run the crowd in a child process (from a process under test); bounded by ``timeout``."""
+    bases = [base] if isinstance(base, str) else base
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.visitors",
-        "--base", base, "--site", str(folder), "--visitors", str(visitors),
+        *(arg for b in bases for arg in ("--base", b)), "--site", str(folder),
+        "--visitors", str(visitors),
         "--parallel", str(parallel), stdout=asyncio.subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent)
     try:
@@ -84,7 +87,8 @@ async def run(base: str, folder: Path, visitors: int, parallel: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, help="URL the site's files are under")
+    parser.add_argument("--base", required=True, action="append",
+                        help="URL the site's files are under (repeatable)")
     parser.add_argument("--site", required=True, type=Path, help="the site folder")
     parser.add_argument("--visitors", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=6)

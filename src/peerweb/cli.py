@@ -121,6 +121,9 @@ def main() -> None:
                    "public: join the Mainline DHT (opt-in).")
 @click.option("--upload-limit", default="0", metavar="RATE", help="e.g. 2MB/s; 0 = unlimited.")
 @click.option("--download-limit", default="0", metavar="RATE", help="e.g. 10MB/s; 0 = unlimited.")
+@click.option("--limit-local-peers", is_flag=True,
+              help="Apply the rate limits to peers on the local network too (they are exempt "
+                   "by default).")
 @click.option("--disk-quota", default=None, metavar="SIZE",
               help="Disk for visited sites, e.g. 5GB (default: 10% of free space).")
 @click.option("--peer-port", default=0, show_default=True, type=click.IntRange(0, 65535),
@@ -132,8 +135,9 @@ def main() -> None:
 @click.option("--example", is_flag=True, help="Publish the bundled example site at start.")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, network: str,
-         upload_limit: str, download_limit: str, disk_quota: str | None, peer_port: int,
-         metered: bool, example: bool, verbose: int) -> None:
+         upload_limit: str, download_limit: str, limit_local_peers: bool,
+         disk_quota: str | None, peer_port: int, metered: bool, example: bool,
+         verbose: int) -> None:
     """Run a node: swarm engine, gateway and control API, until Ctrl-C."""
     _setup_logging(verbose)
     net = Network(network)
@@ -147,6 +151,7 @@ def node(data_dir: Path, listen: str, gateway: str, api: str, bootstrap: str, ne
         network=net,
         upload_limit=parse_size(upload_limit),
         download_limit=parse_size(download_limit),
+        limit_local_peers=limit_local_peers,
         disk_quota=parse_size(disk_quota) if disk_quota else None,
         peer_port=peer_port,
         metered=metered,
