@@ -22,6 +22,7 @@ from typing import Any
 from bench.common import free_port
 from peerweb.client import NodeClient
 from peerweb.errors import PeerwebError
+from peerweb.testnet import FIRST_HOST
 
 START_TIMEOUT = 60.0
 
@@ -44,21 +45,28 @@ class NodeProcess:
         return await asyncio.to_thread(run)
 
 
+def node_address(index: int) -> str:
+    return f"127.0.0.{FIRST_HOST + index}"
+
+
 @asynccontextmanager
 async def cluster(root: Path, upload_limits: list[int]) -> AsyncIterator[list[NodeProcess]]:
     """One node per entry of ``upload_limits`` (bytes/s, applied between local addresses
-    too); the first is the others' DHT bootstrap. Yields once every node's DHT has a peer."""
+    too; 0 for none), on 127.0.0.11, .12, ... as in a Testnet; the first is the others' DHT
+    bootstrap. Yields once every node's DHT has a peer."""
     nodes: list[NodeProcess] = []
     try:
         for index, limit in enumerate(upload_limits):
-            host = f"127.0.0.{index + 1}"
+            host = node_address(index)
             listen = f"{host}:{free_port(host)}"
             gateway = free_port()
             data_dir = root / f"node-{index}"
             data_dir.mkdir(parents=True)
             command = [sys.executable, "-m", "peerweb", "node", "--data-dir", str(data_dir),
                        "--listen", listen, "--gateway", f"127.0.0.1:{gateway}",
-                       "--upload-limit", str(limit), "--limit-local-peers"]
+                       "--upload-limit", str(limit)]
+            if limit:
+                command.append("--limit-local-peers")
             if nodes:
                 command += ["--bootstrap", nodes[0].listen]
             with open(data_dir / "node.log", "wb") as log:

@@ -4,34 +4,36 @@ The site is the issue's: the 41-file page plus a 40 MB file (40.5 MB). The page 
 (0.55 MB) runs too, as a second scenario: there the bound is 0.25 s and fixed latencies
 (metadata, the first request round trips) dominate rather than bandwidth.
 
-Publisher upload 4 MB/s, each visitor node's upload 2 MB/s (libtorrent's own limits, applied
-between local addresses too). Each visitor fetches every file of the 41-file page through its
-own gateway. Baseline in the same run: plain HTTP from an origin capped at the same 4 MB/s
-(a token bucket shared by all connections), N clients fetching the same files.
+Publisher upload 4 MB/s, each visitor node's upload 2 MB/s. Where the machine allows (root,
+iproute2), the caps are uplinks: every host has its own 127.0.0.x address, shaped by a tc HTB
+class in a private network namespace (linkcaps.py), and nothing runs with a rate limit of its
+own. Elsewhere they are libtorrent's own limits, applied between local addresses too (and a
+token bucket for the HTTP origin). Every node is a `peerweb node` process; each visitor is a
+curl process that fetches every file of the site through its own node's gateway.
 
-A second baseline: N aria2 clients (Debian's aria2c) downloading the site's v1 export from the
-same publisher, through a `peerweb tracker`, each capped at the same 2 MB/s upload; their
-completion is when aria2 runs its download-complete hook.
+Baselines in the same run: plain HTTP from an origin with the same 4 MB/s uplink, N curl
+clients fetching the same files; and N aria2 clients (Debian's aria2c) downloading the site's
+v1 export from the same publisher through a `peerweb tracker`, each with the same 2 MB/s
+uplink; their completion is when aria2 runs its download-complete hook.
 
 Reports the slowest completion over the fluid lower bound max(F/U_s, N*F/(U_s + N*U_c)),
 and the bytes the publisher uploaded over the site size. Targets: at most 1.3 and 2; and
-peerweb's slowest at most 1.1x aria2's.
-"""
+peerweb's slowest at most 1.1x aria2's."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
-from bench import visitors
-from bench.cluster import cluster
-from bench.common import free_port, write_result
+from bench import linkcaps, visitors
+from bench.cluster import cluster, node_address
+from bench.common import free_port, nginx, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.testnet import Testnet, write_sample_site
@@ -42,28 +44,6 @@ SEED_UP = 4_000_000
 PEER_UP = 2_000_000
 PARALLEL = 6  # connections per visitor, as a browser opens
 BIG_FILE = 40_000_000
-
-
-def client(parallel: int = PARALLEL) -> aiohttp.ClientSession:
-    """One visitor's HTTP client: as many connections as a browser opens to one host, and
-    no shared pool that would make one visitor wait for another's connections."""
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600),
-                                 connector=aiohttp.TCPConnector(limit=parallel))
-
-
-async def fetch_site(session: aiohttp.ClientSession, base: str, host: str | None,
-                     contents: dict[str, bytes]) -> float:
-    headers = {"Host": host} if host else {}
-    start = time.perf_counter()
-    gate = asyncio.Semaphore(PARALLEL)
-
-    async def one(name: str) -> None:
-        async with gate, session.get(f"{base}/{name}", headers=headers) as response:
-            body = await response.read()
-            assert response.status == 200 and body == contents[name], (name, response.status)
-
-    await asyncio.gather(*(one(n) for n in contents))
-    return time.perf_counter() - start
 
 
 class TokenBucket:
@@ -88,40 +68,47 @@ class TokenBucket:
                 await asyncio.sleep((amount - self.allowance) / self.rate)
 
 
-async def http_baseline(site: Path, contents: dict[str, bytes]) -> list[float]:
-    bucket = TokenBucket(SEED_UP)
+async def http_baseline(site: Path) -> list[float]:
+    """N curl clients fetch the site from one capped origin: nginx on its own shaped address,
+    or (without link caps) a server whose connections share one token bucket."""
+    if linkcaps.inside():
+        with nginx(site, node_address(0)) as base:
+            crowd = await visitors.run(base, site, N, PARALLEL, timeout=900)
+    else:
+        bucket = TokenBucket(SEED_UP)
 
-    async def serve(request: web.Request) -> web.StreamResponse:
-        data = contents[request.match_info["path"]]
-        response = web.StreamResponse()
-        response.content_length = len(data)
-        await response.prepare(request)
-        for offset in range(0, len(data), 16384):
-            piece = data[offset:offset + 16384]
-            await bucket.take(len(piece))
-            await response.write(piece)
-        return response
+        async def serve(request: web.Request) -> web.StreamResponse:
+            data = (site / request.match_info["path"]).read_bytes()
+            response = web.StreamResponse()
+            response.content_length = len(data)
+            await response.prepare(request)
+            for offset in range(0, len(data), 16384):
+                piece = data[offset:offset + 16384]
+                await bucket.take(len(piece))
+                await response.write(piece)
+            return response
 
-    app = web.Application()
-    app.router.add_get("/{path:.*}", serve)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    async def visit() -> float:
-        async with client() as session:
-            return await fetch_site(session, f"http://127.0.0.1:{port}", None, contents)
-
-    try:
-        return list(await asyncio.gather(*(visit() for _ in range(N))))
-    finally:
-        await runner.cleanup()
+        app = web.Application()
+        app.router.add_get("/{path:.*}", serve)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            crowd = await visitors.run(f"http://127.0.0.1:{port}", site, N, PARALLEL,
+                                       timeout=900)
+        finally:
+            await runner.cleanup()
+    if crowd["errors"]:
+        raise RuntimeError(f"{crowd['errors']} of {N} HTTP clients did not get the whole site")
+    return list(crowd["times_s"])
 
 
 async def swarm_run(site: Path, work: Path) -> tuple[list[float], int]:
     """The publisher and N visitor nodes, each its own `peerweb node` process; each visitor
     (a curl process) loads the site through its own node's gateway."""
-    async with cluster(work / "swarm", [SEED_UP] + [PEER_UP] * N) as nodes:
+    limits = [0] * (N + 1) if linkcaps.inside() else [SEED_UP] + [PEER_UP] * N
+    async with cluster(work / "swarm", limits) as nodes:
         publisher, visitor_nodes = nodes[0], nodes[1:]
         result = await publisher.publish(site, "crowd")
         bases = [f"http://{result['site_id']}.localhost:{n.gateway_port}" for n in visitor_nodes]
@@ -150,9 +137,11 @@ async def aria2_run(site: Path, contents: dict[str, bytes], work: Path) -> list[
     hook.chmod(0o755)
     processes: list[asyncio.subprocess.Process] = []
     try:
-        net = Testnet(0, template=NodeConfig(limit_local_peers=True))
+        shaped = linkcaps.inside()
+        net = Testnet(0, template=NodeConfig(limit_local_peers=not shaped))
         async with net:
-            publisher = await net.add_node(replace(net.config_for(0), upload_limit=SEED_UP))
+            publisher = await net.add_node(replace(net.config_for(0),
+                                                   upload_limit=0 if shaped else SEED_UP))
             result = await publisher.node.publish(site, "crowd", trackers=(tracker,))
             torrent = work / "site-v1.torrent"
             await publisher.node.export(result.site_id, torrent, v1_only=True)
@@ -162,7 +151,9 @@ async def aria2_run(site: Path, contents: dict[str, bytes], work: Path) -> list[
                 processes.append(await asyncio.create_subprocess_exec(
                     "aria2c", "--enable-dht=false", "--enable-dht6=false",
                     "--bt-enable-lpd=false", "--disable-ipv6=true", "--seed-time=5",
-                    f"--max-upload-limit={PEER_UP}", f"--listen-port={free_port()}",
+                    f"--interface={node_address(i + 1)}",
+                    f"--max-upload-limit={0 if shaped else PEER_UP}",
+                    f"--listen-port={free_port(node_address(i + 1))}",
                     f"--dir={work / f'aria2-{i}'}", f"--on-bt-download-complete={hook}",
                     "--console-log-level=error", "--summary-interval=0", str(torrent),
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -207,7 +198,7 @@ async def scenario(name: str, big_size: int) -> dict[str, object]:
         print(f"  aria2 swarm slowest {aria2_slowest:.2f} s -> {aria2_slowest / bound:.2f}x "
               f"bound; peerweb / aria2 {slowest / aria2_slowest:.2f} (target <= 1.1)",
               flush=True)
-        http_times = await http_baseline(site, contents)
+        http_times = await http_baseline(site)
         http_slowest = max(http_times)
         print(f"  plain HTTP slowest {http_slowest:.2f} s -> {http_slowest / bound:.2f}x bound; "
               f"peerweb / plain HTTP {slowest / http_slowest:.2f}", flush=True)
@@ -225,7 +216,9 @@ async def scenario(name: str, big_size: int) -> dict[str, object]:
 async def main() -> None:
     result: dict[str, object] = {
         "visitors": N, "seed_upload": SEED_UP, "peer_upload": PEER_UP,
-        "limits": "libtorrent rate limits between loopback addresses; HTTP origin token bucket",
+        "limits": "tc HTB class per source address in a private network namespace"
+        if linkcaps.inside() else
+        "libtorrent rate limits between loopback addresses; HTTP origin token bucket",
     }
     result["site"] = await scenario("site (41-file page + 40 MB file)", BIG_FILE)
     result["page"] = await scenario("page only (41 files)", 0)
@@ -233,4 +226,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if linkcaps.available() and not linkcaps.inside():
+        caps = {node_address(0): SEED_UP, **{node_address(i): PEER_UP for i in range(1, N + 1)}}
+        sys.exit(linkcaps.rerun_inside(caps, "bench.flash_crowd", timeout=3600))
     aio.run(main())

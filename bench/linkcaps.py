@@ -1,0 +1,63 @@
+"""Per-host upload caps on one machine, as uplinks cap real hosts.
+
+A private network namespace whose loopback shapes traffic by source address: each capped
+127.0.0.x address gets its own HTB class (the kernel's token bucket), and everything else
+(127.0.0.1: gateways, browsers, control APIs) passes unshaped. Nodes then run without
+libtorrent's own rate limits, which quantise every message, however small, to the next tick's
+quota. Needs root and iproute2 (`ip`, `tc`); the namespace is deleted afterwards, so nothing
+outside it is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+ENV = "PEERWEB_BENCH_NETNS"
+# An uplink's buffer: this long at its rate (a home router's is 0.1-0.5 s); excess is dropped
+# and TCP backs off. Unbounded, loopback TCP queues seconds of data ahead of every request.
+QUEUE_SECONDS = 0.1
+QUEUE_MIN = 4 * 65536  # a few of loopback's 64 KB segments
+
+
+def available() -> bool:
+    """Root and iproute2, unless PEERWEB_BENCH_LIMITS=libtorrent asks for the other way."""
+    if os.environ.get("PEERWEB_BENCH_LIMITS") == "libtorrent":
+        return False
+    return os.geteuid() == 0 and bool(shutil.which("ip")) and bool(shutil.which("tc"))
+
+
+def inside() -> bool:
+    """Whether this process runs in a namespace that ``rerun_inside`` made."""
+    return ENV in os.environ
+
+
+def rerun_inside(caps: dict[str, int], module: str, timeout: float) -> int:
+    """Run ``python -m module`` in a fresh namespace where each address in ``caps`` sends
+    at most that many bytes per second; its exit status."""
+    name = f"peerweb-bench-{os.getpid()}"
+    ns = ["ip", "netns", "exec", name]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        commands = [["ip", "link", "set", "lo", "up"],
+                    ["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb",
+                     "default", "1", "r2q", "1000"],
+                    ["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:1", "htb",
+                     "rate", "100gbit"]]
+        for number, (address, rate) in enumerate(caps.items(), start=16):
+            classid = f"1:{number:x}"
+            commands += [
+                ["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", classid, "htb",
+                 "rate", f"{rate * 8}bit", "burst", "64k", "cburst", "64k"],
+                ["tc", "qdisc", "add", "dev", "lo", "parent", classid, "bfifo", "limit",
+                 str(max(QUEUE_MIN, int(rate * QUEUE_SECONDS)))],
+                ["tc", "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio",
+                 "1", "u32", "match", "ip", "src", f"{address}/32", "flowid", classid]]
+        for command in commands:
+            subprocess.run(ns + command, check=True, stderr=subprocess.DEVNULL)
+        return subprocess.run([*ns, sys.executable, "-m", module], env={**os.environ, ENV: name},
+                              timeout=timeout, check=False).returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
