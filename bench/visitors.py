@@ -26,14 +26,14 @@ import time
 from pathlib import Path
 
 
-async def crowd(bases: list[str], folder: Path, visitors: int, parallel: int, work: Path
-                ) -> dict[str, object]:
+async def crowd(bases: list[str], folder: Path, visitors: int, parallel: int, work: Path,
+                max_time: float = 300.0) -> dict[str, object]:
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     expected = {name: (folder / name).read_bytes() for name in files}
 
     async def page(visitor: int) -> tuple[float, int | None]:
         out = work / f"visitor{visitor}"
-        command = ["curl", "--silent", "--location", "--fail", "--max-time", "300",
+        command = ["curl", "--silent", "--location", "--fail", "--max-time", str(max_time),
                    "--parallel", "--parallel-immediate", "--parallel-max", str(parallel),
                    "--create-dirs"]
         for name in files:
@@ -70,7 +70,7 @@ async def run(base: str | list[str], folder: Path, visitors: int, parallel: int,
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.visitors",
         *(arg for b in bases for arg in ("--base", b)), "--site", str(folder),
-        "--visitors", str(visitors),
+        "--visitors", str(visitors), "--max-time", str(max(1.0, timeout - 10)),
         "--parallel", str(parallel), stdout=asyncio.subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent)
     try:
@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--site", required=True, type=Path, help="the site folder")
     parser.add_argument("--visitors", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=6)
+    parser.add_argument("--max-time", type=float, default=300.0,
+                        help="seconds a visitor may take before it counts as failed")
     args = parser.parse_args()
     # Pages land in memory where the machine has a tmpfs: writing 200 pages to a disk cost the
     # crowd more than the servers it measures (nginx alone: p95 3.9 s on disk, 2.1 s in RAM).
@@ -99,7 +101,7 @@ def main() -> None:
     where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="bench-visitors-", dir=where) as work:
         result = asyncio.run(crowd(args.base, args.site, args.visitors, args.parallel,
-                                   Path(work)))
+                                   Path(work), args.max_time))
     print(json.dumps(result))
 
 
