@@ -1,11 +1,12 @@
 """Origin hand-off under a flash crowd: plain HTTP visitors, no peerweb on their side.
 
-VISITORS concurrent clients (curl processes) each load the 41-file page (6 transfers in
-parallel, following redirects). (a) The upstream alone, its egress capped at 4 MB/s (a token
+VISITORS concurrent clients (curl processes, started from a process of their own: see
+visitors.py) each load the 41-file page (6 transfers in parallel, following redirects). (a) The upstream alone, its egress capped at 4 MB/s (a token
 bucket shared by all connections). (b) The same capped upstream behind `peerweb origin`, with
 VOLUNTEERS volunteer mirrors found through the DHT (each a peerweb node, libtorrent upload
 capped at 10 MB/s). Reports pages per second, p50/p95 page time, errors and the upstream's
-egress bytes. Targets: (b) no errors, p95 at least 5x better than (a), origin egress at most
+egress bytes, and for (b) when the overload, the first mirror and the hand-off came, and
+the CPU time of the servers and of the crowd. Targets: (b) no errors, p95 at least 5x better than (a), origin egress at most
 20% of (a).
 """
 
