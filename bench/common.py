@@ -7,6 +7,7 @@ every wait. Each prints its ratios against a baseline measured in the same run a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -22,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -78,6 +81,66 @@ http {{
             process.kill()
             process.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
+
+
+class TokenBucket:
+    """Egress shared by every connection of a capped origin."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.allowance = 0.0
+        self.last = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    async def take(self, amount: int) -> None:
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                self.allowance = min(self.rate * 0.05, self.allowance + (now - self.last)
+                                     * self.rate)
+                self.last = now
+                if self.allowance >= amount:
+                    self.allowance -= amount
+                    return
+                await asyncio.sleep((amount - self.allowance) / self.rate)
+
+
+class CappedOrigin:
+    """A plain HTTP origin for a site's files whose egress, over all connections, is capped at
+    ``rate`` bytes/s; ``sent`` counts what it sent."""
+
+    def __init__(self, contents: dict[str, bytes], rate: int) -> None:
+        self.contents = contents
+        self.bucket = TokenBucket(rate)
+        self.sent = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self.serve)
+        return app
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        data = self.contents.get(request.match_info["path"] or "index.html")
+        if data is None:
+            raise web.HTTPNotFound()
+        response = web.StreamResponse()
+        response.content_length = len(data)
+        await response.prepare(request)
+        for offset in range(0, len(data), 16384):
+            piece = data[offset:offset + 16384]
+            await self.bucket.take(len(piece))
+            await response.write(piece)
+            self.sent += len(piece)
+        return response
+
+
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, str]:
+    """``app`` on a free loopback port: its runner (to clean up) and base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+    return runner, f"http://127.0.0.1:{port}"
 
 
 def wait_port(host: str, port: int, timeout: float) -> None:

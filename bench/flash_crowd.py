@@ -29,11 +29,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from aiohttp import web
-
 from bench import linkcaps, visitors
 from bench.cluster import cluster, node_address
-from bench.common import free_port, nginx, write_result
+from bench.common import CappedOrigin, free_port, nginx, serve_app, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.testnet import Testnet, write_sample_site
@@ -46,57 +44,16 @@ PARALLEL = 6  # connections per visitor, as a browser opens
 BIG_FILE = 40_000_000
 
 
-class TokenBucket:
-    """Egress shared by every connection of the baseline origin."""
-
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self.allowance = 0.0
-        self.last = time.monotonic()
-        self.lock = asyncio.Lock()
-
-    async def take(self, amount: int) -> None:
-        async with self.lock:
-            while True:
-                now = time.monotonic()
-                self.allowance = min(self.rate * 0.05, self.allowance + (now - self.last)
-                                     * self.rate)
-                self.last = now
-                if self.allowance >= amount:
-                    self.allowance -= amount
-                    return
-                await asyncio.sleep((amount - self.allowance) / self.rate)
-
-
-async def http_baseline(site: Path) -> list[float]:
+async def http_baseline(site: Path, contents: dict[str, bytes]) -> list[float]:
     """N curl clients fetch the site from one capped origin: nginx on its own shaped address,
     or (without link caps) a server whose connections share one token bucket."""
     if linkcaps.inside():
         with nginx(site, node_address(0)) as base:
             crowd = await visitors.run(base, site, N, PARALLEL, timeout=900)
     else:
-        bucket = TokenBucket(SEED_UP)
-
-        async def serve(request: web.Request) -> web.StreamResponse:
-            data = (site / request.match_info["path"]).read_bytes()
-            response = web.StreamResponse()
-            response.content_length = len(data)
-            await response.prepare(request)
-            for offset in range(0, len(data), 16384):
-                piece = data[offset:offset + 16384]
-                await bucket.take(len(piece))
-                await response.write(piece)
-            return response
-
-        app = web.Application()
-        app.router.add_get("/{path:.*}", serve)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runner, base = await serve_app(CappedOrigin(contents, SEED_UP).app())
         try:
-            crowd = await visitors.run(f"http://127.0.0.1:{port}", site, N, PARALLEL,
-                                       timeout=900)
+            crowd = await visitors.run(base, site, N, PARALLEL, timeout=900)
         finally:
             await runner.cleanup()
     if crowd["errors"]:
@@ -127,11 +84,8 @@ touch "$PEERWEB_BENCH_DONE"
 
 async def aria2_run(site: Path, contents: dict[str, bytes], work: Path) -> list[float]:
     """N aria2 clients fetch the v1 export from a rate-capped peerweb publisher."""
-    runner = web.AppRunner(tracker_app(), access_log=None)
-    await runner.setup()
-    tracker_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", tracker_port).start()
-    tracker = f"http://127.0.0.1:{tracker_port}/announce"
+    runner, tracker_base = await serve_app(tracker_app())
+    tracker = f"{tracker_base}/announce"
     hook = work / "done.sh"
     hook.write_text(HOOK)
     hook.chmod(0o755)
@@ -198,7 +152,7 @@ async def scenario(name: str, big_size: int) -> dict[str, object]:
         print(f"  aria2 swarm slowest {aria2_slowest:.2f} s -> {aria2_slowest / bound:.2f}x "
               f"bound; peerweb / aria2 {slowest / aria2_slowest:.2f} (target <= 1.1)",
               flush=True)
-        http_times = await http_baseline(site)
+        http_times = await http_baseline(site, contents)
         http_slowest = max(http_times)
         print(f"  plain HTTP slowest {http_slowest:.2f} s -> {http_slowest / bound:.2f}x bound; "
               f"peerweb / plain HTTP {slowest / http_slowest:.2f}", flush=True)

@@ -1,14 +1,14 @@
 """Origin hand-off under a flash crowd: plain HTTP visitors, no peerweb on their side.
 
 VISITORS concurrent clients (curl processes, started from a process of their own: see
-visitors.py) each load the 41-file page (6 transfers in parallel, following redirects). (a) The upstream alone, its egress capped at 4 MB/s (a token
-bucket shared by all connections). (b) The same capped upstream behind `peerweb origin`, with
-VOLUNTEERS volunteer mirrors found through the DHT (each a peerweb node, libtorrent upload
-capped at 10 MB/s). Reports pages per second, p50/p95 page time, errors and the upstream's
-egress bytes, and for (b) when the overload, the first mirror and the hand-off came, and
-the CPU time of the servers and of the crowd. Targets: (b) no errors, p95 at least 5x better than (a), origin egress at most
-20% of (a).
-"""
+visitors.py) each load the 41-file page (6 transfers in parallel, following redirects).
+(a) The upstream alone, its egress capped at 4 MB/s (a token bucket shared by all
+connections). (b) The same capped upstream behind `peerweb origin`, with VOLUNTEERS volunteer
+mirrors found through the DHT (each a peerweb node, libtorrent upload capped at 10 MB/s).
+Reports pages per second, p50/p95 page time, errors and the upstream's egress bytes, and for
+(b) when the overload, the first mirror and the hand-off came, and the CPU time of the servers
+and of the crowd. Targets: (b) no errors, p95 at least 5x better than (a), origin egress at
+most 20% of (a)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from bench import visitors
-from bench.common import free_port, median, write_result
-from bench.flash_crowd import TokenBucket
+from bench.common import CappedOrigin, median, serve_app, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
@@ -36,35 +33,6 @@ VOLUNTEERS = 5
 UPSTREAM_CAP = 4_000_000
 VOLUNTEER_UP = 10_000_000
 PARALLEL = 6
-
-
-class CappedUpstream:
-    def __init__(self, contents: dict[str, bytes]) -> None:
-        self.contents = contents
-        self.bucket = TokenBucket(UPSTREAM_CAP)
-        self.sent = 0
-
-    async def serve(self, request: web.Request) -> web.StreamResponse:
-        data = self.contents.get(request.match_info["path"] or "index.html")
-        if data is None:
-            raise web.HTTPNotFound()
-        response = web.StreamResponse()
-        response.content_length = len(data)
-        await response.prepare(request)
-        for offset in range(0, len(data), 16384):
-            piece = data[offset:offset + 16384]
-            await self.bucket.take(len(piece))
-            await response.write(piece)
-            self.sent += len(piece)
-        return response
-
-
-async def start(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    return runner, f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -107,7 +75,7 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
 
 
-async def behind(base: str, upstream: CappedUpstream, folder: Path) -> Run:
+async def behind(base: str, upstream: CappedOrigin, folder: Path) -> Run:
     """The crowd against the capped upstream behind `peerweb origin`, with fresh volunteers."""
     upstream.sent = 0
     async with Testnet(1, template=NodeConfig(limit_local_peers=True)) as net:
@@ -124,7 +92,7 @@ async def behind(base: str, upstream: CappedUpstream, folder: Path) -> Run:
         policy = LoadPolicy(Thresholds(capacity=UPSTREAM_CAP))
         origin = Origin(OriginConfig(base, result.site_id, [], None), sitemap_of(folder),
                         policy, find)
-        origin_runner, origin_base = await start(origin.make_app())
+        origin_runner, origin_base = await serve_app(origin.make_app())
         timeline: dict[str, float] = {}
 
         def watch(t: float) -> None:
@@ -149,10 +117,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "site"
         contents = write_sample_site(folder, big_size=0)
-        upstream = CappedUpstream(contents)
-        app = web.Application()
-        app.router.add_get("/{path:.*}", upstream.serve)
-        runner, base = await start(app)
+        upstream = CappedOrigin(contents, UPSTREAM_CAP)
+        runner, base = await serve_app(upstream.app())
         try:
             alone = await crowd(base, folder)
             alone.egress = upstream.sent
