@@ -61,6 +61,7 @@ _ALERT_MASK = (
     | lt.alert.category_t.dht_notification
     | lt.alert.category_t.dht_operation_notification  # get_peers replies
     | lt.alert.category_t.file_progress_notification
+    | lt.alert.category_t.piece_progress_notification  # piece_finished: see Swarm._held
 )
 
 
@@ -156,6 +157,11 @@ class Swarm:
         self._get_best: dict[bytes, ptr.Pointer] = {}
         self._item_seen: dict[bytes, asyncio.Event] = {}
         self._piece_waiters: dict[tuple[str, int], list[asyncio.Future[bytes]]] = {}
+        # Which pieces each torrent holds (1 byte per piece), kept up to date from
+        # piece_finished alerts: asking libtorrent is a blocking call into its thread, and a
+        # reader needs the answer for every piece it streams. Dropped whenever pieces could
+        # be lost (a check, an error, removal) and asked for afresh.
+        self._held: dict[str, bytearray] = {}
         self._metadata_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._resume_waiters: dict[str, list[asyncio.Future[bytes | None]]] = {}
         self._errors: dict[str, str] = {}
@@ -172,6 +178,7 @@ class Swarm:
             lt.dht_put_alert: self._on_put,
             lt.dht_mutable_item_alert: self._on_item,
             lt.read_piece_alert: self._on_read_piece,
+            lt.piece_finished_alert: self._on_piece_finished,
             lt.metadata_received_alert: self._on_metadata,
             lt.save_resume_data_alert: self._on_resume,
             lt.save_resume_data_failed_alert: self._on_resume_failed,
@@ -352,6 +359,11 @@ class Swarm:
             if lookup.found:
                 lookup.answered.set()
 
+    def _on_piece_finished(self, alert: Any) -> None:
+        held = self._held.get(torrent_id(alert.handle))
+        if held is not None:
+            held[int(alert.piece_index)] = 1
+
     def _on_read_piece(self, alert: Any) -> None:
         tid = torrent_id(alert.handle)
         piece = int(alert.piece)
@@ -387,6 +399,7 @@ class Swarm:
         if (_HYBRID_MISMATCH in alert.error.message()
                 and self._mismatch_restarts.get(tid, 0) < MAX_MISMATCH_RESTARTS):
             self._mismatch_restarts[tid] = self._mismatch_restarts.get(tid, 0) + 1
+            self._held.pop(tid, None)
             self.hash_failures += 1
             log.warning("%s: a peer sent data whose v1 and v2 hashes disagree; resuming",
                         alert.torrent_name)
@@ -401,6 +414,7 @@ class Swarm:
         where = (filename() if callable(filename) else filename) or "torrent"
         message = f"{alert.error.message()} ({where})"
         self._errors[tid] = message
+        self._held.pop(tid, None)
         log.error("storage error in %s: %s", alert.torrent_name, message)
         error = StorageError(f"disk error: {message}; {DISK_ADVICE}")
         for key in [k for k in self._piece_waiters if k[0] == tid]:
@@ -409,6 +423,7 @@ class Swarm:
     def _on_checked(self, alert: Any) -> None:
         # Requests wait out a check (see _request_piece), and a re-check forgets deadlines:
         # ask now for what readers still wait on.
+        self._held.pop(torrent_id(alert.handle), None)
         _settle(self._check_waiters.pop(torrent_id(alert.handle), []), None)
         self._request_waiting(alert.handle)
 
@@ -567,6 +582,7 @@ class Swarm:
         libtorrent's back) and wait until that is done."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._check_waiters.setdefault(torrent_id(handle), []).append(future)
+        self._held.pop(torrent_id(handle), None)
         handle.force_recheck()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
@@ -611,6 +627,7 @@ class Swarm:
         """Start removing a torrent; ``wait_removed`` tells when it is gone."""
         tid = torrent_id(handle)
         self._save_paths.pop(tid, None)
+        self._held.pop(tid, None)
         self._removing.setdefault(tid, asyncio.get_running_loop().create_future())
         if delete_files:
             self._deleting.add(tid)
@@ -687,8 +704,11 @@ class Swarm:
             self._request_piece(handle, piece, deadline_ms)
         return future
 
-    @staticmethod
-    def _request_piece(handle: Any, piece: int, deadline_ms: int) -> None:
+    def _request_piece(self, handle: Any, piece: int, deadline_ms: int) -> None:
+        held = self._held.get(torrent_id(handle))
+        if held is not None and held[piece]:
+            handle.read_piece(piece)
+            return
         if handle.status().state in _CHECKING:
             return  # _on_checked asks once the check is over
         if handle.have_piece(piece):
@@ -766,9 +786,15 @@ class Swarm:
             return None
         return save_path / str(info.layout().file_path(file_index))
 
-    @staticmethod
-    def _held_pieces(handle: Any) -> list[bool]:
-        return list(handle.status(lt.torrent_handle.query_pieces).pieces)
+    def _held_pieces(self, handle: Any) -> bytearray:
+        """The torrent's held pieces (1 per piece held): kept current by alerts, so a
+        reader sees pieces arrive without asking again."""
+        tid = torrent_id(handle)
+        held = self._held.get(tid)
+        if held is None:
+            held = self._held[tid] = bytearray(
+                handle.status(lt.torrent_handle.query_pieces).pieces)
+        return held
 
     def _recheck(self, handle: Any) -> None:
         tid = torrent_id(handle)
@@ -777,6 +803,7 @@ class Swarm:
             return
         self._rechecked[tid] = now
         log.warning("%s: a received piece was never verified; re-checking the torrent", tid[:12])
+        self._held.pop(torrent_id(handle), None)
         handle.force_recheck()
 
     async def read(self, handle: Any, file_index: int, start: int, end: int,
@@ -794,7 +821,7 @@ class Swarm:
         first = (base + start) // piece_length
         last = (base + end - 1) // piece_length
         local = self._local_file(handle, info, file_index)
-        held = self._held_pieces(handle) if local else []
+        held = self._held_pieces(handle) if local else bytearray()
         pending: dict[int, asyncio.Future[bytes]] = {}
 
         def span(piece: int) -> diskpiece.PieceSpan:
@@ -848,7 +875,7 @@ class Swarm:
                 yield clip(piece, data)
                 piece += 1
                 if local is not None and piece <= last:
-                    held = self._held_pieces(handle)  # more may have arrived meanwhile
+                    held = self._held_pieces(handle)  # the same map unless a check dropped it
         finally:
             for future in pending.values():
                 future.cancel()

@@ -960,6 +960,7 @@ class Node:
                              download_rate=int(st.download_rate),
                              uploaded=int(st.all_time_upload),
                              downloaded=int(st.all_time_download),
+                             redundant=int(st.total_redundant_bytes),
                              bytes_on_disk=int(st.total_wanted_done))
                 disk += int(st.total_wanted_done)
                 error = self.swarm.torrent_error(tid)
