@@ -19,7 +19,11 @@ def upstream_app(folder: Path) -> web.Application:
     async def dynamic(_request: web.Request) -> web.Response:
         return web.Response(body=DYNAMIC_PAGE, content_type="text/html")
 
+    async def index(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(folder / "index.html")
+
     app.router.add_get("/api/now", dynamic)
+    app.router.add_get("/", index)  # as web servers do; aiohttp's static files refuse "/"
     app.router.add_static("/", folder)
     return app
 

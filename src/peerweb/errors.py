@@ -5,6 +5,7 @@
     │   ├── BadAddress                not a site id, info-hash or magnet link (400)
     │   └── PublishError              a folder that cannot be published as a site (400)
     ├── NotFound                      no such file in a site, or unknown key (404)
+    ├── TooLarge                      more than one answer may hold (413)
     ├── PeerError                     a peer or the network misbehaved
     │   ├── ForgedPointer             bad signature or malformed signed value (502)
     │   └── SwarmTimeout              nobody answered in time (504)
@@ -35,6 +36,10 @@ class PublishError(UsageError):
 
 class NotFound(PeerwebError):
     http_status = 404
+
+
+class TooLarge(PeerwebError):
+    http_status = 413
 
 
 class PeerError(PeerwebError):

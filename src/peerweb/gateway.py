@@ -117,7 +117,8 @@ async def _serve(request: web.Request, node: Node, address: Address) -> web.Stre
 
 async def _mirror_api(node: Node, path: str) -> web.Response:
     """What a visitor's verifying worker needs besides the files: a site's signed version
-    record and the .torrent (with piece layers) that record names."""
+    record, the .torrent (with piece layers) that record names, and a snapshot's small
+    files in one answer (Node.bundle)."""
     kind, _, ident = path.partition("/")
     if kind == "record":
         pointer = node.signed_pointer(ident)
@@ -125,6 +126,10 @@ async def _mirror_api(node: Node, path: str) -> web.Response:
     if kind == "torrent":
         torrent = await node.torrent_bytes(ident)
         return web.Response(body=torrent, content_type="application/x-bittorrent",
+                            headers={"Cache-Control": SNAPSHOT_CACHE})
+    if kind == "bundle":
+        return web.Response(body=await node.bundle(ident),
+                            content_type="application/octet-stream",
                             headers={"Cache-Control": SNAPSHOT_CACHE})
     return _error(404, "Unknown mirror API path.")
 

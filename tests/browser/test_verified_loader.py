@@ -73,7 +73,8 @@ def handing_off() -> LoadPolicy:
 class HostileMirror:
     """A proxy in front of a real mirror gateway. ``mode``: 'alter' flips one byte of every
     script, 'stale' hands out an old signed record, 'forge' bumps the version of the real
-    record without re-signing it. ``asked`` counts requests: record, torrent, file."""
+    record without re-signing it. ``asked`` counts requests: record, torrent, bundle (of the
+    small files), file."""
 
     def __init__(self, real: str, mode: str, old_record: dict[str, Any] | None = None) -> None:
         self.real, self.mode, self.old_record = real, mode, old_record
@@ -98,7 +99,7 @@ class HostileMirror:
                                                      "Range"})
         path = request.raw_path
         kind = ("record" if "/v1/record/" in path else "torrent" if "/v1/torrent/" in path
-                else "file")
+                else "bundle" if "/v1/bundle/" in path else "file")
         self.asked[kind] += 1
         if kind == "record" and self.mode == "stale":
             return web.json_response(self.old_record, headers=cors)
@@ -115,8 +116,8 @@ class HostileMirror:
             value = bytes.fromhex(record["value"])
             record["value"] = value.replace(b"1:vi2e", b"1:vi9e").hex()
             return web.json_response(record, headers=cors)
-        if kind == "file" and self.mode == "alter" and path.endswith(".js"):
-            body = body.replace(b'"ok"', b'"xk"')  # one byte
+        if self.mode == "alter" and (kind == "bundle" or kind == "file" and path.endswith(".js")):
+            body = body.replace(b'"ok"', b'"xk"')  # one byte of the script
         return web.Response(status=status, body=body, headers={**keep, **cors})
 
 
@@ -320,9 +321,10 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
                 assert status["version"] == 2 and status["origin_fallbacks"] == 0
                 assert status["mirrors"][stale_url]["version"] == 1
                 assert "forged record" in status["mirrors"][forger_url]["bad"]
-                # Neither was asked for a file or a torrent.
-                assert stale.asked["file"] == stale.asked["torrent"] == 0
-                assert forger.asked["file"] == forger.asked["torrent"] == 0
+                # Neither was asked for a file, a torrent or a bundle.
+                assert stale.asked["file"] == stale.asked["torrent"] == stale.asked["bundle"] == 0
+                assert (forger.asked["file"] == forger.asked["torrent"] == forger.asked["bundle"]
+                        == 0)
                 # Replay: with only the stale mirror left, the worker will not go back to v1;
                 # the origin serves the page itself.
                 origin.handoff.mirrors[:] = [f"{stale_url}/s/{site_id}"]

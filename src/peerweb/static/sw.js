@@ -31,6 +31,7 @@ const CACHE_LIMIT = 32 << 20; // bytes of verified small files kept in memory
 const WARM_BYTES = 4 << 20;  // a site whose small files fit in this is fetched whole...
 const WARM_FILES = 400;      // ...if they are at most this many...
 const WARM_PARALLEL = 2;     // ...this many at a time, leaving connections to the page
+const BUNDLE_TRIES = 2;      // mirrors asked for a bundle of the small files before that
 const RELEASE_AFTER = 600;   // s of normal mode after a hand-off before the worker leaves
 
 const state = {
@@ -371,31 +372,35 @@ function smallFile(snap, path, file) {
   if (!key) return Promise.resolve(new Uint8Array(0));
   const kept = state.files.get(key);
   if (kept) return Promise.resolve(kept);
-  let pending = state.fetching.get(key); // the page and the warm-up share one fetch
+  let pending = state.fetching.get(key); // the page, the warm-up and a bundle share one fetch
   if (!pending) {
     pending = fromMirrors(snap, path, 0, file.length, (d) => V.checkFile(file, d))
-      .then((data) => {
-        state.files.set(key, data);
-        state.filesBytes += data.length;
-        for (const [old, bytes] of state.files) {
-          if (state.filesBytes <= CACHE_LIMIT) break;
-          state.files.delete(old);
-          state.filesBytes -= bytes.length;
-        }
-        return data;
-      })
+      .then((data) => keep(key, data))
       .finally(() => state.fetching.delete(key));
     state.fetching.set(key, pending);
   }
   return pending;
 }
 
-/* A small site is fetched whole, a few files at a time, as soon as its version is known:
- * the page that follows (and the next ones) then finds its files checked and waiting. */
+function keep(key, data) {
+  state.files.set(key, data);
+  state.filesBytes += data.length;
+  for (const [old, bytes] of state.files) {
+    if (state.filesBytes <= CACHE_LIMIT) break;
+    state.files.delete(old);
+    state.filesBytes -= bytes.length;
+  }
+  return data;
+}
+
+/* A small site is fetched whole as soon as its version is known, in one request where a
+ * mirror offers its small files as a bundle, else a few files at a time: the page that
+ * follows (and the next ones) then finds its files checked and waiting. */
 async function warmUp(snap) {
   const small = [...snap.files].filter(([, f]) => !f.layer && f.length);
   const total = small.reduce((n, [, f]) => n + f.length, 0);
   if (!small.length || small.length > WARM_FILES || total > WARM_BYTES) return;
+  if (await fromBundle(snap, small, total)) return;
   // Pages first (index.html before all), then what pages load first; the page's own
   // requests do not wait for this queue.
   const rank = ([path]) => (path === 'index.html' ? 0 : /\.html?$/.test(path) ? 1
@@ -408,6 +413,62 @@ async function warmUp(snap) {
     }
   };
   await Promise.all(Array.from({ length: WARM_PARALLEL }, worker));
+}
+
+/* Every small file of ``snap`` (``small``, in file tree order) from one mirror's bundle:
+ * their bytes back to back, each checked against its own merkle root. While it is on its
+ * way the page's requests for those files wait on it; if no mirror delivers a good one,
+ * they fetch their files one by one. */
+async function fromBundle(snap, small, total) {
+  const waiting = [];
+  for (const [path, file] of small) {
+    const key = V.hex(file.root);
+    if (state.files.has(key) || state.fetching.has(key)) continue;
+    let settle;
+    const promise = new Promise((resolve, reject) => { settle = { resolve, reject }; });
+    promise.catch(() => {});
+    state.fetching.set(key, promise);
+    waiting.push({ path, file, key, promise, settle });
+  }
+  let found = null;
+  for (const base of candidates(state.config, snap.version, turn++).slice(0, BUNDLE_TRIES)) {
+    found = await bundleFrom(base, snap, small, total).catch(() => null);
+    if (found) break;
+  }
+  for (const entry of waiting) {
+    if (state.fetching.get(entry.key) === entry.promise) state.fetching.delete(entry.key);
+    const data = found && found.get(entry.key);
+    if (data) {
+      entry.settle.resolve(keep(entry.key, data));
+    } else {
+      smallFile(snap, entry.path, entry.file).then(entry.settle.resolve, entry.settle.reject);
+    }
+  }
+  return found !== null;
+}
+
+async function bundleFrom(base, snap, small, total) {
+  const { response, body } = await fetchFrom(base, `/peerweb/v1/bundle/${snap.ih}`, {});
+  if (!response.ok) return null; // not offered (an older or busier mirror): no fault
+  if (body.length !== total) {
+    distrust(base, `served a bundle of ${body.length} bytes, not ${total}`);
+    return null;
+  }
+  const found = new Map();
+  let offset = 0;
+  const checks = small.map(([path, file]) => {
+    const data = body.slice(offset, offset + file.length);
+    offset += file.length;
+    found.set(V.hex(file.root), data);
+    return V.checkFile(file, data).then((good) => good || path);
+  });
+  const bad = (await Promise.all(checks)).find((result) => result !== true);
+  if (bad) {
+    distrust(base, `served altered bytes of ${bad} in a bundle`);
+    return null;
+  }
+  mirror(base).served++;
+  return found;
 }
 
 /* Bytes [start, end) of a big file, fetched in whole-piece segments (several in flight,

@@ -1,0 +1,35 @@
+"""What a volunteer's gateway offers a visitor's verifying worker besides the files."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from peerweb import node as node_module
+from peerweb.config import NodeConfig
+from peerweb.testnet import Testnet, write_sample_site
+
+
+async def test_a_volunteer_bundles_a_snapshots_small_files_in_file_tree_order(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    contents = write_sample_site(tmp_path / "site", small_files=6, big_size=3_000_000)
+    async with Testnet(2, root=tmp_path / "net", template=NodeConfig(volunteer=True)) as net, \
+            aiohttp.ClientSession() as session:
+        published = await net.nodes[0].node.publish(tmp_path / "site", "site")
+        path = f"/peerweb/v1/bundle/{published.infohash}"
+        async with session.get(net.nodes[0].gateway_url + path) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
+            body = await response.read()
+        # Every file that fits in one 64 KiB piece (not media/big.bin), keys in byte order
+        # at every level of the file tree: "404.html" < "assets/..." < "index.html".
+        assets = sorted(p for p in contents if p.startswith("assets/"))
+        assert body == b"".join(contents[p] for p in ["404.html", *assets, "index.html"])
+        # A node that does not hold the whole snapshot has no bundle to give.
+        async with session.get(net.nodes[1].gateway_url + path) as response:
+            assert response.status == 404
+        # Past the size limit the worker is told to fetch files one by one.
+        monkeypatch.setattr(node_module, "BUNDLE_LIMIT", 1000)
+        async with session.get(net.nodes[0].gateway_url + path) as response:
+            assert response.status == 413
+            assert "one by one" in await response.text()
