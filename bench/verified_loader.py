@@ -43,18 +43,21 @@ def bench_page(assets: list[str]) -> bytes:
     names = ",".join(f'"{a}"' for a in assets)
     return ("<!doctype html><meta charset=utf-8><title>bench</title><h1 id=title>bench</h1>"
             f"<script>Promise.all([{names}].map((a) => fetch(a).then((r) => r.arrayBuffer())))"
-            ".then(() => { window.__done = true; });</script>").encode()
+            ".then(() => { window.__doneAt = performance.timeOrigin + performance.now(); "
+            "window.__done = true; });</script>").encode()
 
 
 async def page_load(context: BrowserContext, url: str) -> float:
-    """Seconds from navigation start to every asset loaded (redirects and loader included)."""
+    """Seconds from navigation start to every asset loaded (redirects and loader included),
+    by the wall clock the browser shares with this process: the page notes when its last
+    asset arrived, so the harness's own polling lag is left out."""
     page = await context.new_page()
-    started = time.perf_counter()
+    started = time.time()
     await page.goto(url)
     await page.wait_for_function("window.__done === true", timeout=60_000, polling=5)
-    elapsed = time.perf_counter() - started
+    done_at = await page.evaluate("window.__doneAt")
     await page.close()
-    return elapsed
+    return float(done_at) / 1000 - started
 
 
 async def media_first_bytes(context: BrowserContext, page_url: str, file_url: str,

@@ -111,8 +111,15 @@ _PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
   const hex = new Uint8Array(c.key.match(/../g).map((b) => parseInt(b, 16)));
   const sw = navigator.serviceWorker;
   const takeOver = (async () => {
-    await crypto.subtle.importKey('raw', hex, {name: 'Ed25519'}, false, ['verify']);
-    await sw.register(c.sw, {scope: '/'});
+    // The worker downloads while the key check runs: neither waits for the other.
+    const registering = sw.register(c.sw, {scope: '/'});
+    try {
+      await crypto.subtle.importKey('raw', hex, {name: 'Ed25519'}, false, ['verify']);
+    } catch (err) {
+      registering.then((r) => r.unregister(), () => {});
+      throw err;
+    }
+    await registering;
     await sw.ready;
     if (!sw.controller) {
       await new Promise((done) => sw.addEventListener('controllerchange', done, {once: true}));

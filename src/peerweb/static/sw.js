@@ -417,13 +417,14 @@ async function warmUp(snap) {
 
 /* Every small file of ``snap`` (``small``, in file tree order) from one mirror's bundle:
  * their bytes back to back, each checked against its own merkle root. While it is on its
- * way the page's requests for those files wait on it; if no mirror delivers a good one,
- * they fetch their files one by one. */
+ * way the page's requests for those files (pages aside) wait on it; if no mirror delivers a
+ * good one, they fetch their files one by one. */
 async function fromBundle(snap, small, total) {
   const waiting = [];
   for (const [path, file] of small) {
     const key = V.hex(file.root);
-    if (state.files.has(key) || state.fetching.has(key)) continue;
+    // A page is wanted before anything else, and alone: it does not wait for the bundle.
+    if (state.files.has(key) || state.fetching.has(key) || /\.html?$/.test(path)) continue;
     let settle;
     const promise = new Promise((resolve, reject) => { settle = { resolve, reject }; });
     promise.catch(() => {});
@@ -434,6 +435,9 @@ async function fromBundle(snap, small, total) {
   for (const base of candidates(state.config, snap.version, turn++).slice(0, BUNDLE_TRIES)) {
     found = await bundleFrom(base, snap, small, total).catch(() => null);
     if (found) break;
+  }
+  for (const [key, data] of found || []) {
+    if (!state.files.has(key) && !state.fetching.has(key)) keep(key, data);
   }
   for (const entry of waiting) {
     if (state.fetching.get(entry.key) === entry.promise) state.fetching.delete(entry.key);

@@ -151,15 +151,17 @@
 
   // --- BEP 52 merkle trees ---------------------------------------------------------------
 
+  /* Each level's hashes are asked for together: WebCrypto works them out in parallel, and
+   * a 40 MB file's piece layer (1,000 hashes) takes a few ms instead of a thousand awaits.
+   * Past the real nodes every pair is (pad, pad), which is the next level's pad. */
   async function merkle(nodes, width, pad) {
-    let level = nodes.slice();
+    let level = nodes;
     while (width > 1) {
-      const next = [];
-      for (let i = 0; i < width; i += 2) {
-        next.push(await sha256(concat(level[i] || pad, level[i + 1] || pad)));
+      const pairs = [];
+      for (let i = 0; i < level.length; i += 2) {
+        pairs.push(sha256(concat(level[i], level[i + 1] || pad)));
       }
-      pad = await sha256(concat(pad, pad));
-      level = next;
+      [level, pad] = await Promise.all([Promise.all(pairs), sha256(concat(pad, pad))]);
       width /= 2;
     }
     return level[0] || pad;
@@ -167,12 +169,12 @@
 
   const nextPow2 = (n) => { let w = 1; while (w < n) w *= 2; return w; };
 
-  async function leaves(data) {
+  function leaves(data) {
     const out = [];
     for (let at = 0; at < data.length; at += BLOCK) {
-      out.push(await sha256(data.subarray(at, at + BLOCK)));
+      out.push(sha256(data.subarray(at, at + BLOCK)));
     }
-    return out;
+    return Promise.all(out);
   }
 
   /* The "pieces root" of a whole file (files of at most one piece have no piece layer). */
