@@ -73,12 +73,13 @@ def handing_off() -> LoadPolicy:
 class HostileMirror:
     """A proxy in front of a real mirror gateway. ``mode``: 'alter' flips one byte of every
     script, 'stale' hands out an old signed record, 'forge' bumps the version of the real
-    record without re-signing it. ``asked`` counts requests: record, torrent, bundle (of the
+    record without re-signing it, 'slow' holds bundles until ``release`` is set. ``asked`` counts requests: record, torrent, bundle (of the
     small files), file."""
 
     def __init__(self, real: str, mode: str, old_record: dict[str, Any] | None = None) -> None:
         self.real, self.mode, self.old_record = real, mode, old_record
         self.asked: Counter[str] = Counter()
+        self.release = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
 
     def app(self) -> web.Application:
@@ -101,6 +102,9 @@ class HostileMirror:
         kind = ("record" if "/v1/record/" in path else "torrent" if "/v1/torrent/" in path
                 else "bundle" if "/v1/bundle/" in path else "file")
         self.asked[kind] += 1
+        if kind == "bundle" and self.mode == "slow":
+            await self.release.wait()
+            return web.Response(status=503, headers=cors)
         if kind == "record" and self.mode == "stale":
             return web.json_response(self.old_record, headers=cors)
         if self._session is None:
@@ -333,3 +337,32 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
                 assert await page.text_content("#about") == "about v2"
                 assert stale.asked["file"] == 0
                 await context.close()
+
+
+async def test_a_slow_bundle_does_not_hold_the_page(tmp_path: Path, browser: Browser) -> None:
+    async with network(tmp_path) as (net, folder):
+        contents = write_site(folder, 1)
+        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
+        await hold(net.nodes[1].node, site_id, 1)
+        slow = HostileMirror(net.nodes[1].gateway_url, "slow")
+        async with serving(upstream_app(folder)) as upstream_url, \
+                serving(slow.app()) as slow_url:
+            origin = Origin(OriginConfig(upstream_url, site_id, [f"{slow_url}/s/{site_id}"]),
+                            sitemap_of(folder), handing_off())
+            async with serving(origin.make_app()) as base:
+                context = await browser.new_context()
+                try:
+                    # The bundle never comes (a worker waiting on it for good would time
+                    # out the visit): the page's files come one by one, from the same mirror.
+                    page = await visit(context, base + "/")
+                    await page.wait_for_function("document.body.dataset.app", timeout=10_000)
+                    assert await page.evaluate("document.body.dataset.app") == "ok"
+                    got = await fetched(page, ["app.js", "style.css"])
+                    assert got["app.js"]["sha"] == sha(contents["app.js"])
+                    status = await worker_status(page)
+                    assert status["origin_fallbacks"] == 0
+                    assert status["mirrors"][slow_url]["bad"] is None  # slow is not dishonest
+                    assert slow.asked["bundle"] == 1 and slow.asked["file"] >= 3
+                finally:
+                    slow.release.set()
+                    await context.close()

@@ -32,6 +32,7 @@ const WARM_BYTES = 4 << 20;  // a site whose small files fit in this is fetched 
 const WARM_FILES = 400;      // ...if they are at most this many...
 const WARM_PARALLEL = 2;     // ...this many at a time, leaving connections to the page
 const BUNDLE_TRIES = 2;      // mirrors asked for a bundle of the small files before that
+const BUNDLE_WAIT = HEDGE_AFTER; // ms the page's requests wait on a bundle before going alone
 const RELEASE_AFTER = 600;   // s of normal mode after a hand-off before the worker leaves
 
 const state = {
@@ -431,14 +432,20 @@ async function fromBundle(snap, small, total) {
     state.fetching.set(key, promise);
     waiting.push({ path, file, key, promise, settle });
   }
-  let found = null;
-  for (const base of candidates(state.config, snap.version, turn++).slice(0, BUNDLE_TRIES)) {
-    found = await bundleFrom(base, snap, small, total).catch(() => null);
-    if (found) break;
-  }
-  for (const [key, data] of found || []) {
-    if (!state.files.has(key) && !state.fetching.has(key)) keep(key, data);
-  }
+  const tries = (async () => {
+    for (const base of candidates(state.config, snap.version, turn++).slice(0, BUNDLE_TRIES)) {
+      const found = await bundleFrom(base, snap, small, total).catch(() => null);
+      if (!found) continue;
+      for (const [key, data] of found) {
+        if (!state.files.has(key) && !state.fetching.has(key)) keep(key, data);
+      }
+      return found;
+    }
+    return null;
+  })();
+  // A slow bundle does not hold the page: past BUNDLE_WAIT its requests go on alone.
+  const late = new Promise((resolve) => setTimeout(() => resolve(null), BUNDLE_WAIT));
+  const found = await Promise.race([tries, late]);
   for (const entry of waiting) {
     if (state.fetching.get(entry.key) === entry.promise) state.fetching.delete(entry.key);
     const data = found && found.get(entry.key);
@@ -448,7 +455,7 @@ async function fromBundle(snap, small, total) {
       smallFile(snap, entry.path, entry.file).then(entry.settle.resolve, entry.settle.reject);
     }
   }
-  return found !== null;
+  return (found || await tries) !== null;
 }
 
 async function bundleFrom(base, snap, small, total) {
