@@ -73,8 +73,8 @@ def handing_off() -> LoadPolicy:
 class HostileMirror:
     """A proxy in front of a real mirror gateway. ``mode``: 'alter' flips one byte of every
     script, 'stale' hands out an old signed record, 'forge' bumps the version of the real
-    record without re-signing it, 'slow' holds bundles until ``release`` is set. ``asked`` counts requests: record, torrent, bundle (of the
-    small files), file."""
+    record without re-signing it, 'slow' holds bundles until ``release`` is set. ``asked``
+    counts requests: record, torrent, bundle (of the small files), file."""
 
     def __init__(self, real: str, mode: str, old_record: dict[str, Any] | None = None) -> None:
         self.real, self.mode, self.old_record = real, mode, old_record
