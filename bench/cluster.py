@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yarl import URL
+
 from bench.common import free_port
 from peerweb.client import NodeClient
 from peerweb.errors import PeerwebError
@@ -59,11 +61,12 @@ async def cluster(root: Path, upload_limits: list[int]) -> AsyncIterator[list[No
         for index, limit in enumerate(upload_limits):
             host = node_address(index)
             listen = f"{host}:{free_port(host)}"
-            gateway = free_port()
             data_dir = root / f"node-{index}"
             data_dir.mkdir(parents=True)
             command = [sys.executable, "-m", "peerweb", "node", "--data-dir", str(data_dir),
-                       "--listen", listen, "--gateway", f"127.0.0.1:{gateway}",
+                       # Port 0: the node picks a free one (a port picked here could be
+                       # taken by another node before this one binds it).
+                       "--listen", listen, "--gateway", "127.0.0.1:0",
                        "--upload-limit", str(limit)]
             if limit:
                 command.append("--limit-local-peers")
@@ -72,11 +75,12 @@ async def cluster(root: Path, upload_limits: list[int]) -> AsyncIterator[list[No
             with open(data_dir / "node.log", "wb") as log:
                 process = await asyncio.create_subprocess_exec(
                     *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
-            nodes.append(NodeProcess(data_dir, listen, gateway, process))
+            nodes.append(NodeProcess(data_dir, listen, 0, process))
             if index == 0:  # the others' bootstrap must answer their first DHT request
                 await _wait(nodes[0], lambda status: True)
         for node in nodes:
             await _wait(node, lambda status: bool(status["dht_nodes"]))
+            node.gateway_port = URL((await node.status())["gateway"]).port or 0
         yield nodes
     finally:
         await _stop(nodes)

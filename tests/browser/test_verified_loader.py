@@ -125,6 +125,18 @@ class HostileMirror:
         return web.Response(status=status, body=body, headers={**keep, **cors})
 
 
+@contextlib.asynccontextmanager
+async def behind(folder: Path, site_id: str, mirror: HostileMirror
+                 ) -> AsyncIterator[tuple[Origin, str, str]]:
+    """An origin that hands off to ``mirror`` alone: yields it, its URL and the mirror's."""
+    async with serving(upstream_app(folder)) as upstream_url, \
+            serving(mirror.app()) as mirror_url:
+        origin = Origin(OriginConfig(upstream_url, site_id, [f"{mirror_url}/s/{site_id}"]),
+                        sitemap_of(folder), handing_off())
+        async with serving(origin.make_app()) as base:
+            yield origin, base, mirror_url
+
+
 async def hold(node: Node, site_id: str, version: int, timeout: float = 30.0) -> None:
     """Make a volunteer node mirror the site and wait until it holds all of ``version``."""
     await node.mirror(site_id)
@@ -262,37 +274,33 @@ async def test_an_altered_script_is_caught_and_the_mirror_is_avoided(
         site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
         await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
         hostile = HostileMirror(net.nodes[2].gateway_url, "alter")
-        async with serving(upstream_app(folder)) as upstream_url, \
-                serving(hostile.app()) as hostile_url:
+        async with behind(folder, site_id, hostile) as (origin, base, hostile_url):
             # At first the only mirror alters scripts: the script must come from the origin.
-            origin = Origin(OriginConfig(upstream_url, site_id, [f"{hostile_url}/s/{site_id}"]),
-                            sitemap_of(folder), handing_off())
-            async with serving(origin.make_app()) as base:
-                context = await browser.new_context()
-                page = await visit(context, base + "/")
-                await page.wait_for_function("document.body.dataset.app", timeout=10_000)
-                assert await page.evaluate("document.body.dataset.app") == "ok"  # never "xk"
-                status = await worker_status(page)
-                assert "altered" in status["mirrors"][hostile_url]["bad"]
-                assert status["origin_fallbacks"] >= 1
-                # An honest mirror joins; the hostile one is never asked again.
-                origin.handoff.mirrors.append(f"{net.nodes[1].gateway_url}/s/{site_id}")
-                asked = sum(hostile.asked.values())
-                await asyncio.sleep(5.5)  # past the worker's config refresh
-                page = await visit(context, base + "/about.html")
-                got = await fetched(page, ["about.html", "app.js", "media/big.bin"])
-                assert got["app.js"]["sha"] == sha(contents["app.js"])
-                assert got["media/big.bin"]["sha"] == sha(contents["media/big.bin"])
-                assert got["about.html"]["verified"] is not None  # from the honest mirror
-                assert sum(hostile.asked.values()) == asked
-                # Every mirror bad and the origin's upstream gone: a clear error page.
-                origin.handoff.mirrors[:] = [f"{hostile_url}/s/{site_id}"]
-                origin.config = OriginConfig("http://127.0.0.1:9", site_id, [])
-                await asyncio.sleep(5.5)
-                response = await page.goto(base + "/notes.txt")
-                assert response is not None and response.status == 503
-                assert "No mirror could deliver a verified copy" in await page.content()
-                await context.close()
+            context = await browser.new_context()
+            page = await visit(context, base + "/")
+            await page.wait_for_function("document.body.dataset.app", timeout=10_000)
+            assert await page.evaluate("document.body.dataset.app") == "ok"  # never "xk"
+            status = await worker_status(page)
+            assert "altered" in status["mirrors"][hostile_url]["bad"]
+            assert status["origin_fallbacks"] >= 1
+            # An honest mirror joins; the hostile one is never asked again.
+            origin.handoff.mirrors.append(f"{net.nodes[1].gateway_url}/s/{site_id}")
+            asked = sum(hostile.asked.values())
+            await asyncio.sleep(5.5)  # past the worker's config refresh
+            page = await visit(context, base + "/about.html")
+            got = await fetched(page, ["about.html", "app.js", "media/big.bin"])
+            assert got["app.js"]["sha"] == sha(contents["app.js"])
+            assert got["media/big.bin"]["sha"] == sha(contents["media/big.bin"])
+            assert got["about.html"]["verified"] is not None  # from the honest mirror
+            assert sum(hostile.asked.values()) == asked
+            # Every mirror bad and the origin's upstream gone: a clear error page.
+            origin.handoff.mirrors[:] = [f"{hostile_url}/s/{site_id}"]
+            origin.config = OriginConfig("http://127.0.0.1:9", site_id, [])
+            await asyncio.sleep(5.5)
+            response = await page.goto(base + "/notes.txt")
+            assert response is not None and response.status == 503
+            assert "No mirror could deliver a verified copy" in await page.content()
+            await context.close()
 
 
 async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Browser) -> None:
@@ -345,24 +353,20 @@ async def test_a_slow_bundle_does_not_hold_the_page(tmp_path: Path, browser: Bro
         site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
         await hold(net.nodes[1].node, site_id, 1)
         slow = HostileMirror(net.nodes[1].gateway_url, "slow")
-        async with serving(upstream_app(folder)) as upstream_url, \
-                serving(slow.app()) as slow_url:
-            origin = Origin(OriginConfig(upstream_url, site_id, [f"{slow_url}/s/{site_id}"]),
-                            sitemap_of(folder), handing_off())
-            async with serving(origin.make_app()) as base:
-                context = await browser.new_context()
-                try:
-                    # The bundle never comes (a worker waiting on it for good would time
-                    # out the visit): the page's files come one by one, from the same mirror.
-                    page = await visit(context, base + "/")
-                    await page.wait_for_function("document.body.dataset.app", timeout=10_000)
-                    assert await page.evaluate("document.body.dataset.app") == "ok"
-                    got = await fetched(page, ["app.js", "style.css"])
-                    assert got["app.js"]["sha"] == sha(contents["app.js"])
-                    status = await worker_status(page)
-                    assert status["origin_fallbacks"] == 0
-                    assert status["mirrors"][slow_url]["bad"] is None  # slow is not dishonest
-                    assert slow.asked["bundle"] == 1 and slow.asked["file"] >= 3
-                finally:
-                    slow.release.set()
-                    await context.close()
+        async with behind(folder, site_id, slow) as (_origin, base, slow_url):
+            context = await browser.new_context()
+            try:
+                # The bundle never comes (a worker waiting on it for good would time
+                # out the visit): the page's files come one by one, from the same mirror.
+                page = await visit(context, base + "/")
+                await page.wait_for_function("document.body.dataset.app", timeout=10_000)
+                assert await page.evaluate("document.body.dataset.app") == "ok"
+                got = await fetched(page, ["app.js", "style.css"])
+                assert got["app.js"]["sha"] == sha(contents["app.js"])
+                status = await worker_status(page)
+                assert status["origin_fallbacks"] == 0
+                assert status["mirrors"][slow_url]["bad"] is None  # slow is not dishonest
+                assert slow.asked["bundle"] == 1 and slow.asked["file"] >= 3
+            finally:
+                slow.release.set()
+                await context.close()
