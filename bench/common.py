@@ -19,8 +19,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +134,17 @@ class CappedOrigin:
         return response
 
 
-async def serve_app(app: web.Application) -> tuple[web.AppRunner, str]:
-    """``app`` on a free loopback port: its runner (to clean up) and base URL."""
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``async with serving(app) as base_url``: ``app`` on a free loopback port."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    return runner, f"http://127.0.0.1:{port}"
+    try:
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def wait_port(host: str, port: int, timeout: float) -> None:

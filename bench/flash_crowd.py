@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench import linkcaps, visitors
 from bench.cluster import cluster, node_address
-from bench.common import CappedOrigin, free_port, nginx, serve_app, write_result
+from bench.common import CappedOrigin, free_port, nginx, serving, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.testnet import Testnet, write_sample_site
@@ -51,11 +51,8 @@ async def http_baseline(site: Path, contents: dict[str, bytes]) -> list[float]:
         with nginx(site, node_address(0)) as base:
             crowd = await visitors.run(base, site, N, PARALLEL, timeout=900)
     else:
-        runner, base = await serve_app(CappedOrigin(contents, SEED_UP).app())
-        try:
+        async with serving(CappedOrigin(contents, SEED_UP).app()) as base:
             crowd = await visitors.run(base, site, N, PARALLEL, timeout=900)
-        finally:
-            await runner.cleanup()
     if crowd["errors"]:
         raise RuntimeError(f"{crowd['errors']} of {N} HTTP clients did not get the whole site")
     return list(crowd["times_s"])
@@ -84,8 +81,12 @@ touch "$PEERWEB_BENCH_DONE"
 
 async def aria2_run(site: Path, contents: dict[str, bytes], work: Path) -> list[float]:
     """N aria2 clients fetch the v1 export from a rate-capped peerweb publisher."""
-    runner, tracker_base = await serve_app(tracker_app())
-    tracker = f"{tracker_base}/announce"
+    async with serving(tracker_app()) as tracker_base:
+        return await aria2_swarm(site, contents, work, f"{tracker_base}/announce")
+
+
+async def aria2_swarm(site: Path, contents: dict[str, bytes], work: Path,
+                      tracker: str) -> list[float]:
     hook = work / "done.sh"
     hook.write_text(HOOK)
     hook.chmod(0o755)
@@ -130,7 +131,6 @@ async def aria2_run(site: Path, contents: dict[str, bytes], work: Path) -> list[
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-        await runner.cleanup()
 
 
 async def scenario(name: str, big_size: int) -> dict[str, object]:

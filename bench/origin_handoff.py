@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import visitors
-from bench.common import CappedOrigin, median, serve_app, write_result
+from bench.common import CappedOrigin, median, serving, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
@@ -92,7 +92,6 @@ async def behind(base: str, upstream: CappedOrigin, folder: Path) -> Run:
         policy = LoadPolicy(Thresholds(capacity=UPSTREAM_CAP))
         origin = Origin(OriginConfig(base, result.site_id, [], None), sitemap_of(folder),
                         policy, find)
-        origin_runner, origin_base = await serve_app(origin.make_app())
         timeline: dict[str, float] = {}
 
         def watch(t: float) -> None:
@@ -103,10 +102,8 @@ async def behind(base: str, upstream: CappedOrigin, folder: Path) -> Run:
             if policy.mode is Mode.HANDOFF:
                 timeline.setdefault("hand-off", t)
 
-        try:
+        async with serving(origin.make_app()) as origin_base:
             run = await crowd(origin_base, folder, watch)
-        finally:
-            await origin_runner.cleanup()
     run.egress = upstream.sent
     run.extra.update(handed_off=policy.handed_off, mirrors=len(origin.handoff.mirrors),
                      timeline_s=timeline)
@@ -118,13 +115,10 @@ async def main() -> None:
         folder = Path(tmp) / "site"
         contents = write_sample_site(folder, big_size=0)
         upstream = CappedOrigin(contents, UPSTREAM_CAP)
-        runner, base = await serve_app(upstream.app())
-        try:
+        async with serving(upstream.app()) as base:
             alone = await crowd(base, folder)
             alone.egress = upstream.sent
             run = await behind(base, upstream, folder)
-        finally:
-            await runner.cleanup()
 
     print(alone.line("(a) upstream alone, 4 MB/s"))
     speedup = p95(alone.times_s) / p95(run.times_s)

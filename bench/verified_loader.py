@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
-from bench.common import median, write_result
+from bench.common import median, serving, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
@@ -102,7 +102,7 @@ async def run() -> dict[str, Any]:
             mirrors = [f"{n.gateway_url}/s/{site_id}" for n in net.nodes[1:]]
             upstream = web.Application()
             upstream.router.add_static("/", folder)
-            async with serve(upstream) as upstream_url, async_playwright() as pw:
+            async with serving(upstream) as upstream_url, async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 try:
                     return await compare(browser, upstream_url, site_id, folder, mirrors,
@@ -123,7 +123,7 @@ async def compare(browser: Browser, upstream_url: str, site_id: str, folder: Pat
             policy.mode = Mode.HANDOFF
             origin = Origin(OriginConfig(upstream_url, site_id, mirrors, None, kind == "loader"),
                             sitemap_of(folder), policy)
-            async with serve(origin.make_app()) as base:
+            async with serving(origin.make_app()) as base:
                 context = await browser.new_context()
                 for visit, path in VISITS.items():
                     results[kind][visit].append(await page_load(context, base + path))
@@ -132,7 +132,7 @@ async def compare(browser: Browser, upstream_url: str, site_id: str, folder: Pat
     policy = LoadPolicy(Thresholds(capacity=1e12, leave_after=3600.0))
     policy.mode = Mode.HANDOFF
     origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder), policy)
-    async with serve(origin.make_app()) as base:
+    async with serving(origin.make_app()) as base:
         context = await browser.new_context()
         await page_load(context, base + "/")  # installs the worker
         via_worker = await media_first_bytes(context, base + "/", "media/big.bin",
@@ -143,22 +143,6 @@ async def compare(browser: Browser, upstream_url: str, site_id: str, folder: Pat
         await context.close()
     return {"runs": RUNS, "page_load_s": results, "media_first_bytes_ms":
             {"loader": via_worker, "direct_from_mirror": direct}}
-
-
-class serve:
-    """``async with serve(app) as base_url``: an aiohttp app on a free loopback port."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.runner = web.AppRunner(app, access_log=None)
-
-    async def __aenter__(self) -> str:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        host, port = self.runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.runner.cleanup()
 
 
 def main() -> None:

@@ -641,22 +641,25 @@ class Node:
         found = self._torrent_files.get(tid)
         if found is not None:
             return found
-        snapshot = self._snapshots.get(tid)
-        if snapshot is None or not snapshot.handle.status().is_seeding:
-            raise NotFound(f"this node does not hold all of snapshot {tid[:80]} yet")
+        snapshot = self._whole_snapshot(tid)
         torrent = await self.swarm.torrent_file(snapshot.handle, ())
         if len(self._torrent_files) >= MAX_KEPT_TORRENTS:
             self._torrent_files.clear()
         self._torrent_files[tid] = torrent
         return torrent
 
+    def _whole_snapshot(self, tid: str) -> Snapshot:
+        """A snapshot this node holds every piece of (what it may hand to mirrors' visitors)."""
+        snapshot = self._snapshots.get(tid)
+        if snapshot is None or not snapshot.handle.status().is_seeding:
+            raise NotFound(f"this node does not hold all of snapshot {tid[:80]} yet")
+        return snapshot
+
     async def bundle(self, tid: str) -> bytes:
         """Every file of a snapshot held whole here that fits in one piece, concatenated in
         BEP 52 file tree order: a verifying worker takes a small site in one request instead
         of one per file, and checks each file against its merkle root from the torrent."""
-        snapshot = self._snapshots.get(tid)
-        if snapshot is None or not snapshot.handle.status().is_seeding:
-            raise NotFound(f"this node does not hold all of snapshot {tid[:80]} yet")
+        snapshot = self._whole_snapshot(tid)
         piece_length = snapshot.handle.torrent_file().piece_length()
         paths = snapshot.sitemap.paths
         chosen = [i for i, path in enumerate(paths)

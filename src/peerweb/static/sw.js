@@ -404,7 +404,7 @@ async function warmUp(snap) {
   if (await fromBundle(snap, small, total)) return;
   // Pages first (index.html before all), then what pages load first; the page's own
   // requests do not wait for this queue.
-  const rank = ([path]) => (path === 'index.html' ? 0 : /\.html?$/.test(path) ? 1
+  const rank = ([path]) => (path === 'index.html' ? 0 : isPage(path) ? 1
     : /\.(css|m?js)$/.test(path) ? 2 : 3);
   const queue = small.sort((a, b) => rank(a) - rank(b));
   const worker = async () => {
@@ -416,6 +416,8 @@ async function warmUp(snap) {
   await Promise.all(Array.from({ length: WARM_PARALLEL }, worker));
 }
 
+const isPage = (path) => /\.html?$/.test(path);
+
 /* Every small file of ``snap`` (``small``, in file tree order) from one mirror's bundle:
  * their bytes back to back, each checked against its own merkle root. While it is on its
  * way the page's requests for those files (pages aside) wait on it; if no mirror delivers a
@@ -425,7 +427,7 @@ async function fromBundle(snap, small, total) {
   for (const [path, file] of small) {
     const key = V.hex(file.root);
     // A page is wanted before anything else, and alone: it does not wait for the bundle.
-    if (state.files.has(key) || state.fetching.has(key) || /\.html?$/.test(path)) continue;
+    if (state.files.has(key) || state.fetching.has(key) || isPage(path)) continue;
     let settle;
     const promise = new Promise((resolve, reject) => { settle = { resolve, reject }; });
     promise.catch(() => {});
