@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page
 
+from peerweb import bencode
 from peerweb.config import NodeConfig
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
 from peerweb.node import Node
@@ -73,7 +74,8 @@ def handing_off() -> LoadPolicy:
 class HostileMirror:
     """A proxy in front of a real mirror gateway. ``mode``: 'alter' flips one byte of every
     script, 'stale' hands out an old signed record, 'forge' bumps the version of the real
-    record without re-signing it, 'slow' holds bundles until ``release`` is set. ``asked``
+    record without re-signing it, 'layer' alters a piece layer in torrents (outside the signed
+    info dict), 'slow' holds bundles until ``release`` is set. ``asked``
     counts requests: record, torrent, bundle (of the small files), file."""
 
     def __init__(self, real: str, mode: str, old_record: dict[str, Any] | None = None) -> None:
@@ -120,6 +122,11 @@ class HostileMirror:
             value = bytes.fromhex(record["value"])
             record["value"] = value.replace(b"1:vi2e", b"1:vi9e").hex()
             return web.json_response(record, headers=cors)
+        if kind == "torrent" and self.mode == "layer":
+            torrent = bencode.decode(body)
+            for root, layer in torrent[b"piece layers"].items():
+                torrent[b"piece layers"][root] = layer[:40] + bytes([layer[40] ^ 1]) + layer[41:]
+            body = bencode.encode(torrent)
         if self.mode == "alter" and (kind == "bundle" or kind == "file" and path.endswith(".js")):
             body = body.replace(b'"ok"', b'"xk"')  # one byte of the script
         return web.Response(status=status, body=body, headers={**keep, **cors})
@@ -345,6 +352,34 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
                 assert await page.text_content("#about") == "about v2"
                 assert stale.asked["file"] == 0
                 await context.close()
+
+
+async def test_a_forged_piece_layer_is_caught_and_media_comes_verified_from_another_mirror(
+        tmp_path: Path, browser: Browser) -> None:
+    async with network(tmp_path) as (net, folder):
+        contents = write_site(folder, 1)
+        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
+        await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
+        forger = HostileMirror(net.nodes[2].gateway_url, "layer")
+        async with behind(folder, site_id, forger) as (origin, base, forger_url):
+            # The forger is asked first for the torrent: the page itself comes through (its
+            # small files do not use piece layers), then the layer check catches it.
+            origin.handoff.mirrors.append(f"{net.nodes[1].gateway_url}/s/{site_id}")
+            context = await browser.new_context()
+            page = await visit(context, base + "/")
+            async with asyncio.timeout(10):
+                while not (await worker_status(page))["mirrors"][forger_url]["bad"]:
+                    await asyncio.sleep(0.1)
+            assert forger.asked["torrent"] == 1
+            status = await worker_status(page)
+            assert "piece layer" in status["mirrors"][forger_url]["bad"]
+            # The video streams from the honest mirror, every piece checked.
+            big = contents["media/big.bin"]
+            got = await fetched(page, ["media/big.bin"], "bytes=1000000-")
+            assert got["media/big.bin"]["status"] == 206
+            assert got["media/big.bin"]["sha"] == sha(big[1000000:])
+            assert (await worker_status(page))["origin_fallbacks"] == 0
+            await context.close()
 
 
 async def test_a_slow_bundle_does_not_hold_the_page(tmp_path: Path, browser: Browser) -> None:

@@ -137,6 +137,28 @@ async def test_files_and_pieces_check_against_the_tree(page, torrent_site):
                       "checkPieces", two.hex(), 2) is False  # the right bytes at the wrong place
 
 
+async def test_a_piece_layer_that_does_not_match_its_root_is_refused_before_any_piece(
+        page, torrent_site):
+    torrent, infohash, contents = torrent_site
+    decoded = bencode.decode(torrent)
+    layers = decoded[b"piece layers"]
+    root = next(iter(layers))
+    forged = bytearray(layers[root])
+    forged[40] ^= 1  # piece 1's hash: outside the info dict, so the info-hash still matches
+    layers[root] = bytes(forged)
+    piece = decoded[b"info"][b"piece length"]
+    big = contents["media/big.bin"]
+    got = await call(page, """(async () => {
+        const t = await V.parseTorrent(V.fromHex(args[0]), args[1]);
+        const f = t.files.get('media/big.bin');
+        const outcome = async (p) => p.then(() => 'accepted', (e) => e.constructor.name);
+        return [await outcome(V.checkLayer(f, t.pieceLength)),
+                await outcome(V.checkPieces(f, t.pieceLength, 0, V.fromHex(args[2])))]; })()""",
+                     bencode.encode(decoded).hex(), infohash.hex(), big[:piece].hex())
+    # Piece 0 is untouched, yet nothing is checked against a layer that fails its root.
+    assert got == ["Invalid", "Invalid"]
+
+
 async def test_paths_types_and_ranges_agree_with_the_python_gateway(page):
     paths = ["index.html", "404.html", "docs/index.html", "docs/a b.txt", "img/x.PNG", "app.js"]
     sitemap = SiteMap(paths)

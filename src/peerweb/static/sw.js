@@ -45,6 +45,7 @@ const state = {
   originFallbacks: 0,
   files: new Map(), filesBytes: 0, // root hex -> verified bytes, oldest dropped first
   fetching: new Map(),   // root hex -> the fetch under way
+  bundleAsked: null,     // {ih, base, fetched}: a bundle asked for with the torrent
   restored: null,
 };
 
@@ -287,6 +288,7 @@ async function loadSnapshot(config) {
     persist();
   }
   const recordsAt = Date.now();
+  askBundle(config, best);
   const torrent = await torrentFor(config, best, asked.filter((b) => mirror(b).version >=
     best.version));
   state.timings = { records_ms: recordsAt - started, torrent_ms: Date.now() - recordsAt };
@@ -328,12 +330,38 @@ async function torrentFor(config, best, holders) {
       const torrent = await V.parseTorrent(body, best.ih);
       state.torrents.clear(); // only the current version is served
       state.torrents.set(best.ih, torrent);
+      checkLayers(base, torrent);
       return torrent;
     } catch (err) {
       if (err instanceof V.Invalid) distrust(base, `served a bad torrent (${err.message})`);
     }
   }
   throw new Error(`no mirror gave a torrent matching version ${best.version}`);
+}
+
+/* Piece layers are checked in the background, so a page never waits for them (pieces do).
+ * A bad one is this mirror's forgery outside the signed info dict: the torrent is dropped
+ * and taken again from another mirror. */
+function checkLayers(base, torrent) {
+  for (const [path, file] of torrent.files) {
+    if (!file.layer) continue;
+    V.checkLayer(file, torrent.pieceLength).catch(() => {
+      distrust(base, `served a bad piece layer for ${path}`);
+      if (state.torrents.get(torrent.ih) === torrent) state.torrents.delete(torrent.ih);
+      if (state.snap && state.snap.ih === torrent.ih) state.snap = null;
+    });
+  }
+}
+
+/* The bundle of small files is asked for as soon as the signed record names the snapshot,
+ * alongside its torrent: it is checked once the torrent is in (``fromBundle``). */
+function askBundle(config, best) {
+  if (state.bundleAsked && state.bundleAsked.ih === best.ih) return;
+  const [base] = candidates(config, best.version, turn++);
+  if (base === undefined) return;
+  const fetched = fetchFrom(base, `/peerweb/v1/bundle/${best.ih}`, {});
+  fetched.catch(() => {});
+  state.bundleAsked = { ih: best.ih, base, fetched };
 }
 
 // --- responses -------------------------------------------------------------------------
@@ -398,10 +426,13 @@ function keep(key, data) {
  * mirror offers its small files as a bundle, else a few files at a time: the page that
  * follows (and the next ones) then finds its files checked and waiting. */
 async function warmUp(snap) {
+  const asked = state.bundleAsked && state.bundleAsked.ih === snap.ih ? state.bundleAsked
+    : null;
+  state.bundleAsked = null;
   const small = [...snap.files].filter(([, f]) => !f.layer && f.length);
   const total = small.reduce((n, [, f]) => n + f.length, 0);
-  if (!small.length || small.length > WARM_FILES || total > WARM_BYTES) return;
-  if (await fromBundle(snap, small, total)) return;
+  if (!small.length || total > WARM_BYTES) return;
+  if (await fromBundle(snap, small, total, asked) || small.length > WARM_FILES) return;
   // Pages first (index.html before all), then what pages load first; the page's own
   // requests do not wait for this queue.
   const rank = ([path]) => (path === 'index.html' ? 0 : isPage(path) ? 1
@@ -419,10 +450,11 @@ async function warmUp(snap) {
 const isPage = (path) => /\.html?$/.test(path);
 
 /* Every small file of ``snap`` (``small``, in file tree order) from one mirror's bundle:
- * their bytes back to back, each checked against its own merkle root. While it is on its
- * way the page's requests for those files (pages aside) wait on it; if no mirror delivers a
- * good one, they fetch their files one by one. */
-async function fromBundle(snap, small, total) {
+ * their bytes back to back, each checked against its own merkle root. ``asked`` is the
+ * bundle already on its way (``askBundle``), tried first. While it is on its way the page's
+ * requests for those files (pages aside) wait on it; if no mirror delivers a good one, they
+ * fetch their files one by one. */
+async function fromBundle(snap, small, total, asked) {
   const waiting = [];
   for (const [path, file] of small) {
     const key = V.hex(file.root);
@@ -434,9 +466,13 @@ async function fromBundle(snap, small, total) {
     state.fetching.set(key, promise);
     waiting.push({ path, file, key, promise, settle });
   }
+  const bases = candidates(state.config, snap.version, turn++)
+    .filter((base) => !asked || base !== asked.base);
+  if (asked && !mirror(asked.base).bad) bases.unshift(asked.base);
   const tries = (async () => {
-    for (const base of candidates(state.config, snap.version, turn++).slice(0, BUNDLE_TRIES)) {
-      const found = await bundleFrom(base, snap, small, total).catch(() => null);
+    for (const base of bases.slice(0, BUNDLE_TRIES)) {
+      const early = asked && base === asked.base ? asked.fetched : null;
+      const found = await bundleFrom(base, snap, small, total, early).catch(() => null);
       if (!found) continue;
       for (const [key, data] of found) {
         if (!state.files.has(key) && !state.fetching.has(key)) keep(key, data);
@@ -460,8 +496,9 @@ async function fromBundle(snap, small, total) {
   return (found || await tries) !== null;
 }
 
-async function bundleFrom(base, snap, small, total) {
-  const { response, body } = await fetchFrom(base, `/peerweb/v1/bundle/${snap.ih}`, {});
+async function bundleFrom(base, snap, small, total, fetched) {
+  const { response, body } = await (fetched ||
+    fetchFrom(base, `/peerweb/v1/bundle/${snap.ih}`, {}));
   if (!response.ok) return null; // not offered (an older or busier mirror): no fault
   if (body.length !== total) {
     distrust(base, `served a bundle of ${body.length} bytes, not ${total}`);

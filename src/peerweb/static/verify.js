@@ -199,7 +199,7 @@
 
   /* Parse a .torrent whose info dict must hash (SHA-1, the v1 info-hash) to ``ih`` (hex).
    * Returns {ih, pieceLength, files: Map(path -> {length, root, layer})}. A file longer than
-   * one piece carries its piece layer, already checked against its root. */
+   * one piece carries its piece layer, not yet checked against its root: ``checkLayer``. */
   async function parseTorrent(bytes, ih) {
     const { value, infoSpan } = bdecode(bytes);
     if (!(value instanceof Map) || !infoSpan) throw new Invalid('no info dict');
@@ -217,7 +217,7 @@
     }
     const layers = value.get('piece layers') || new Map();
     const files = new Map();
-    const walk = async (node, prefix) => {
+    const walk = (node, prefix) => {
       for (const [rawName, child] of node) {
         if (!(child instanceof Map)) throw new Invalid('bad file tree');
         const name = utf8.decode(ascii(rawName));
@@ -225,7 +225,7 @@
         if (name.includes('/') || name === '.' || name === '..') throw new Invalid('bad name');
         const path = prefix ? `${prefix}/${name}` : name;
         const leaf = child.get('');
-        if (!(leaf instanceof Map)) { await walk(child, path); continue; }
+        if (!(leaf instanceof Map)) { walk(child, path); continue; }
         const length = leaf.get('length');
         if (!Number.isSafeInteger(length) || length < 0) throw new Invalid('bad length');
         const rootHash = length ? leaf.get('pieces root') : null;
@@ -238,14 +238,11 @@
           }
           layer = [];
           for (let i = 0; i < count; i++) layer.push(packed.subarray(i * 32, i * 32 + 32));
-          if (!equal(await layerRoot(layer, pieceLength), rootHash)) {
-            throw new Invalid(`piece layer of ${path} does not match its root`);
-          }
         }
-        files.set(path, { length, root: rootHash, layer });
+        files.set(path, { length, root: rootHash, layer, layerChecked: null });
       }
     };
-    await walk(tree, '');
+    walk(tree, '');
     return { ih, pieceLength, files };
   }
 
@@ -256,8 +253,23 @@
     return equal(await fileRoot(data), file.root);
   }
 
-  /* Whether ``data`` holds the pieces ``first``, ``first + 1``, ... of ``file``, whole. */
+  /* Piece layers lie outside the info dict, so only their roots are signed (through the
+   * info-hash). A layer is hashed up to its root once, when first needed, rather than while
+   * the torrent is parsed: a page does not wait for a big file's thousand hashes. Rejects
+   * with Invalid when the layer does not match. */
+  function checkLayer(file, pieceLength) {
+    if (!file.layerChecked) {
+      file.layerChecked = layerRoot(file.layer, pieceLength).then((root) => {
+        if (!equal(root, file.root)) throw new Invalid('piece layer does not match its root');
+      });
+    }
+    return file.layerChecked;
+  }
+
+  /* Whether ``data`` holds the pieces ``first``, ``first + 1``, ... of ``file``, whole.
+   * Rejects with Invalid when the file's piece layer itself is bad. */
   async function checkPieces(file, pieceLength, first, data) {
+    await checkLayer(file, pieceLength);
     for (let at = 0, i = first; at < data.length; at += pieceLength, i++) {
       const piece = data.subarray(at, at + pieceLength);
       if (i >= file.layer.length) return false;
@@ -371,6 +383,6 @@
 
   root.peerwebVerify = {
     BLOCK, Invalid, hex, fromHex, bdecode, verifyRecord, fileRoot, pieceHash, layerRoot,
-    parseTorrent, checkFile, checkPieces, siteIndex, lookup, contentType, parseRange,
+    parseTorrent, checkLayer, checkFile, checkPieces, siteIndex, lookup, contentType, parseRange,
   };
 })(self);
