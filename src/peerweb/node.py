@@ -467,6 +467,8 @@ class Node:
         snapshot = self._snapshots.get(tid)
         if snapshot is not None:
             self._spawn(self._save_resume(snapshot.handle))
+            if self.config.volunteer:  # made now, not while a verifying visitor waits on it
+                self._spawn(self.torrent_bytes(tid))
         self._drop_superseded(tid)
         self.enforce_quota()
 

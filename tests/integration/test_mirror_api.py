@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -33,3 +35,21 @@ async def test_a_volunteer_bundles_a_snapshots_small_files_in_file_tree_order(
         async with session.get(net.nodes[0].gateway_url + path) as response:
             assert response.status == 413
             assert "one by one" in await response.text()
+
+
+async def test_a_volunteer_makes_the_torrent_once_it_holds_a_snapshot(tmp_path) -> None:
+    write_sample_site(tmp_path / "site", small_files=3, big_size=300_000)
+    async with Testnet(2, root=tmp_path / "net", template=NodeConfig(volunteer=True)) as net, \
+            aiohttp.ClientSession() as session:
+        published = await net.nodes[0].node.publish(tmp_path / "site", "site")
+        volunteer = net.nodes[1].node
+        await volunteer.mirror(published.site_id)
+        # Made when the last piece arrives, so a verifying visitor's first request for it
+        # does not wait on libtorrent's resume data (0.5 s on a busy machine).
+        async with asyncio.timeout(30):
+            while published.infohash not in volunteer._torrent_files:
+                await asyncio.sleep(0.05)
+        path = f"/peerweb/v1/torrent/{published.infohash}"
+        async with session.get(net.nodes[1].gateway_url + path) as response:
+            assert response.status == 200
+            assert await response.read() == volunteer._torrent_files[published.infohash]
