@@ -83,11 +83,11 @@ def worker_config(site_id: str, handing_off: bool, mirrors: Sequence[str],
     return config
 
 
-def loader_page(site_id: str, fallback: str) -> bytes:
+def loader_page(config: Mapping[str, object], fallback: str) -> bytes:
     """The page that installs the worker, or sends the browser on to ``fallback`` (a plain
-    redirect to a mirror, unverified) when it cannot."""
-    values = json.dumps({"key": public_key_from_site_id(site_id).hex(), "fallback": fallback,
-                         "sw": SW_PATH})
+    redirect to a mirror, unverified) when it cannot. It hands the worker ``config`` (from
+    ``worker_config``), so a first visit does not ask the busy origin for it once more."""
+    values = json.dumps({"config": config, "fallback": fallback, "sw": SW_PATH})
     # "</" cannot end the script early: JSON escapes nothing else that matters here.
     values = values.replace("</", "<\\/")
     return (_PAGE.replace("__VALUES__", values)
@@ -108,11 +108,13 @@ _PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
   const tries = Number(sessionStorage.getItem('peerweb-loader') || 0);
   sessionStorage.setItem('peerweb-loader', tries + 1);
   if (tries >= 2 || !('serviceWorker' in navigator) || !crypto.subtle) return plain();
-  const hex = new Uint8Array(c.key.match(/../g).map((b) => parseInt(b, 16)));
+  const hex = new Uint8Array(c.config.public_key.match(/../g).map((b) => parseInt(b, 16)));
   const sw = navigator.serviceWorker;
   const takeOver = (async () => {
-    // The worker downloads while the key check runs: neither waits for the other.
-    const registering = sw.register(c.sw, {scope: '/'});
+    // The worker downloads while the key check runs: neither waits for the other. Its URL
+    // carries the origin's config, dated by this browser's clock (the worker's own).
+    const boot = encodeURIComponent(JSON.stringify({...c.config, at: Date.now()}));
+    const registering = sw.register(`${c.sw}?boot=${boot}`, {scope: '/'});
     try {
       await crypto.subtle.importKey('raw', hex, {name: 'Ed25519'}, false, ['verify']);
     } catch (err) {

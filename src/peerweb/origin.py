@@ -150,10 +150,13 @@ class Origin:
     async def _worker_config(self, _request: web.Request) -> web.Response:
         if not self.config.site_id:
             raise web.HTTPNotFound(text="this origin has no site id\n")
+        return web.json_response(self._worker_config_now(self.config.site_id),
+                                 headers={"Cache-Control": "no-store"})
+
+    def _worker_config_now(self, site_id: str) -> dict[str, object]:
         handing_off = self.policy.update(time.monotonic()) is Mode.HANDOFF
-        body = loader.worker_config(self.config.site_id, handing_off, self.handoff.mirrors,
+        return loader.worker_config(site_id, handing_off, self.handoff.mirrors,
                                     self.config.version, self.config.worker_release)
-        return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
@@ -164,8 +167,9 @@ class Origin:
                 and self.config.site_id and loader.wants_page(request.headers)
                 and not request.headers.get(GATEWAY_HEADER)):
             # A first-party page that makes the browser check what mirrors send.
-            return web.Response(body=loader.loader_page(self.config.site_id, decision.location),
-                                headers={"Content-Type": "text/html; charset=utf-8",
+            page = loader.loader_page(self._worker_config_now(self.config.site_id),
+                                      decision.location)
+            return web.Response(body=page, headers={"Content-Type": "text/html; charset=utf-8",
                                          "Cache-Control": "no-store"})
         if decision.action is Action.REDIRECT:
             return web.Response(status=302, headers={"Location": decision.location,

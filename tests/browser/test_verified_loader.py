@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import struct
+import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from peerweb import bencode
 from peerweb.config import NodeConfig
 from peerweb.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.loader import CONFIG_PATH
 from peerweb.node import Node
 from peerweb.origin import Origin, OriginConfig, sitemap_of
 from peerweb.testnet import Testnet
@@ -205,21 +207,31 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
         await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
         mirrors = [f"{n.gateway_url}/s/{site_id}" for n in net.nodes[1:]]
         upstream_hits: Counter[str] = Counter()
+        origin_hits: Counter[str] = Counter()
 
-        @web.middleware
-        async def count(request: web.Request, handler: Any) -> web.StreamResponse:
-            upstream_hits[request.path] += 1
-            return await handler(request)
+        def counting(hits: Counter[str]) -> Any:
+            @web.middleware
+            async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+                hits[request.path] += 1
+                return await handler(request)
+            return count
 
         upstream = upstream_app(folder)
-        upstream.middlewares.append(count)
+        upstream.middlewares.append(counting(upstream_hits))
         async with serving(upstream) as upstream_url:
             policy = handing_off()
             origin = Origin(OriginConfig(upstream_url, site_id, mirrors, worker_release=1.0),
                             sitemap_of(folder), policy)
-            async with serving(origin.make_app()) as base:
+            origin_app = origin.make_app()
+            origin_app.middlewares.append(counting(origin_hits))
+            async with serving(origin_app) as base:
                 context = await browser.new_context()
+                started = time.monotonic()
                 page = await visit(context, base + "/")
+                # The loader page handed the worker its config: the first visit did not ask
+                # the busy origin for it again (unless it outlasted the config's 5 s).
+                if time.monotonic() - started < 4:
+                    assert origin_hits[CONFIG_PATH] == 0
                 # The DOM is the original's: the script ran, the style and image applied.
                 assert await page.text_content("#title") == "peerweb v1"
                 assert await page.evaluate("document.body.dataset.app") == "ok"

@@ -31,14 +31,15 @@ def test_the_worker_is_told_gateway_roots_of_mirrors_of_this_site_only() -> None
     assert loader.worker_config(SITE, False, [])["mode"] == "normal"
 
 
-def test_the_loader_page_embeds_the_key_and_escapes_the_fallback() -> None:
+def test_the_loader_page_embeds_the_workers_config_and_escapes_the_fallback() -> None:
     fallback = f'http://m/s/{SITE}/a"b</script><x>'
-    page = loader.loader_page(SITE, fallback).decode()
+    config = loader.worker_config(SITE, True, [f"http://m/s/{SITE}"], version=2)
+    page = loader.loader_page(config, fallback).decode()
     assert "</script><x>" not in page.split("<script>", 1)[1].split("</script>", 1)[0]
-    values = json.loads(re.search(r"const c = (\{.*?\});", page).group(1)  # type: ignore
+    values = json.loads(re.search(r"const c = (\{.*?\});\n", page).group(1)  # type: ignore
                         .replace("<\\/", "</"))
     assert values["fallback"] == fallback and values["sw"] == loader.SW_PATH
-    assert bytes.fromhex(values["key"]) and len(values["key"]) == 64
+    assert values["config"] == config  # handed to the worker: no second request for it
     assert 'href="http://m/s/' in page and "&quot;" in page  # the noscript link, escaped
     assert len(page) < 4096  # small: it is what every handed-off visitor gets first
 

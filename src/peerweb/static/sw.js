@@ -34,6 +34,7 @@ const WARM_PARALLEL = 2;     // ...this many at a time, leaving connections to t
 const BUNDLE_TRIES = 2;      // mirrors asked for a bundle of the small files before that
 const BUNDLE_WAIT = HEDGE_AFTER; // ms the page's requests wait on a bundle before going alone
 const RELEASE_AFTER = 600;   // s of normal mode after a hand-off before the worker leaves
+const BOOT = bootConfig();
 
 const state = {
   config: null, configAt: 0, configLoading: null,
@@ -94,24 +95,41 @@ async function handle(request, url) {
 
 // --- what the origin says --------------------------------------------------------------
 
+/* The loader page hands over the origin's config in this script's URL, dated by the
+ * browser's clock: a first visit need not ask the busy origin for it again. A worker
+ * restarted later finds it stale and asks, as always. */
+function bootConfig() {
+  try {
+    const config = JSON.parse(new URL(self.location.href).searchParams.get('boot'));
+    V.fromHex(config.public_key);
+    return Math.abs(Date.now() - config.at) < CONFIG_TTL ? config : null;
+  } catch {
+    return null;
+  }
+}
+
+function adopt(config, at) {
+  config.key = V.fromHex(config.public_key);
+  config.mirrors = (config.mirrors || []).map((m) => String(m).replace(/\/+$/, ''));
+  if (state.config && String(state.config.mirrors) !== String(config.mirrors)) {
+    state.snapAt = 0; // other mirrors: ask them for the newest version now
+  }
+  state.config = config;
+  state.configAt = at;
+  noteMode(config);
+  return config;
+}
+
 async function loadConfig() {
   await restore();
+  if (!state.config && BOOT) adopt(BOOT, BOOT.at);
   const fresh = Date.now() - state.configAt < CONFIG_TTL;
   if (state.config && fresh) return state.config;
   if (!state.configLoading) {
     state.configLoading = (async () => {
       const response = await fetch(CONFIG_URL, { cache: 'no-store' });
       if (!response.ok) throw new Error(`origin said ${response.status}`);
-      const config = await response.json();
-      config.key = V.fromHex(config.public_key);
-      config.mirrors = (config.mirrors || []).map((m) => String(m).replace(/\/+$/, ''));
-      if (state.config && String(state.config.mirrors) !== String(config.mirrors)) {
-        state.snapAt = 0; // other mirrors: ask them for the newest version now
-      }
-      state.config = config;
-      state.configAt = Date.now();
-      noteMode(config);
-      return config;
+      return adopt(await response.json(), Date.now());
     })().finally(() => { state.configLoading = null; });
   }
   if (state.config) { // a slow or unreachable origin leaves the mirrors it named in use
