@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import logging
 
 from aiohttp import web
 
-from . import addressing, fastpath
+from . import addressing, bencode, fastpath
 from .addressing import Address, Target
 from .errors import PeerwebError
 from .httpranges import RangeNotSatisfiable, parse_range
@@ -117,21 +118,42 @@ async def _serve(request: web.Request, node: Node, address: Address) -> web.Stre
 
 async def _mirror_api(node: Node, path: str) -> web.Response:
     """What a visitor's verifying worker needs besides the files: a site's signed version
-    record, the .torrent (with piece layers) that record names, and a snapshot's small
-    files in one answer (Node.bundle)."""
+    record, the .torrent (with piece layers) that record names, both at once for a worker's
+    first request, and a snapshot's small files in one answer (Node.bundle)."""
     kind, _, ident = path.partition("/")
     if kind == "record":
         pointer = node.signed_pointer(ident)
         return web.json_response(pointer.to_json(), headers={"Cache-Control": "no-cache"})
+    if kind == "current":
+        return web.Response(body=_current(node, ident),
+                            content_type="application/octet-stream",
+                            headers={"Cache-Control": "no-cache"})
     if kind == "torrent":
         torrent = await node.torrent_bytes(ident)
         return web.Response(body=torrent, content_type="application/x-bittorrent",
                             headers={"Cache-Control": SNAPSHOT_CACHE})
     if kind == "bundle":
-        return web.Response(body=await node.bundle(ident),
+        if len(ident) in (40, 64):
+            tid, cache = ident, SNAPSHOT_CACHE
+        else:  # a site id: the snapshot its newest record names, which may change
+            tid, cache = node.signed_pointer(ident).infohash.hex(), "no-cache"
+        return web.Response(body=await node.bundle(tid),
                             content_type="application/octet-stream",
-                            headers={"Cache-Control": SNAPSHOT_CACHE})
+                            headers={"Cache-Control": cache, "X-Peerweb-Snapshot": tid})
     return _error(404, "Unknown mirror API path.")
+
+
+def _current(node: Node, site_id: str) -> bytes:
+    """A bencoded dict: ``record`` (the signed record as JSON) and, once made, the
+    ``torrent`` it names. A worker's first request, so that it need not wait for the record
+    before asking for the torrent; it checks both as if it had asked for each alone. (The
+    small files it asks for at the same time: a bundle by site id.)"""
+    pointer = node.signed_pointer(site_id)
+    parts: dict[bytes, bencode.Value] = {b"record": json.dumps(pointer.to_json()).encode()}
+    torrent = node.kept_torrent(pointer.infohash.hex())
+    if torrent is not None:
+        parts[b"torrent"] = torrent
+    return bencode.encode(parts)
 
 
 async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int, cache: str,

@@ -650,6 +650,10 @@ class Node:
         self._torrent_files[tid] = torrent
         return torrent
 
+    def kept_torrent(self, tid: str) -> bytes | None:
+        """The .torrent of a snapshot if already made (``torrent_bytes``), without waiting."""
+        return self._torrent_files.get(tid) if tid in self._snapshots else None
+
     def _whole_snapshot(self, tid: str) -> Snapshot:
         """A snapshot this node holds every piece of (what it may hand to mirrors' visitors)."""
         snapshot = self._snapshots.get(tid)

@@ -75,10 +75,11 @@ def handing_off() -> LoadPolicy:
 
 class HostileMirror:
     """A proxy in front of a real mirror gateway. ``mode``: 'alter' flips one byte of every
-    script, 'stale' hands out an old signed record, 'forge' bumps the version of the real
-    record without re-signing it, 'layer' alters a piece layer in torrents (outside the signed
-    info dict), 'slow' holds bundles until ``release`` is set. ``asked``
-    counts requests: record, torrent, bundle (of the small files), file."""
+    script, 'stale' hands out an old signed record (and no bundle), 'forge' bumps the version
+    of the real record without re-signing it, 'layer' alters a piece layer in torrents
+    (outside the signed info dict), 'slow' holds bundles until ``release`` is set. ``asked``
+    counts requests: record, current (a record with its torrent), torrent, bundle (of the
+    small files), file."""
 
     def __init__(self, real: str, mode: str, old_record: dict[str, Any] | None = None) -> None:
         self.real, self.mode, self.old_record = real, mode, old_record
@@ -103,14 +104,18 @@ class HostileMirror:
             return web.Response(status=204, headers={**cors, "Access-Control-Allow-Headers":
                                                      "Range"})
         path = request.raw_path
-        kind = ("record" if "/v1/record/" in path else "torrent" if "/v1/torrent/" in path
-                else "bundle" if "/v1/bundle/" in path else "file")
+        kind = next((k for k in ("record", "current", "torrent", "bundle")
+                     if f"/v1/{k}/" in path), "file")
         self.asked[kind] += 1
         if kind == "bundle" and self.mode == "slow":
             await self.release.wait()
             return web.Response(status=503, headers=cors)
-        if kind == "record" and self.mode == "stale":
-            return web.json_response(self.old_record, headers=cors)
+        if self.mode == "stale" and kind in ("record", "current", "bundle"):
+            if kind == "bundle":
+                return web.Response(status=404, headers=cors)
+            old = json.dumps(self.old_record).encode()
+            return web.Response(body=old if kind == "record" else bencode.encode({b"record": old}),
+                                headers=cors)
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {"Range": request.headers["Range"]} if "Range" in request.headers else {}
@@ -119,16 +124,24 @@ class HostileMirror:
             keep = {k: v for k, v in real.headers.items()
                     if k in ("Content-Type", "Content-Range")}
             status = real.status
-        if kind == "record" and self.mode == "forge":
-            record = json.loads(body)
+        if kind in ("record", "current") and self.mode == "forge":
+            parts = bencode.decode(body) if kind == "current" else {b"record": body}
+            assert isinstance(parts, dict)
+            record = json.loads(parts[b"record"])  # type: ignore[arg-type]
             value = bytes.fromhex(record["value"])
             record["value"] = value.replace(b"1:vi2e", b"1:vi9e").hex()
-            return web.json_response(record, headers=cors)
-        if kind == "torrent" and self.mode == "layer":
-            torrent = bencode.decode(body)
+            parts[b"record"] = json.dumps(record).encode()
+            body = bencode.encode(parts) if kind == "current" else parts[b"record"]
+        if kind in ("torrent", "current") and self.mode == "layer":
+            parts = bencode.decode(body) if kind == "current" else {b"torrent": body}
+            assert isinstance(parts, dict) and isinstance(parts[b"torrent"], bytes)
+            torrent = bencode.decode(parts[b"torrent"])
+            assert isinstance(torrent, dict) and isinstance(torrent[b"piece layers"], dict)
             for root, layer in torrent[b"piece layers"].items():
+                assert isinstance(layer, bytes)
                 torrent[b"piece layers"][root] = layer[:40] + bytes([layer[40] ^ 1]) + layer[41:]
-            body = bencode.encode(torrent)
+            parts[b"torrent"] = bencode.encode(torrent)
+            body = bencode.encode(parts) if kind == "current" else parts[b"torrent"]
         if self.mode == "alter" and (kind == "bundle" or kind == "file" and path.endswith(".js")):
             body = body.replace(b'"ok"', b'"xk"')  # one byte of the script
         return web.Response(status=status, body=body, headers={**keep, **cors})
@@ -352,8 +365,11 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
                 assert status["version"] == 2 and status["origin_fallbacks"] == 0
                 assert status["mirrors"][stale_url]["version"] == 1
                 assert "forged record" in status["mirrors"][forger_url]["bad"]
-                # Neither was asked for a file, a torrent or a bundle.
-                assert stale.asked["file"] == stale.asked["torrent"] == stale.asked["bundle"] == 0
+                # Neither was asked for a file or a torrent. The stale one, first in the list,
+                # was the lead: asked for its record with its torrent, and for its bundle, at
+                # once (it sent neither); nothing more after its record showed it stale.
+                assert stale.asked["file"] == stale.asked["torrent"] == 0
+                assert stale.asked["current"] == stale.asked["bundle"] == 1
                 assert (forger.asked["file"] == forger.asked["torrent"] == forger.asked["bundle"]
                         == 0)
                 # Replay: with only the stale mirror left, the worker will not go back to v1;
@@ -382,7 +398,7 @@ async def test_a_forged_piece_layer_is_caught_and_media_comes_verified_from_anot
             async with asyncio.timeout(10):
                 while not (await worker_status(page))["mirrors"][forger_url]["bad"]:
                     await asyncio.sleep(0.1)
-            assert forger.asked["torrent"] == 1
+            assert forger.asked["current"] == 1  # the lead: its torrent came with its record
             status = await worker_status(page)
             assert "piece layer" in status["mirrors"][forger_url]["bad"]
             # The video streams from the honest mirror, every piece checked.

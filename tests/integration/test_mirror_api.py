@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from peerweb import bencode
 from peerweb import node as node_module
 from peerweb.config import NodeConfig
 from peerweb.testnet import Testnet, write_sample_site
@@ -49,7 +50,26 @@ async def test_a_volunteer_makes_the_torrent_once_it_holds_a_snapshot(tmp_path) 
         async with asyncio.timeout(30):
             while published.infohash not in volunteer._torrent_files:
                 await asyncio.sleep(0.05)
-        path = f"/peerweb/v1/torrent/{published.infohash}"
-        async with session.get(net.nodes[1].gateway_url + path) as response:
+        base = net.nodes[1].gateway_url + "/peerweb/v1"
+        async with session.get(f"{base}/torrent/{published.infohash}") as response:
             assert response.status == 200
-            assert await response.read() == volunteer._torrent_files[published.infohash]
+            torrent = await response.read()
+            assert torrent == volunteer._torrent_files[published.infohash]
+        # A worker's first request: the record with that torrent, in one bencoded answer.
+        async with session.get(f"{base}/record/{published.site_id}") as response:
+            record = await response.read()
+        async with session.get(f"{base}/current/{published.site_id}") as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-cache"
+            assert bencode.decode(await response.read()) == {b"record": record,
+                                                             b"torrent": torrent}
+        # The bundle by site id is the current snapshot's, which a header names.
+        async with session.get(f"{base}/bundle/{published.infohash}") as response:
+            bundle = await response.read()
+        async with session.get(f"{base}/bundle/{published.site_id}") as response:
+            assert response.headers["X-Peerweb-Snapshot"] == published.infohash
+            assert response.headers["Cache-Control"] == "no-cache"  # the next version's, later
+            assert await response.read() == bundle and len(bundle) > 0
+        # A site this node does not hold: nothing.
+        async with session.get(f"{base}/current/{'a' * 52}") as response:
+            assert response.status == 404

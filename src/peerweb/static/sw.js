@@ -46,7 +46,8 @@ const state = {
   originFallbacks: 0,
   files: new Map(), filesBytes: 0, // root hex -> verified bytes, oldest dropped first
   fetching: new Map(),   // root hex -> the fetch under way
-  bundleAsked: null,     // {ih, base, fetched}: a bundle asked for with the torrent
+  bundleAsked: null,     // {base, ih, fetched}: a bundle asked for before it is needed
+  offered: null,         // {base, ih, torrent}: a torrent that came with a record
   restored: null,
 };
 
@@ -292,7 +293,12 @@ async function snapshot(config) {
 async function loadSnapshot(config) {
   const started = Date.now();
   const asked = config.mirrors.filter((base) => !mirror(base).bad);
-  const answers = await Promise.all(asked.map((base) => record(config, base)));
+  // A first load asks one mirror, the lead, for everything at once: its record with the
+  // torrent it names, and the bundle of that snapshot, beside the other mirrors' records.
+  // One round trip instead of three before the first page; refreshes ask for records only.
+  const lead = state.snap ? null : candidates(config, 0, turn++)[0];
+  if (lead) askBundle(lead, config.site_id);
+  const answers = await Promise.all(asked.map((base) => record(config, base, base === lead)));
   let best = null;
   for (const found of answers) {
     if (found && (!best || found.version > best.version)) best = found;
@@ -306,22 +312,40 @@ async function loadSnapshot(config) {
     persist();
   }
   const recordsAt = Date.now();
-  askBundle(config, best);
+  const early = state.bundleAsked; // the lead's, if its record is the one chosen
+  const coming = early && (early.ih ? early.ih === best.ih
+    : mirror(early.base).version === best.version);
+  if (!state.torrents.has(best.ih) && !coming) { // a snapshot new to this worker
+    const [base] = candidates(config, best.version, turn++);
+    if (base !== undefined) askBundle(base, best.ih);
+  }
   const torrent = await torrentFor(config, best, asked.filter((b) => mirror(b).version >=
     best.version));
   state.timings = { records_ms: recordsAt - started, torrent_ms: Date.now() - recordsAt };
   return { ...torrent, version: best.version, index: V.siteIndex([...torrent.files.keys()]) };
 }
 
-async function record(config, base) {
+/* The signed record ``base`` holds, checked; null if none. From the ``lead`` it comes with
+ * the torrent it names (``/current``: a bencoded dict), kept in ``state.offered``. */
+async function record(config, base, lead) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), RECORD_WAIT);
   try {
-    const response = await fetch(`${base}/peerweb/v1/record/${config.site_id}`, {
-      mode: 'cors', credentials: 'omit', cache: 'no-store', signal: controller.signal,
-    });
+    const response = await fetch(`${base}/peerweb/v1/${lead ? 'current' : 'record'}/` +
+      config.site_id, { mode: 'cors', credentials: 'omit', cache: 'no-store',
+      signal: controller.signal });
     if (!response.ok) return null;
-    const found = await V.verifyRecord(config.key, await response.json());
+    let json = null;
+    let torrent = null;
+    if (lead) {
+      const parts = V.bdecode(new Uint8Array(await response.arrayBuffer())).value;
+      json = JSON.parse(new TextDecoder().decode(parts.get('record')));
+      torrent = parts.get('torrent');
+    } else {
+      json = await response.json();
+    }
+    const found = await V.verifyRecord(config.key, json);
+    if (torrent instanceof Uint8Array) state.offered = { base, ih: found.ih, torrent };
     const m = mirror(base);
     m.version = found.version;
     if (found.version < Math.max(state.highest, config.version || 0)) {
@@ -341,20 +365,37 @@ async function record(config, base) {
 async function torrentFor(config, best, holders) {
   const known = state.torrents.get(best.ih);
   if (known) return known;
+  const offered = state.offered;
+  state.offered = null;
+  if (offered && offered.ih === best.ih) {
+    const torrent = await parsed(offered.base, offered.torrent, best.ih);
+    if (torrent) return torrent;
+  }
   for (const base of holders) {
     try {
       const { response, body } = await fetchFrom(base, `/peerweb/v1/torrent/${best.ih}`, {});
-      if (!response.ok) continue;
-      const torrent = await V.parseTorrent(body, best.ih);
-      state.torrents.clear(); // only the current version is served
-      state.torrents.set(best.ih, torrent);
-      checkLayers(base, torrent);
-      return torrent;
-    } catch (err) {
-      if (err instanceof V.Invalid) distrust(base, `served a bad torrent (${err.message})`);
+      const torrent = response.ok && await parsed(base, body, best.ih);
+      if (torrent) return torrent;
+    } catch {
+      // the next holder
     }
   }
   throw new Error(`no mirror gave a torrent matching version ${best.version}`);
+}
+
+/* The torrent ``body`` from ``base`` if it is the one the signed ``ih`` names; else null,
+ * and the mirror is not trusted again. */
+async function parsed(base, body, ih) {
+  try {
+    const torrent = await V.parseTorrent(body, ih);
+    state.torrents.clear(); // only the current version is served
+    state.torrents.set(ih, torrent);
+    checkLayers(base, torrent);
+    return torrent;
+  } catch (err) {
+    if (err instanceof V.Invalid) distrust(base, `served a bad torrent (${err.message})`);
+    return null;
+  }
 }
 
 /* Piece layers are checked in the background, so a page never waits for them (pieces do).
@@ -371,15 +412,13 @@ function checkLayers(base, torrent) {
   }
 }
 
-/* The bundle of small files is asked for as soon as the signed record names the snapshot,
- * alongside its torrent: it is checked once the torrent is in (``fromBundle``). */
-function askBundle(config, best) {
-  if (state.bundleAsked && state.bundleAsked.ih === best.ih) return;
-  const [base] = candidates(config, best.version, turn++);
-  if (base === undefined) return;
-  const fetched = fetchFrom(base, `/peerweb/v1/bundle/${best.ih}`, {});
+/* The bundle of small files is asked for before the torrent to check it against is in:
+ * by site id from the lead (its current snapshot's, which it names in a header), or by
+ * info-hash once the signed record names one. ``fromBundle`` checks it. */
+function askBundle(base, what) {
+  const fetched = fetchFrom(base, `/peerweb/v1/bundle/${what}`, {});
   fetched.catch(() => {});
-  state.bundleAsked = { ih: best.ih, base, fetched };
+  state.bundleAsked = { base, ih: what.length === 40 ? what : null, fetched };
 }
 
 // --- responses -------------------------------------------------------------------------
@@ -444,8 +483,7 @@ function keep(key, data) {
  * mirror offers its small files as a bundle, else a few files at a time: the page that
  * follows (and the next ones) then finds its files checked and waiting. */
 async function warmUp(snap) {
-  const asked = state.bundleAsked && state.bundleAsked.ih === snap.ih ? state.bundleAsked
-    : null;
+  const asked = state.bundleAsked;
   state.bundleAsked = null;
   const small = [...snap.files].filter(([, f]) => !f.layer && f.length);
   const total = small.reduce((n, [, f]) => n + f.length, 0);
@@ -489,7 +527,7 @@ async function fromBundle(snap, small, total, asked) {
   if (asked && !mirror(asked.base).bad) bases.unshift(asked.base);
   const tries = (async () => {
     for (const base of bases.slice(0, BUNDLE_TRIES)) {
-      const early = asked && base === asked.base ? asked.fetched : null;
+      const early = asked && base === asked.base ? asked : null;
       const found = await bundleFrom(base, snap, small, total, early).catch(() => null);
       if (!found) continue;
       for (const [key, data] of found) {
@@ -514,10 +552,13 @@ async function fromBundle(snap, small, total, asked) {
   return (found || await tries) !== null;
 }
 
-async function bundleFrom(base, snap, small, total, fetched) {
-  const { response, body } = await (fetched ||
-    fetchFrom(base, `/peerweb/v1/bundle/${snap.ih}`, {}));
-  if (!response.ok) return null; // not offered (an older or busier mirror): no fault
+async function bundleFrom(base, snap, small, total, early) {
+  const { response, body } = await (early ? early.fetched
+    : fetchFrom(base, `/peerweb/v1/bundle/${snap.ih}`, {}));
+  // Not offered (an older or busier mirror), or of another snapshot: no fault.
+  if (!response.ok) return null;
+  const ih = response.headers.get('X-Peerweb-Snapshot') || (early ? early.ih : snap.ih);
+  if (ih !== snap.ih) return null;
   if (body.length !== total) {
     distrust(base, `served a bundle of ${body.length} bytes, not ${total}`);
     return null;
