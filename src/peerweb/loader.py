@@ -2,9 +2,11 @@
 nothing still see only bytes their browser has checked.
 
 When the origin hands off, a page request gets a small page from the origin itself that
-installs a Service Worker (static/sw.js) and reloads. The worker takes the site key and the
-mirror list from the origin (``CONFIG_PATH``), then verifies everything the mirrors send
-against the publisher's signature (static/verify.js). Browsers without Service Workers or
+installs a Service Worker (static/sw.js), takes the page through it and writes it in place
+(a reload, for anything but an HTML page). The worker takes the site key and the mirror
+list from the origin (``CONFIG_PATH``, handed over by the loader page on a first visit),
+then verifies everything the mirrors send against the publisher's signature
+(static/verify.js). Browsers without Service Workers or
 without Ed25519 in WebCrypto get the plain, unverified redirect instead.
 """
 
@@ -127,12 +129,32 @@ _PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
       await new Promise((done) => sw.addEventListener('controllerchange', done, {once: true}));
     }
   })();
-  const late = new Promise((_, fail) => setTimeout(() => fail(new Error('no worker')), 5000));
+  let timer;
+  const late = new Promise((_, fail) => {
+    timer = setTimeout(() => fail(new Error('no worker')), 5000);
+  });
   try {
     await Promise.race([takeOver, late]);
   } catch (err) {
     console.warn('peerweb: no verifying loader here:', err);
     return plain();
+  }
+  clearTimeout(timer);
+  // The worker controls this page now: write the verified page in place, which spares a
+  // second navigation. Anything but this URL's own HTML page goes through a reload.
+  try {
+    const response = await fetch(location.href);
+    const type = response.headers.get('Content-Type') || '';
+    if (response.ok && !response.redirected && type.startsWith('text/html')) {
+      const page = await response.text();
+      sessionStorage.removeItem('peerweb-loader'); // it worked: no loop to guard against
+      document.open();
+      document.write(page);
+      document.close();
+      return;
+    }
+  } catch (err) {
+    console.warn('peerweb: reloading:', err);
   }
   location.reload();
 })();

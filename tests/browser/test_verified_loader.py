@@ -245,6 +245,12 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 # the busy origin for it again (unless it outlasted the config's 5 s).
                 if time.monotonic() - started < 4:
                     assert origin_hits[CONFIG_PATH] == 0
+                # The verified page was written in place of the loader page (no reload), and
+                # it loaded as a page does.
+                assert await page.evaluate(
+                    "performance.getEntriesByType('navigation')[0].type") == "navigate"
+                await page.wait_for_function("document.readyState === 'complete'",
+                                             timeout=10_000)
                 # The DOM is the original's: the script ran, the style and image applied.
                 assert await page.text_content("#title") == "peerweb v1"
                 assert await page.evaluate("document.body.dataset.app") == "ok"
@@ -277,6 +283,17 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 # browser's favicon miss): the files came from mirrors.
                 assert upstream_hits["/api/now"] == 1
                 assert not [p for p in upstream_hits if p == "/" or p[1:] in contents]
+                # A first visit to a file that is not a page: the loader reloads instead, and
+                # the worker answers the navigation itself.
+                other = await browser.new_context()
+                page_txt = await other.new_page()
+                await page_txt.goto(base + "/notes.txt")
+                await page_txt.wait_for_function(
+                    "navigator.serviceWorker.controller !== null"
+                    " && document.body.innerText.startsWith('notes v1')", timeout=20_000)
+                assert await page_txt.evaluate(
+                    "performance.getEntriesByType('navigation')[0].type") == "reload"
+                await other.close()
                 # A browser that cannot run the worker gets the plain (unverified) redirect.
                 plain = await browser.new_context(service_workers="block")
                 page_plain = await plain.new_page()

@@ -51,8 +51,8 @@ const state = {
   restored: null,
 };
 
-// Ask for the signed version and its file list while the worker activates, so the reload
-// that follows finds them ready.
+// Ask for the signed version and its file list while the worker activates, so the page's
+// request that follows finds them ready.
 self.addEventListener('install', (event) => {
   event.waitUntil(self.skipWaiting());
   loadConfig().then((config) => config.mode === 'handoff' && snapshot(config)).catch(() => {});
