@@ -283,6 +283,12 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 # browser's favicon miss): the files came from mirrors.
                 assert upstream_hits["/api/now"] == 1
                 assert not [p for p in upstream_hits if p == "/" or p[1:] in contents]
+                # A first visit to a fragment of a page lands on it, as a navigation does.
+                other = await browser.new_context()
+                page_frag = await visit(other, base + "/#title")
+                assert await page_frag.evaluate("document.querySelector(':target')?.id") \
+                    == "title"
+                await other.close()
                 # A first visit to a file that is not a page: the loader reloads instead, and
                 # the worker answers the navigation itself.
                 other = await browser.new_context()
