@@ -98,6 +98,7 @@ def loader_page(config: Mapping[str, object], fallback: str) -> bytes:
 
 _PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
 <meta name=viewport content="width=device-width">
+<link rel=icon href="data:,">
 <body style="font:16px system-ui;max-width:40em;margin:3em auto">
 <p id=peerweb-loading>This site is busy: loading a verified copy from its mirrors…</p>
 <noscript><p>Without JavaScript the page cannot be checked.

@@ -245,6 +245,7 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 # the busy origin for it again (unless it outlasted the config's 5 s).
                 if time.monotonic() - started < 4:
                     assert origin_hits[CONFIG_PATH] == 0
+                assert origin_hits["/favicon.ico"] == 0  # the loader page names none to ask
                 # The verified page was written in place of the loader page (no reload), and
                 # it loaded as a page does.
                 assert await page.evaluate(
