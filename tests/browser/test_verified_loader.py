@@ -14,6 +14,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,30 @@ async def network(tmp_path: Path) -> AsyncIterator[tuple[Testnet, Path]]:
         yield net, tmp_path / "site"
 
 
+@dataclass
+class Hostile:
+    """Version 1 held by both volunteers; the origin hands off to a hostile proxy in front
+    of the second one alone (``honest`` is the first one's mirror URL, for later)."""
+    contents: dict[str, bytes]
+    mirror: HostileMirror
+    origin: Origin
+    base: str
+    url: str
+    honest: str
+
+
+@contextlib.asynccontextmanager
+async def hostile_scene(tmp_path: Path, mode: str) -> AsyncIterator[Hostile]:
+    async with network(tmp_path) as (net, folder):
+        contents = write_site(folder, 1)
+        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
+        await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
+        mirror = HostileMirror(net.nodes[2].gateway_url, mode)
+        async with behind(folder, site_id, mirror) as (origin, base, url):
+            yield Hostile(contents, mirror, origin, base, url,
+                          f"{net.nodes[1].gateway_url}/s/{site_id}")
+
+
 async def visit(context: BrowserContext, url: str) -> Page:
     """Open ``url`` as a visitor would; the loader page installs the worker and reloads."""
     page = await context.new_page()
@@ -325,38 +350,35 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
 
 async def test_an_altered_script_is_caught_and_the_mirror_is_avoided(
         tmp_path: Path, browser: Browser) -> None:
-    async with network(tmp_path) as (net, folder):
-        contents = write_site(folder, 1)
-        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
-        await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
-        hostile = HostileMirror(net.nodes[2].gateway_url, "alter")
-        async with behind(folder, site_id, hostile) as (origin, base, hostile_url):
-            # At first the only mirror alters scripts: the script must come from the origin.
-            context = await browser.new_context()
-            page = await visit(context, base + "/")
-            await page.wait_for_function("document.body.dataset.app", timeout=10_000)
-            assert await page.evaluate("document.body.dataset.app") == "ok"  # never "xk"
-            status = await worker_status(page)
-            assert "altered" in status["mirrors"][hostile_url]["bad"]
-            assert status["origin_fallbacks"] >= 1
-            # An honest mirror joins; the hostile one is never asked again.
-            origin.handoff.mirrors.append(f"{net.nodes[1].gateway_url}/s/{site_id}")
-            asked = sum(hostile.asked.values())
-            await asyncio.sleep(5.5)  # past the worker's config refresh
-            page = await visit(context, base + "/about.html")
-            got = await fetched(page, ["about.html", "app.js", "media/big.bin"])
-            assert got["app.js"]["sha"] == sha(contents["app.js"])
-            assert got["media/big.bin"]["sha"] == sha(contents["media/big.bin"])
-            assert got["about.html"]["verified"] is not None  # from the honest mirror
-            assert sum(hostile.asked.values()) == asked
-            # Every mirror bad and the origin's upstream gone: a clear error page.
-            origin.handoff.mirrors[:] = [f"{hostile_url}/s/{site_id}"]
-            origin.config = OriginConfig("http://127.0.0.1:9", site_id, [])
-            await asyncio.sleep(5.5)
-            response = await page.goto(base + "/notes.txt")
-            assert response is not None and response.status == 503
-            assert "No mirror could deliver a verified copy" in await page.content()
-            await context.close()
+    async with hostile_scene(tmp_path, "alter") as scene:
+        contents, hostile, origin = scene.contents, scene.mirror, scene.origin
+        base, hostile_url, site_id = scene.base, scene.url, scene.origin.config.site_id
+        # At first the only mirror alters scripts: the script must come from the origin.
+        context = await browser.new_context()
+        page = await visit(context, base + "/")
+        await page.wait_for_function("document.body.dataset.app", timeout=10_000)
+        assert await page.evaluate("document.body.dataset.app") == "ok"  # never "xk"
+        status = await worker_status(page)
+        assert "altered" in status["mirrors"][hostile_url]["bad"]
+        assert status["origin_fallbacks"] >= 1
+        # An honest mirror joins; the hostile one is never asked again.
+        origin.handoff.mirrors.append(scene.honest)
+        asked = sum(hostile.asked.values())
+        await asyncio.sleep(5.5)  # past the worker's config refresh
+        page = await visit(context, base + "/about.html")
+        got = await fetched(page, ["about.html", "app.js", "media/big.bin"])
+        assert got["app.js"]["sha"] == sha(contents["app.js"])
+        assert got["media/big.bin"]["sha"] == sha(contents["media/big.bin"])
+        assert got["about.html"]["verified"] is not None  # from the honest mirror
+        assert sum(hostile.asked.values()) == asked
+        # Every mirror bad and the origin's upstream gone: a clear error page.
+        origin.handoff.mirrors[:] = [f"{hostile_url}/s/{site_id}"]
+        origin.config = OriginConfig("http://127.0.0.1:9", site_id, [])
+        await asyncio.sleep(5.5)
+        response = await page.goto(base + "/notes.txt")
+        assert response is not None and response.status == 503
+        assert "No mirror could deliver a verified copy" in await page.content()
+        await context.close()
 
 
 async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Browser) -> None:
@@ -408,30 +430,26 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
 
 async def test_a_forged_piece_layer_is_caught_and_media_comes_verified_from_another_mirror(
         tmp_path: Path, browser: Browser) -> None:
-    async with network(tmp_path) as (net, folder):
-        contents = write_site(folder, 1)
-        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
-        await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
-        forger = HostileMirror(net.nodes[2].gateway_url, "layer")
-        async with behind(folder, site_id, forger) as (origin, base, forger_url):
-            # The forger is asked first for the torrent: the page itself comes through (its
-            # small files do not use piece layers), then the layer check catches it.
-            origin.handoff.mirrors.append(f"{net.nodes[1].gateway_url}/s/{site_id}")
-            context = await browser.new_context()
-            page = await visit(context, base + "/")
-            async with asyncio.timeout(10):
-                while not (await worker_status(page))["mirrors"][forger_url]["bad"]:
-                    await asyncio.sleep(0.1)
-            assert forger.asked["current"] == 1  # the lead: its torrent came with its record
-            status = await worker_status(page)
-            assert "piece layer" in status["mirrors"][forger_url]["bad"]
-            # The video streams from the honest mirror, every piece checked.
-            big = contents["media/big.bin"]
-            got = await fetched(page, ["media/big.bin"], "bytes=1000000-")
-            assert got["media/big.bin"]["status"] == 206
-            assert got["media/big.bin"]["sha"] == sha(big[1000000:])
-            assert (await worker_status(page))["origin_fallbacks"] == 0
-            await context.close()
+    async with hostile_scene(tmp_path, "layer") as scene:
+        contents, forger, base, forger_url = scene.contents, scene.mirror, scene.base, scene.url
+        # The forger is asked first for the torrent: the page itself comes through (its
+        # small files do not use piece layers), then the layer check catches it.
+        scene.origin.handoff.mirrors.append(scene.honest)
+        context = await browser.new_context()
+        page = await visit(context, base + "/")
+        async with asyncio.timeout(10):
+            while not (await worker_status(page))["mirrors"][forger_url]["bad"]:
+                await asyncio.sleep(0.1)
+        assert forger.asked["current"] == 1  # the lead: its torrent came with its record
+        status = await worker_status(page)
+        assert "piece layer" in status["mirrors"][forger_url]["bad"]
+        # The video streams from the honest mirror, every piece checked.
+        big = contents["media/big.bin"]
+        got = await fetched(page, ["media/big.bin"], "bytes=1000000-")
+        assert got["media/big.bin"]["status"] == 206
+        assert got["media/big.bin"]["sha"] == sha(big[1000000:])
+        assert (await worker_status(page))["origin_fallbacks"] == 0
+        await context.close()
 
 
 async def test_a_slow_bundle_does_not_hold_the_page(tmp_path: Path, browser: Browser) -> None:
