@@ -6,8 +6,8 @@ installs a Service Worker (static/sw.js), takes the page through it and writes i
 (a reload, for anything but an HTML page). The worker takes the site key and the mirror
 list from the origin (``CONFIG_PATH``, handed over by the loader page on a first visit),
 then verifies everything the mirrors send against the publisher's signature
-(static/verify.js). Browsers without Service Workers or
-without Ed25519 in WebCrypto get the plain, unverified redirect instead.
+(static/verify.js). Browsers without Service Workers or without Ed25519 in WebCrypto get
+the plain, unverified redirect instead.
 """
 
 from __future__ import annotations
