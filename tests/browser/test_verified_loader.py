@@ -76,14 +76,17 @@ def handing_off() -> LoadPolicy:
 
 class HostileMirror:
     """A proxy in front of a real mirror gateway. ``mode``: 'alter' flips one byte of every
-    script, 'stale' hands out an old signed record (and no bundle), 'forge' bumps the version
+    script, 'stale' hands out an old signed record and bundle (``old``), 'lagging' the current
+    record but an old bundle (a mirror caught mid-update), 'forge' bumps the version
     of the real record without re-signing it, 'layer' alters a piece layer in torrents
     (outside the signed info dict), 'slow' holds bundles until ``release`` is set. ``asked``
     counts requests: record, current (a record with its torrent), torrent, bundle (of the
     small files), file."""
 
-    def __init__(self, real: str, mode: str, old_record: dict[str, Any] | None = None) -> None:
-        self.real, self.mode, self.old_record = real, mode, old_record
+    def __init__(self, real: str, mode: str, old: tuple[bytes, bytes, str] | None = None
+                 ) -> None:
+        """``old``: a former record (JSON), bundle and its snapshot's info-hash."""
+        self.real, self.mode, self.old = real, mode, old
         self.asked: Counter[str] = Counter()
         self.release = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -100,7 +103,8 @@ class HostileMirror:
 
     async def handle(self, request: web.Request) -> web.Response:
         cors = {"Access-Control-Allow-Origin": "*",
-                "Access-Control-Expose-Headers": "Content-Range, Content-Length"}
+                "Access-Control-Expose-Headers": "Content-Range, Content-Length, "
+                                                 "X-Peerweb-Snapshot"}
         if request.method == "OPTIONS":
             return web.Response(status=204, headers={**cors, "Access-Control-Allow-Headers":
                                                      "Range"})
@@ -111,19 +115,21 @@ class HostileMirror:
         if kind == "bundle" and self.mode == "slow":
             await self.release.wait()
             return web.Response(status=503, headers=cors)
-        if self.mode == "stale" and kind in ("record", "current", "bundle"):
+        if self.mode == "lagging" and kind == "bundle" or self.mode == "stale" and kind in (
+                "record", "current", "bundle"):
+            assert self.old is not None
+            record, bundle, infohash = self.old
             if kind == "bundle":
-                return web.Response(status=404, headers=cors)
-            old = json.dumps(self.old_record).encode()
-            return web.Response(body=old if kind == "record" else bencode.encode({b"record": old}),
-                                headers=cors)
+                return web.Response(body=bundle, headers={**cors, "X-Peerweb-Snapshot": infohash})
+            return web.Response(body=record if kind == "record"
+                                else bencode.encode({b"record": record}), headers=cors)
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {"Range": request.headers["Range"]} if "Range" in request.headers else {}
         async with self._session.get(self.real + path, headers=headers) as real:
             body = await real.read()
             keep = {k: v for k, v in real.headers.items()
-                    if k in ("Content-Type", "Content-Range")}
+                    if k in ("Content-Type", "Content-Range", "X-Peerweb-Snapshot")}
             status = real.status
         if kind in ("record", "current") and self.mode == "forge":
             parts = bencode.decode(body) if kind == "current" else {b"record": body}
@@ -359,7 +365,7 @@ async def test_an_altered_script_is_caught_and_the_mirror_is_avoided(
         await page.wait_for_function("document.body.dataset.app", timeout=10_000)
         assert await page.evaluate("document.body.dataset.app") == "ok"  # never "xk"
         status = await worker_status(page)
-        assert "altered" in status["mirrors"][hostile_url]["bad"]
+        assert "altered bytes of app.js in a bundle" in status["mirrors"][hostile_url]["bad"]
         assert status["origin_fallbacks"] >= 1
         # An honest mirror joins; the hostile one is never asked again.
         origin.handoff.mirrors.append(scene.honest)
@@ -384,20 +390,27 @@ async def test_an_altered_script_is_caught_and_the_mirror_is_avoided(
 async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Browser) -> None:
     async with network(tmp_path) as (net, folder), aiohttp.ClientSession() as session:
         write_site(folder, 1)
-        site_id = (await net.nodes[0].node.publish(folder, "site")).site_id
+        v1 = await net.nodes[0].node.publish(folder, "site")
+        site_id = v1.site_id
         await asyncio.gather(*(hold(n.node, site_id, 1) for n in net.nodes[1:]))
         mirror_url = net.nodes[1].gateway_url
         async with session.get(f"{mirror_url}/peerweb/v1/record/{site_id}") as response:
-            old_record = await response.json()
+            old_record = await response.read()
+        async with session.get(f"{mirror_url}/peerweb/v1/bundle/{site_id}") as response:
+            old_bundle = await response.read()
         contents = write_site(folder, 2)
         v2 = await net.nodes[0].node.publish(folder, "site")
         assert v2.version == 2
         await asyncio.gather(*(hold(n.node, site_id, 2) for n in net.nodes[1:]))
-        stale = HostileMirror(net.nodes[2].gateway_url, "stale", old_record)
+        old = (old_record, old_bundle, v1.infohash)
+        lagging = HostileMirror(net.nodes[2].gateway_url, "lagging", old)
+        stale = HostileMirror(net.nodes[2].gateway_url, "stale", old)
         forger = HostileMirror(net.nodes[2].gateway_url, "forge")
         async with serving(upstream_app(folder)) as upstream_url, \
-                serving(stale.app()) as stale_url, serving(forger.app()) as forger_url:
-            mirrors = [f"{u}/s/{site_id}" for u in (stale_url, forger_url, mirror_url)]
+                serving(lagging.app()) as lagging_url, serving(stale.app()) as stale_url, \
+                serving(forger.app()) as forger_url:
+            mirrors = [f"{u}/s/{site_id}"
+                       for u in (lagging_url, stale_url, forger_url, mirror_url)]
             origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder),
                             handing_off())
             async with serving(origin.make_app()) as base:
@@ -410,14 +423,18 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
                 status = await worker_status(page)
                 assert status["version"] == 2 and status["origin_fallbacks"] == 0
                 assert status["mirrors"][stale_url]["version"] == 1
+                assert status["mirrors"][stale_url]["bad"] is None  # old is not dishonest
                 assert "forged record" in status["mirrors"][forger_url]["bad"]
-                # Neither was asked for a file or a torrent. The stale one, first in the list,
-                # was the lead: asked for its record with its torrent, and for its bundle, at
-                # once (it sent neither); nothing more after its record showed it stale.
-                assert stale.asked["file"] == stale.asked["torrent"] == 0
-                assert stale.asked["current"] == stale.asked["bundle"] == 1
-                assert (forger.asked["file"] == forger.asked["torrent"] == forger.asked["bundle"]
-                        == 0)
+                # The lagging one, first in the list, was the lead: asked for its record with
+                # its torrent and for its bundle at once. That bundle named v1's snapshot: set
+                # aside, with no blame, and the bundle asked of another mirror.
+                assert lagging.asked["current"] == lagging.asked["bundle"] == 1
+                lag = status["mirrors"][lagging_url]
+                assert lag["bad"] is None and lag["version"] == 2
+                # Neither the stale nor the forger was asked for a file, a torrent or a bundle.
+                for hostile in (stale, forger):
+                    assert hostile.asked["file"] == hostile.asked["torrent"] == 0
+                    assert hostile.asked["bundle"] == hostile.asked["current"] == 0
                 # Replay: with only the stale mirror left, the worker will not go back to v1;
                 # the origin serves the page itself.
                 origin.handoff.mirrors[:] = [f"{stale_url}/s/{site_id}"]
