@@ -49,6 +49,13 @@ def bench_page(assets: list[str]) -> bytes:
             "window.__done = true; });</script>").encode()
 
 
+def handing_off() -> LoadPolicy:
+    """An origin policy already in hand-off mode, staying there for the whole bench."""
+    policy = LoadPolicy(Thresholds(capacity=1e12, leave_after=3600.0))
+    policy.mode = Mode.HANDOFF
+    return policy
+
+
 async def page_load(context: BrowserContext, url: str) -> float:
     """Seconds from navigation start to every asset loaded (redirects and loader included),
     by the wall clock the browser shares with this process: the page notes when its last
@@ -123,19 +130,16 @@ async def compare(browser: Browser, upstream_url: str, site_id: str, folder: Pat
         # Each goes first in every other run: neither column is always the one that follows
         # the other's leftover work (a closing browser context, a busy mirror).
         for kind in ("plain", "loader") if run % 2 == 0 else ("loader", "plain"):
-            policy = LoadPolicy(Thresholds(capacity=1e12, leave_after=3600.0))
-            policy.mode = Mode.HANDOFF
             origin = Origin(OriginConfig(upstream_url, site_id, mirrors, None, kind == "loader"),
-                            sitemap_of(folder), policy)
+                            sitemap_of(folder), handing_off())
             async with serving(origin.make_app()) as base:
                 context = await browser.new_context()
                 for visit, path in VISITS.items():
                     results[kind][visit].append(await page_load(context, base + path))
                 await context.close()
     # Media through the worker, and straight from a mirror (unverified).
-    policy = LoadPolicy(Thresholds(capacity=1e12, leave_after=3600.0))
-    policy.mode = Mode.HANDOFF
-    origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder), policy)
+    origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder),
+                    handing_off())
     async with serving(origin.make_app()) as base:
         context = await browser.new_context()
         await page_load(context, base + "/")  # installs the worker
