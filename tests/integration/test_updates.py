@@ -98,11 +98,14 @@ async def test_a_new_version_reaches_every_holder_by_push(tmp_path, http):
         for running in holders:
             record = running.node.state.sites[v1.site_id]
             assert record.pointer.version == 2
-            handle = running.node.swarm.find(v2.infohash)
-            downloaded = handle.status().total_payload_download
-            metadata = len(handle.torrent_file().info_section())
-            assert downloaded + metadata <= (CHANGED_SIZE + metadata) * 1.1, (
-                downloaded, handle.status().total_redundant_bytes)
+            torrent = running.node.swarm.find(v2.infohash).status()
+            downloaded = torrent.total_payload_download
+            # Nine holders fetching the same 16 pieces from each other end in libtorrent's
+            # end game, which may take a last piece or two from two peers at once (seen:
+            # 2 of 16): counted apart from the bytes that were needed.
+            needed = downloaded - torrent.total_redundant_bytes
+            assert needed <= CHANGED_SIZE * 1.1, (needed, torrent.total_redundant_bytes)
+            assert downloaded <= CHANGED_SIZE * 1.5 < sum(map(len, contents.values())), downloaded
             status, _, body = await http(running).site(v1.site_id, "/" + CHANGED)
             assert status == 200 and body == changed
 
