@@ -100,7 +100,8 @@ class NodeConfig:
     """Seconds the gateway waits for a pointer, metadata or a piece before answering 504."""
     limit_local_peers: bool = False
     """Apply rate limits between local addresses too (libtorrent exempts them by default);
-    benchmarks that emulate separate hosts on loopback turn this on."""
+    benchmarks that emulate separate hosts on loopback with libtorrent's own limits turn this
+    on. Local peers are choked like any others either way (see engine._choke_local_peers)."""
 
     def __post_init__(self) -> None:
         if self.upload_limit < 0 or self.download_limit < 0:

@@ -131,6 +131,21 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
     return settings
 
 
+def _choke_local_peers(session: Any) -> None:
+    """Let the unchoke slots apply to peers on the local network as well.
+
+    libtorrent puts LAN and loopback peers in a "local" class that is never choked. In a
+    crowd on one network, every visitor then takes every piece it wants from the publisher
+    at once, the publisher sends the same pieces to all of them, and choking no longer sorts
+    who relays to whom. Measured on kernel-shaped loopback uplinks (bench/flash_crowd.py,
+    20 visitors): slowest 1.18-1.23x the bound and 1.95-2.09 publisher copies in 6 runs,
+    against 1.28-1.38x and 2.1-2.3 copies with local peers always unchoked. Local peers
+    stay exempt from the rate limits (unless ``limit_local_peers``)."""
+    local = session.get_peer_class(lt.session.local_peer_class_id)
+    local["ignore_unchoke_slots"] = False
+    session.set_peer_class(lt.session.local_peer_class_id, local)
+
+
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -154,6 +169,7 @@ class Swarm:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.session: Any = lt.session(session_settings(config))  # type: ignore[call-overload]
+        _choke_local_peers(self.session)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rsock: socket.socket | None = None
         self._wsock: socket.socket | None = None

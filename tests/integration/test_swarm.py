@@ -8,10 +8,12 @@ import json
 from dataclasses import replace
 
 import aiohttp
+import libtorrent as lt
 import pytest
 from yarl import URL
 
 from peerweb.config import NodeConfig
+from peerweb.engine import Swarm
 from peerweb.testnet import Testnet
 from tests.conftest import digest
 
@@ -307,3 +309,19 @@ async def test_pinned_sites_survive_the_quota(tmp_path, http):
         await fetch_all(gw, published[1].site_id, contents[1])
         assert visitor.node.enforce_quota() == []  # over quota, but pinned + most recent
         assert all(visitor.node.holds(p.infohash) for p in published)
+
+
+def test_a_default_session_stays_local_and_chokes_local_peers(tmp_path):
+    """The default network profile reaches nothing beyond this host by itself, and the
+    unchoke slots apply to LAN and loopback peers too (libtorrent would never choke them)."""
+    swarm = Swarm(NodeConfig(data_dir=tmp_path, listen=("127.0.0.1", 0)))
+    try:
+        settings = swarm.session.get_settings()
+        assert settings["dht_bootstrap_nodes"] == ""
+        assert not (settings["enable_upnp"] or settings["enable_natpmp"]
+                    or settings["enable_lsd"])
+        local = swarm.session.get_peer_class(lt.session.local_peer_class_id)
+        assert local["ignore_unchoke_slots"] is False
+        assert local["upload_limit"] == 0  # still exempt from the user's rate limits
+    finally:
+        swarm.session = None
