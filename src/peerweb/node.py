@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import libtorrent as lt
 
-from . import bundle, propagation, state
+from . import bundle, propagation, state, stepback
 from . import pointer as ptr
 from .config import NodeConfig
 from .engine import DISK_ADVICE, Swarm, torrent_id
@@ -71,6 +71,8 @@ HOLDERS_TTL = 20.0
 HOLDERS_LOOKUP_TIMEOUT = 4.0
 # How often the watch loop looks for sites due a DHT check.
 WATCH_TICK = 5.0
+# How often a publisher checks whether a crowd on its site can do without it (stepback.py).
+STEPBACK_TICK = 0.5
 
 
 MAX_KEPT_TORRENTS = 64
@@ -145,6 +147,7 @@ class Node:
         self._announce_soon = asyncio.Event()
         self._next_poll: dict[str, float] = {}
         self._resume_pending: set[str] = set()
+        self._stepped_back: set[str] = set()
 
     @property
     def peer_port(self) -> int:
@@ -189,6 +192,7 @@ class Node:
         self._spawn(self._resume_loop())
         self._spawn(self._announce_loop())
         self._spawn(self._watch_loop())
+        self._spawn(self._stepback_loop())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -273,6 +277,36 @@ class Node:
                 async with asyncio.timeout(HOLDER_ANNOUNCE_INTERVAL):
                     await self._announce_soon.wait()
             self._announce_soon.clear()
+
+    async def _stepback_loop(self) -> None:
+        """Lower the upload of a published site while a crowd holds each of its pieces at
+        least twice, and restore it when the crowd thins out (stepback.py)."""
+        while True:
+            await asyncio.sleep(STEPBACK_TICK)
+            for site_id in list(self.state.published):
+                record = self.state.sites.get(site_id)
+                handle = self.swarm.find(record.pointer.infohash.hex()) if record else None
+                if handle is not None:
+                    self._step_back_or_return(site_id, handle)
+
+    def _step_back_or_return(self, site_id: str, handle: Any) -> None:
+        tid = torrent_id(handle)
+        stepped = tid in self._stepped_back
+        status = handle.status()
+        if not status.is_seeding or (not stepped and status.num_peers < stepback.MIN_PEERS):
+            return
+        pieces = [peer.pieces for peer in handle.get_peer_info()]
+        counts = stepback.availability(pieces, handle.torrent_file().num_pieces())
+        if not stepped and stepback.should_step_back(counts, len(pieces)):
+            limit = stepback.stepped_back_rate(int(status.upload_payload_rate))
+            handle.set_upload_limit(limit)
+            self._stepped_back.add(tid)
+            log.info("%s: %d peers hold every piece at least %d times; upload lowered to "
+                     "%d B/s", site_id[:12], len(pieces), stepback.HOLDERS, limit)
+        elif stepped and stepback.should_return(counts, len(pieces)):
+            handle.set_upload_limit(-1)
+            self._stepped_back.discard(tid)
+            log.info("%s: upload restored (%d peers)", site_id[:12], len(pieces))
 
     async def _watch_loop(self) -> None:
         """The safety net under pushes: check the DHT for new versions of held sites, more
@@ -988,6 +1022,7 @@ class Node:
             entry: dict[str, Any] = {
                 "site_id": sid, "version": record.pointer.version, "infohash": tid,
                 "published": sid in self.state.published, "pinned": record.pinned,
+                "stepped_back": tid in self._stepped_back,
                 "url": self.gateway_url(sid),
             }
             if handle is not None:
