@@ -138,9 +138,9 @@ def _choke_local_peers(session: Any) -> None:
     crowd on one network, every visitor then takes every piece it wants from the publisher
     at once, the publisher sends the same pieces to all of them, and choking no longer sorts
     who relays to whom. Measured on kernel-shaped loopback uplinks (bench/flash_crowd.py,
-    20 visitors): slowest 1.18-1.23x the bound and 1.95-2.09 publisher copies in 6 runs,
-    against 1.28-1.38x and 2.1-2.3 copies with local peers always unchoked. Local peers
-    stay exempt from the rate limits (unless ``limit_local_peers``)."""
+    20 visitors): slowest 1.18-1.24x the bound and 1.91-2.11 publisher copies over 12 runs,
+    against 1.28-1.38x and 2.06-2.30 copies over 7 with local peers always unchoked. Local
+    peers stay exempt from the rate limits (unless ``limit_local_peers``)."""
     local = session.get_peer_class(lt.session.local_peer_class_id)
     local["ignore_unchoke_slots"] = False
     session.set_peer_class(lt.session.local_peer_class_id, local)
