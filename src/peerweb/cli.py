@@ -499,8 +499,10 @@ def status(as_json: bool, origin_url: str | None, data_dir: Path) -> None:
                f"disk {_human(info['disk_used'])}")
     for site in info["sites"]:
         mark = "published" if site["published"] else "cached"
+        crowd = "  (stepped back: the crowd holds every piece twice)" if site.get(
+            "stepped_back") else ""
         click.echo(f"  {site['site_id']}  v{site['version']}  {mark}  "
-                   f"{100 * site.get('progress', 0):.0f}%  peers {site.get('peers', 0)}")
+                   f"{100 * site.get('progress', 0):.0f}%  peers {site.get('peers', 0)}{crowd}")
 
 
 def _origin_status(base: str, as_json: bool) -> None:
