@@ -283,11 +283,18 @@ class Node:
         least twice, and restore it when the crowd thins out (stepback.py)."""
         while True:
             await asyncio.sleep(STEPBACK_TICK)
+            current: set[str] = set()
             for site_id in list(self.state.published):
                 record = self.state.sites.get(site_id)
                 handle = self.swarm.find(record.pointer.infohash.hex()) if record else None
                 if handle is not None:
+                    current.add(torrent_id(handle))
                     self._step_back_or_return(site_id, handle)
+            for tid in self._stepped_back - current:  # superseded by a new version
+                self._stepped_back.discard(tid)
+                handle = self.swarm.find(tid)
+                if handle is not None:
+                    handle.set_upload_limit(-1)
 
     def _step_back_or_return(self, site_id: str, handle: Any) -> None:
         tid = torrent_id(handle)
