@@ -286,24 +286,24 @@ class Node:
             current: set[str] = set()
             for site_id in list(self.state.published):
                 record = self.state.sites.get(site_id)
-                handle = self.swarm.find(record.pointer.infohash.hex()) if record else None
+                tid = record.pointer.infohash.hex() if record else ""
+                handle = self.swarm.find(tid) if tid else None
                 if handle is not None:
-                    current.add(torrent_id(handle))
-                    self._step_back_or_return(site_id, handle)
+                    current.add(tid)
+                    self._step_back_or_return(site_id, tid, handle)
             for tid in self._stepped_back - current:  # superseded by a new version
                 self._stepped_back.discard(tid)
                 handle = self.swarm.find(tid)
                 if handle is not None:
                     handle.set_upload_limit(-1)
 
-    def _step_back_or_return(self, site_id: str, handle: Any) -> None:
-        tid = torrent_id(handle)
+    def _step_back_or_return(self, site_id: str, tid: str, handle: Any) -> None:
         stepped = tid in self._stepped_back
         status = handle.status()
         if not status.is_seeding or (not stepped and status.num_peers < stepback.MIN_PEERS):
             return
         pieces = [peer.pieces for peer in handle.get_peer_info()]
-        counts = stepback.availability(pieces, handle.torrent_file().num_pieces())
+        counts = stepback.availability(pieces, status.num_pieces)  # a seed holds them all
         if not stepped and stepback.should_step_back(counts, len(pieces)):
             limit = stepback.stepped_back_rate(int(status.upload_payload_rate))
             handle.set_upload_limit(limit)
