@@ -416,10 +416,13 @@ function checkLayers(base, torrent) {
  * by site id from the lead (its current snapshot's, which it names in a header), or by
  * info-hash once the signed record names one. ``fromBundle`` checks it. */
 function askBundle(base, what) {
-  const fetched = fetchFrom(base, `/peerweb/v1/bundle/${what}`, {});
+  const fetched = fetchBundle(base, what);
   fetched.catch(() => {});
   state.bundleAsked = { base, ih: what.length === 40 ? what : null, fetched };
 }
+
+/* A mirror's bundle of small files, by snapshot info-hash or by site id. */
+const fetchBundle = (base, what) => fetchFrom(base, `/peerweb/v1/bundle/${what}`, {});
 
 // --- responses -------------------------------------------------------------------------
 
@@ -553,8 +556,7 @@ async function fromBundle(snap, small, total, asked) {
 }
 
 async function bundleFrom(base, snap, small, total, early) {
-  const { response, body } = await (early ? early.fetched
-    : fetchFrom(base, `/peerweb/v1/bundle/${snap.ih}`, {}));
+  const { response, body } = await (early ? early.fetched : fetchBundle(base, snap.ih));
   // Not offered (an older or busier mirror), or of another snapshot: no fault.
   if (!response.ok) return null;
   const ih = response.headers.get('X-Peerweb-Snapshot') || (early ? early.ih : snap.ih);
