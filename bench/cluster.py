@@ -22,9 +22,9 @@ from typing import Any
 from yarl import URL
 
 from bench.common import free_port
-from peerweb.client import NodeClient
 from peerweb.errors import PeerwebError
-from peerweb.testnet import FIRST_HOST
+from peerweb.http.control_client import NodeClient
+from peerweb.tools.testnet import FIRST_HOST
 
 START_TIMEOUT = 60.0
 

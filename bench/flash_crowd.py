@@ -34,8 +34,8 @@ from bench.cluster import cluster, node_address
 from bench.common import CappedOrigin, free_port, nginx, serving, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
-from peerweb.testnet import Testnet, write_sample_site
-from peerweb.tracker import make_app as tracker_app
+from peerweb.tools.testnet import Testnet, write_sample_site
+from peerweb.tools.tracker import make_app as tracker_app
 
 N = 20
 SEED_UP = 4_000_000

@@ -24,9 +24,9 @@ from bench import visitors
 from bench.common import CappedOrigin, median, serving, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
-from peerweb.handoff import LoadPolicy, Mode, Thresholds
-from peerweb.origin import Origin, OriginConfig, sitemap_of
-from peerweb.testnet import Testnet, write_sample_site
+from peerweb.spike.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.spike.origin import Origin, OriginConfig, sitemap_of
+from peerweb.tools.testnet import Testnet, write_sample_site
 
 VISITORS = 200
 VOLUNTEERS = 5

@@ -17,7 +17,8 @@ from pathlib import Path
 import libtorrent as lt
 
 from bench.common import write_result
-from peerweb import bundle
+from peerweb.content.folder import piece_size_for
+from peerweb.swarm import build as bundle
 
 SIZE = int(os.environ.get("PEERWEB_BENCH_PUBLISH_MB", "1024")) * 1024 * 1024
 FILES = 8
@@ -45,7 +46,7 @@ def main() -> None:
         sha1 = timed(["sha1sum", *files])
 
         start = time.perf_counter()
-        creator = lt.create_torrent(lt.list_files(str(folder)), bundle.piece_size_for(SIZE))
+        creator = lt.create_torrent(lt.list_files(str(folder)), piece_size_for(SIZE))
         lt.set_piece_hashes(creator, str(folder.parent))
         hash_only = time.perf_counter() - start
 

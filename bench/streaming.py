@@ -16,7 +16,7 @@ import aiohttp
 
 from bench.common import median, nginx, ratio_line, write_result
 from peerweb import aio
-from peerweb.testnet import Testnet, write_sample_site
+from peerweb.tools.testnet import Testnet, write_sample_site
 
 TRIALS = 6
 HOLDERS = 3

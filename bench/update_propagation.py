@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.common import median, write_result
 from peerweb import aio
-from peerweb.testnet import Testnet, write_sample_site
+from peerweb.tools.testnet import Testnet, write_sample_site
 
 HOLDERS = 12
 CHANGED = "media/big.bin"

@@ -29,9 +29,9 @@ from playwright.async_api import Browser, BrowserContext, async_playwright
 from bench.common import median, serving, write_result
 from peerweb import aio
 from peerweb.config import NodeConfig
-from peerweb.handoff import LoadPolicy, Mode, Thresholds
-from peerweb.origin import Origin, OriginConfig, sitemap_of
-from peerweb.testnet import BIG_FILE_SIZE, SMALL_FILES, Testnet, write_sample_site
+from peerweb.spike.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.spike.origin import Origin, OriginConfig, sitemap_of
+from peerweb.tools.testnet import BIG_FILE_SIZE, SMALL_FILES, Testnet, write_sample_site
 
 RUNS = int(os.environ.get("PEERWEB_BENCH_LOADER_RUNS", "7"))
 VISITS = {"first": "/", "next_page": "/page2.html", "repeat": "/"}

@@ -15,7 +15,7 @@ import aiohttp
 
 from bench.common import nginx, ratio_line, write_result, wrk
 from peerweb import aio
-from peerweb.testnet import Testnet, write_sample_site
+from peerweb.tools.testnet import Testnet, write_sample_site
 
 SECONDS = 8
 CONNECTIONS = 32

@@ -10,7 +10,7 @@ import pytest
 from multidict import CIMultiDict
 from yarl import URL
 
-from peerweb.testnet import write_sample_site as write_site  # noqa: F401
+from peerweb.tools.testnet import write_sample_site as write_site  # noqa: F401
 
 
 @pytest.fixture(scope="session")

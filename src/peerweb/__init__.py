@@ -1,13 +1,20 @@
 """peerweb: websites served by their visitors, over BitTorrent.
 
-Modules, from the bottom up:
-  bencode, identity, pointer   signed BEP 44/46 version pointers and site keys (pure)
-  sitemap, httpranges, addressing   what a request names and which bytes it wants (pure)
-  bundle                       a folder turned into a hybrid v1+v2 torrent
-  engine                       the libtorrent session, driven from asyncio
-  node, state                  the sites a node knows, and what survives a restart
-  gateway, api, daemon         the HTTP faces: browsers and the CLI
-  testnet, cli                 a loopback network, and the command line
+The tree, from the bottom up (each subpackage's ``__init__`` says what it owns and what it
+may import):
+
+  errors, config      the error tree, and the one typed configuration object
+  content/            what a site is: bencode, keys, signed pointers, paths, ranges (pure)
+  policy/             decisions of the node and swarm, ``now`` passed in (pure)
+  swarm/              the libtorrent session, its alerts, torrents, the piece reader
+  node/               the sites a node knows and the jobs that keep them fresh; its state
+  http/               the HTTP faces: gateway, control API, peer port; the daemon
+  spike/              the origin's hand-off to mirrors, the verifying loader, middleware
+  tools/              a loopback test network, a tracker
+  cli/                the ``peerweb`` command line
+
+Arrows point down only: ``content`` and ``policy`` import nothing of peerweb's but the
+errors; only ``swarm`` imports libtorrent.
 """
 
 __version__ = "0.1.0"

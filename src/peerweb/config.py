@@ -11,6 +11,9 @@ from pathlib import Path
 from .errors import UsageError
 
 DEFAULT_GATEWAY = ("127.0.0.1", 8080)
+# Files in the data dir through which the CLI finds its running node and proves it is the user.
+TOKEN_FILE = "api-token"
+NODE_FILE = "node.json"
 # The share of free disk a node may fill with visited sites when no quota is given.
 DEFAULT_QUOTA_SHARE = 0.10
 
@@ -65,6 +68,57 @@ def parse_size(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Every wait a node's background jobs and lookups make, in seconds.
+
+    The defaults suit the open internet; tests shorten them instead of sleeping past them.
+    """
+
+    pointer_fresh: float = 30.0
+    """A pointer younger than this is served without asking the DHT again; older ones are
+    served at once and refreshed in the background (stale-while-revalidate)."""
+    reput_interval: float = 30 * 60.0
+    """BEP 44 items expire after about two hours without a re-put; re-put well before that."""
+    reput_retry: float = 5.0
+    """After a put no DHT node confirmed (no peers yet, or a lost reply), try again this soon."""
+    resume_save_interval: float = 60.0
+    """Resume data of every torrent is saved at least this often."""
+    resume_coalesce: float = 0.5
+    """Resume data asked for by completed files is written at most this often per torrent."""
+    dht_get_timeout: float = 5.0
+    dht_put_timeout: float = 10.0
+    dht_get_attempts: int = 3
+    """A lookup for a site never seen asks the DHT at least this many times..."""
+    dht_get_max_attempts: int = 20
+    """... and at most this many."""
+    dht_find_patience: float = 10.0
+    """How long a lookup for a site this node has never seen keeps trying."""
+    update_cap_check: float = 3.0
+    """How often a connection-capped update fetch is checked for progress."""
+    holder_announce_interval: float = 5 * 60.0
+    """Holders re-announce themselves this often (the DHT forgets announces after ~30 min)."""
+    holders_ttl: float = 20.0
+    """A holder list found in the DHT is reused for this long."""
+    holders_lookup_timeout: float = 4.0
+    watch_tick: float = 5.0
+    """How often the watch loop looks for sites due a DHT check."""
+    stepback_tick: float = 0.5
+    """How often a publisher checks whether a crowd on its site can do without it."""
+    reannounce_first: float = 0.5
+    """While a visitor waits on a torrent without peers, re-announce after this long..."""
+    reannounce_max: float = 4.0
+    """... doubling up to this."""
+    recheck_min_interval: float = 10.0
+    """A torrent with a received but never verified piece is re-checked at most this often."""
+    reconnect_min_interval: float = 10.0
+    """A torrent's peers are reconnected (see swarm's reader) at most this often."""
+    peers_grace: float = 0.3
+    """After the first get_peers reply that names anyone, how long to gather the others."""
+    item_grace: float = 0.3
+    """After the first verified DHT item, how long a lookup waits for a newer one."""
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything a node needs to start. Defaults make a safe, local-only node."""
 
@@ -102,6 +156,8 @@ class NodeConfig:
     """Apply rate limits between local addresses too (libtorrent exempts them by default);
     benchmarks that emulate separate hosts on loopback with libtorrent's own limits turn this
     on. Local peers are choked like any others either way (see engine._choke_local_peers)."""
+    timings: Timings = field(default_factory=Timings)
+    """Intervals and timeouts of the background jobs and lookups."""
 
     def __post_init__(self) -> None:
         if self.upload_limit < 0 or self.download_limit < 0:

@@ -11,6 +11,10 @@
     │   └── SwarmTimeout              nobody answered in time (504)
     ├── StorageError                  the local disk failed us, e.g. it is full (507)
     └── NodeNotRunning                the CLI found no node for its data dir (503)
+
+Every class has a stable ``kind`` (``not_found``, ``swarm_timeout``, ...): the control API
+sends it with the message, and ``error_from`` rebuilds the same class on the CLI's side, so a
+``NotFound`` raised in the node is a ``NotFound`` in the CLI (and ``--json`` prints the kind).
 """
 
 from __future__ import annotations
@@ -20,43 +24,72 @@ class PeerwebError(Exception):
     """Root of every error peerweb raises on purpose."""
 
     http_status = 500
+    kind = "error"
 
 
 class UsageError(PeerwebError):
     http_status = 400
+    kind = "usage"
 
 
 class BadAddress(UsageError):
-    pass
+    kind = "bad_address"
 
 
 class PublishError(UsageError):
-    pass
+    kind = "publish"
 
 
 class NotFound(PeerwebError):
     http_status = 404
+    kind = "not_found"
 
 
 class TooLarge(PeerwebError):
     http_status = 413
+    kind = "too_large"
 
 
 class PeerError(PeerwebError):
     http_status = 502
+    kind = "peer"
 
 
 class ForgedPointer(PeerError):
-    pass
+    kind = "forged_pointer"
 
 
 class SwarmTimeout(PeerError):
     http_status = 504
+    kind = "swarm_timeout"
 
 
 class StorageError(PeerwebError):
     http_status = 507
+    kind = "storage"
 
 
 class NodeNotRunning(PeerwebError):
     http_status = 503
+    kind = "node_not_running"
+
+
+_BY_KIND: dict[str, type[PeerwebError]] = {
+    cls.kind: cls
+    for cls in (PeerwebError, UsageError, BadAddress, PublishError, NotFound, TooLarge,
+                PeerError, ForgedPointer, SwarmTimeout, StorageError, NodeNotRunning)
+}
+
+
+def error_from(kind: str | None, message: str, http_status: int | None = None) -> PeerwebError:
+    """The error a remote node described: its own class where the kind is known, else the
+    closest class for the HTTP status, else a plain ``PeerwebError``."""
+    cls = _BY_KIND.get(kind or "")
+    if cls is None:
+        by_status = {c.http_status: c for c in (UsageError, NotFound, TooLarge, PeerError,
+                                                SwarmTimeout, StorageError, NodeNotRunning)}
+        cls = by_status.get(http_status or 0, PeerwebError)
+    error = cls(message)
+    if http_status is not None and http_status != cls.http_status:
+        error.http_status = http_status
+    return error

@@ -22,13 +22,13 @@ import aiohttp
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page
 
-from peerweb import bencode
 from peerweb.config import NodeConfig
-from peerweb.handoff import LoadPolicy, Mode, Thresholds
-from peerweb.loader import CONFIG_PATH
-from peerweb.node import Node
-from peerweb.origin import Origin, OriginConfig, sitemap_of
-from peerweb.testnet import Testnet
+from peerweb.content import bencode
+from peerweb.node.node import Node
+from peerweb.spike.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.spike.loader import CONFIG_PATH
+from peerweb.spike.origin import Origin, OriginConfig, sitemap_of
+from peerweb.tools.testnet import Testnet
 
 from ..servers import DYNAMIC_PAGE, serving, upstream_app
 

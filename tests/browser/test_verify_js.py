@@ -9,13 +9,14 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page
 
-from peerweb import bencode, loader
-from peerweb import pointer as ptr
-from peerweb.bundle import build
-from peerweb.httpranges import RangeNotSatisfiable, parse_range
-from peerweb.identity import SiteKey
-from peerweb.sitemap import Kind, SiteMap, content_type
-from peerweb.testnet import write_sample_site
+from peerweb.content import bencode
+from peerweb.content import pointer as ptr
+from peerweb.content.identity import SiteKey
+from peerweb.content.ranges import RangeNotSatisfiable, parse_range
+from peerweb.content.sitemap import Kind, SiteMap, content_type
+from peerweb.spike import loader
+from peerweb.swarm.build import build
+from peerweb.tools.testnet import write_sample_site
 
 from ..servers import serving
 

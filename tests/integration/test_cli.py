@@ -64,7 +64,7 @@ def site_status(data_dir: Path, site_id: str) -> dict:
 
 
 def test_kill_9_and_restart_keep_the_site_without_fetching_it_again(node_process, tmp_path):
-    from peerweb.testnet import write_sample_site
+    from peerweb.tools.testnet import write_sample_site
 
     _, publisher_dir = node_process
     contents = write_sample_site(tmp_path / "site", small_files=10, big_size=4 * 1024 * 1024)
@@ -113,7 +113,7 @@ def small_disk() -> None:
 
 
 def test_a_full_disk_stops_that_download_and_nothing_else(node_process, tmp_path):
-    from peerweb.testnet import write_sample_site
+    from peerweb.tools.testnet import write_sample_site
 
     publisher, publisher_dir = node_process
     contents = write_sample_site(tmp_path / "big", small_files=2, big_size=3 * 1024 * 1024)

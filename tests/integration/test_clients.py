@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from peerweb import bencode
-from peerweb.testnet import Testnet, write_sample_site
-from peerweb.tracker import make_app
+from peerweb.content import bencode
+from peerweb.tools.testnet import Testnet, write_sample_site
+from peerweb.tools.tracker import make_app
 
 CLIENT_TIMEOUT = 90
 

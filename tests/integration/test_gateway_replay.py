@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 
-from peerweb.testnet import Testnet
+from peerweb.tools.testnet import Testnet
 
 
 class Connection:

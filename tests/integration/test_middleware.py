@@ -10,9 +10,9 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from peerweb.handoff import LoadPolicy, Mode, Thresholds
-from peerweb.middleware import HandoffASGI, HandoffWSGI
-from peerweb.testnet import write_sample_site
+from peerweb.spike.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.spike.middleware import HandoffASGI, HandoffWSGI
+from peerweb.tools.testnet import write_sample_site
 
 MIRROR = "http://127.0.0.1:9/s/" + "a" * 52
 SITE_ID = "b" * 52

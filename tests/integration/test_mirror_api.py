@@ -7,10 +7,10 @@ import asyncio
 import aiohttp
 import pytest
 
-from peerweb import bencode
-from peerweb import node as node_module
 from peerweb.config import NodeConfig
-from peerweb.testnet import Testnet, write_sample_site
+from peerweb.content import bencode
+from peerweb.node import node as node_module
+from peerweb.tools.testnet import Testnet, write_sample_site
 
 
 async def test_a_volunteer_bundles_a_snapshots_small_files_in_file_tree_order(

@@ -10,11 +10,11 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from peerweb.handoff import LoadPolicy, Mode, Thresholds
-from peerweb.identity import SiteKey, site_id_from_public_key
-from peerweb.loader import CONFIG_PATH, SW_PATH, WORKER_HEADER
-from peerweb.origin import STATUS_PATH, Origin, OriginConfig, sitemap_of
-from peerweb.testnet import Testnet, write_sample_site
+from peerweb.content.identity import SiteKey, site_id_from_public_key
+from peerweb.spike.handoff import LoadPolicy, Mode, Thresholds
+from peerweb.spike.loader import CONFIG_PATH, SW_PATH, WORKER_HEADER
+from peerweb.spike.origin import STATUS_PATH, Origin, OriginConfig, sitemap_of
+from peerweb.tools.testnet import Testnet, write_sample_site
 
 from ..servers import DYNAMIC_PAGE, serving, upstream_app
 
@@ -168,8 +168,8 @@ async def test_a_volunteer_asked_for_help_is_named_a_mirror_in_the_same_answer(t
 
 
 async def test_the_redirector_sends_visitors_to_a_volunteer_that_has_the_site(tmp_path):
-    from peerweb.identity import SiteKey
-    from peerweb.redirector import make_app as redirector_app
+    from peerweb.content.identity import SiteKey
+    from peerweb.spike.redirector import make_app as redirector_app
 
     folder = tmp_path / "site"
     contents = write_sample_site(folder, small_files=2, big_size=64 * 1024)

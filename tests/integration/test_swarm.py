@@ -13,8 +13,8 @@ import pytest
 from yarl import URL
 
 from peerweb.config import NodeConfig
-from peerweb.engine import Swarm
-from peerweb.testnet import Testnet
+from peerweb.swarm.engine import Swarm
+from peerweb.tools.testnet import Testnet
 from tests.conftest import digest
 
 
@@ -109,7 +109,7 @@ async def test_gateway_errors_are_clear(small_site, http):
         status, _, _ = await gw.raw("/", method="POST")
         assert status == 405
         # A well-formed id nobody published: the DHT has no pointer.
-        from peerweb.identity import SiteKey
+        from peerweb.content.identity import SiteKey
 
         status, _, body = await gw.site(SiteKey.generate("x").site_id, "/")
         assert status == 404 and b"no signed pointer" in body
@@ -119,7 +119,7 @@ async def test_gateway_errors_are_clear(small_site, http):
 
 
 async def test_replayed_and_forged_pointers_are_ignored(small_site, tmp_path, http):
-    from peerweb import pointer as ptr
+    from peerweb.content import pointer as ptr
 
     folder, contents = small_site
     async with Testnet(3) as net:
@@ -262,7 +262,7 @@ async def test_small_file_served_from_memory_is_byte_exact(small_site, http, for
 @contextlib.asynccontextmanager
 async def two_sites_and_a_small_cache(tmp_path, seeds):
     """A publisher with two ~1 MB sites, and a visitor whose cache holds only 1.5 MB."""
-    from peerweb.testnet import write_sample_site
+    from peerweb.tools.testnet import write_sample_site
 
     sites = []
     for seed in seeds:

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import libtorrent as lt
 
-from peerweb.testnet import Testnet, write_sample_site
+from peerweb.tools.testnet import Testnet, write_sample_site
 
 CHANGED = "assets/file05.js"
 CHANGED_SIZE = 1_000_000
@@ -111,8 +111,8 @@ async def test_a_new_version_reaches_every_holder_by_push(tmp_path, http):
 
 
 async def test_the_peer_port_takes_only_newer_signed_pointers(tmp_path, small_site):
-    from peerweb import pointer as ptr
-    from peerweb.identity import SiteKey
+    from peerweb.content import pointer as ptr
+    from peerweb.content.identity import SiteKey
 
     folder, _ = small_site
     async with Testnet(2, root=tmp_path / "net") as net, aiohttp.ClientSession() as session:

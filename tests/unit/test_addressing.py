@@ -1,8 +1,8 @@
 import pytest
 
-from peerweb.addressing import Target, parse_cli_address, parse_magnet, route
+from peerweb.content.addressing import Target, parse_cli_address, parse_magnet, route
+from peerweb.content.identity import SiteKey
 from peerweb.errors import BadAddress
-from peerweb.identity import SiteKey
 
 KEY = SiteKey.generate("t")
 SID = KEY.site_id

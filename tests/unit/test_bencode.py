@@ -1,6 +1,6 @@
 import pytest
 
-from peerweb import bencode
+from peerweb.content import bencode
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from peerweb.bundle import piece_size_for, scan
 from peerweb.config import parse_hostport, parse_size
+from peerweb.content.folder import piece_size_for, scan
 from peerweb.errors import PublishError, UsageError
 
 

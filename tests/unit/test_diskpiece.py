@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from peerweb.diskpiece import PieceSpan, read_run
+from peerweb.swarm.diskpiece import PieceSpan, read_run
 
 PIECE = 1024
 

@@ -1,4 +1,4 @@
-from peerweb.handoff import Action, Handoff, LoadPolicy, Mode, Rate, Thresholds
+from peerweb.spike.handoff import Action, Handoff, LoadPolicy, Mode, Rate, Thresholds
 
 CAP = 1_000_000.0
 

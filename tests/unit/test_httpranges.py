@@ -1,6 +1,6 @@
 import pytest
 
-from peerweb.httpranges import ByteRange, RangeNotSatisfiable, parse_range
+from peerweb.content.ranges import ByteRange, RangeNotSatisfiable, parse_range
 
 
 @pytest.mark.parametrize(

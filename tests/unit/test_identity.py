@@ -5,14 +5,14 @@ import sys
 
 import pytest
 
-from peerweb.errors import BadAddress, NotFound, UsageError
-from peerweb.identity import (
+from peerweb.content.identity import (
     KeyStore,
     SiteKey,
     public_key_from_site_id,
     site_id_from_public_key,
     verify_signature,
 )
+from peerweb.errors import BadAddress, NotFound, UsageError
 
 
 def test_site_id_is_one_dns_label_and_round_trips():
@@ -68,8 +68,8 @@ def test_rfc8032_test_vector_1():
 
 def test_a_node_signs_and_verifies_without_loading_cryptography():
     """`cryptography` (about 8 MB resident) is only for key export and import."""
-    code = ("import sys, peerweb.cli, peerweb.daemon, peerweb.gateway; "
-            "from peerweb.identity import SiteKey, verify_signature; "
+    code = ("import sys, peerweb.cli, peerweb.http.daemon, peerweb.http.gateway; "
+            "from peerweb.content.identity import SiteKey, verify_signature; "
             "k = SiteKey.generate('x'); assert verify_signature(k.public_key, k.sign(b'm'), b'm'); "
             "assert 'cryptography' not in sys.modules, 'cryptography was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from peerweb import loader
-from peerweb.identity import SiteKey, site_id_from_public_key
+from peerweb.content.identity import SiteKey, site_id_from_public_key
+from peerweb.spike import loader
 
 SITE = site_id_from_public_key(SiteKey.generate("s").public_key)
 

@@ -1,9 +1,9 @@
 import pytest
 
-from peerweb import bencode
-from peerweb import pointer as ptr
+from peerweb.content import bencode
+from peerweb.content import pointer as ptr
+from peerweb.content.identity import SiteKey
 from peerweb.errors import ForgedPointer
-from peerweb.identity import SiteKey
 
 IH = bytes(range(20))
 

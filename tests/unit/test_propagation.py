@@ -1,6 +1,6 @@
 import random
 
-from peerweb import propagation as prop
+from peerweb.policy import propagation as prop
 
 
 def test_holders_key_is_per_site_and_never_a_plain_hash_of_the_key():

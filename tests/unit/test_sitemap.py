@@ -1,6 +1,6 @@
 import pytest
 
-from peerweb.sitemap import Kind, SiteMap, content_type
+from peerweb.content.sitemap import Kind, SiteMap, content_type
 
 FILES = ["index.html", "404.html", "docs/index.html", "docs/a b.txt", "", "img/x.png"]
 

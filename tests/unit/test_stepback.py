@@ -1,6 +1,6 @@
 """When a publisher steps back from a crowd, and when it comes back."""
 
-from peerweb import stepback
+from peerweb.policy import stepback
 
 
 def test_availability_counts_holders_per_piece():

@@ -3,8 +3,8 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 
-from peerweb import bencode
-from peerweb.tracker import (
+from peerweb.content import bencode
+from peerweb.tools.tracker import (
     MAX_NUMWANT,
     PEER_TTL,
     Swarms,

@@ -20,7 +20,7 @@ from pathlib import Path
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
-from .errors import BadAddress, NotFound, UsageError
+from ..errors import BadAddress, NotFound, UsageError
 
 SITE_ID_LENGTH = 52
 _SITE_ID_RE = re.compile(r"^[a-z2-7]{52}$")

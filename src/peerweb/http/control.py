@@ -15,12 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import PeerwebError, UsageError
-from .node import Node
-from .state import write_atomic
-
-TOKEN_FILE = "api-token"
-NODE_FILE = "node.json"
+from ..config import NODE_FILE, TOKEN_FILE
+from ..errors import PeerwebError, UsageError
+from ..node.node import Node
+from ..node.state import write_atomic
 
 
 def load_or_create_token(data_dir: Path) -> str:
@@ -44,12 +42,14 @@ def make_app(node: Node, token: str) -> web.Application:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return web.json_response(
-                {"error": "missing or wrong token: read it from <data-dir>/api-token"}, status=401
+                {"error": "missing or wrong token: read it from <data-dir>/api-token",
+                 "kind": "unauthorized"}, status=401
             )
         try:
             return await handler(request)  # type: ignore[no-any-return]
         except PeerwebError as exc:
-            return web.json_response({"error": str(exc)}, status=exc.http_status)
+            return web.json_response({"error": str(exc), "kind": exc.kind},
+                                     status=exc.http_status)
 
     async def status(request: web.Request) -> web.Response:
         return web.json_response(await node.status())
@@ -87,7 +87,8 @@ def make_app(node: Node, token: str) -> web.Application:
             result = job.result()
             await response.write(_line({"result": result.to_json()}))
         except PeerwebError as exc:
-            await response.write(_line({"error": str(exc), "status": exc.http_status}))
+            await response.write(_line({"error": str(exc), "kind": exc.kind,
+                                        "status": exc.http_status}))
         finally:
             if not job.done():
                 job.cancel()

@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import libtorrent as lt
-
-from . import bundle, propagation, state, stepback
-from . import pointer as ptr
-from .config import NodeConfig
-from .engine import DISK_ADVICE, Swarm, torrent_id
-from .errors import (
+from ..config import NodeConfig
+from ..content import pointer as ptr
+from ..content.identity import KeyStore, public_key_from_site_id
+from ..content.sitemap import SiteMap
+from ..errors import (
     BadAddress,
     NotFound,
     PeerwebError,
@@ -34,45 +32,29 @@ from .errors import (
     TooLarge,
     UsageError,
 )
-from .identity import KeyStore, public_key_from_site_id
+from ..http.peer_client import PeerClient
+from ..policy import propagation, stepback
+from ..policy.propagation import Endpoint
+from ..swarm import build as bundle
+from ..swarm.engine import (
+    DISK_ADVICE,
+    Swarm,
+    is_pad_file,
+    magnet_of,
+    torrent_file_id,
+    torrent_id,
+)
+from . import state
 from .memcache import BytesLRU
-from .peering import PeerClient
-from .propagation import Endpoint
-from .sitemap import SiteMap
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A pointer younger than this is served without asking the DHT again; older ones are served
-# at once and refreshed in the background (stale-while-revalidate).
-POINTER_FRESH_SECONDS = 30.0
-# BEP 44 items expire after about two hours without a re-put; re-put well before that.
-REPUT_INTERVAL = 30 * 60.0
-# After a put no DHT node confirmed (no peers yet, or a lost reply), try again this soon.
-REPUT_RETRY = 5.0
-RESUME_SAVE_INTERVAL = 60.0
-RESUME_COALESCE = 0.5
-DHT_GET_TIMEOUT = 5.0
-DHT_PUT_TIMEOUT = 10.0
-DHT_GET_ATTEMPTS = 3
-DHT_GET_MAX_ATTEMPTS = 20
-# How long a lookup for a site this node has never seen keeps trying (seconds).
-DHT_FIND_PATIENCE = 10.0
 # Small files are kept in memory once verified: most page assets are small and re-requested.
 SMALL_FILE_LIMIT = 1024 * 1024
 SMALL_CACHE_BYTES = 64 * 1024 * 1024
 # Connections a torrent may use while fetching a new version's changed files.
 UPDATE_CONNECTIONS = 2
-UPDATE_CAP_SECONDS = 3.0  # how often a capped update fetch is checked for progress
-# Holders re-announce themselves this often (the DHT forgets announces after ~30 min).
-HOLDER_ANNOUNCE_INTERVAL = 5 * 60.0
-# A holder list found in the DHT is reused for this long.
-HOLDERS_TTL = 20.0
-HOLDERS_LOOKUP_TIMEOUT = 4.0
-# How often the watch loop looks for sites due a DHT check.
-WATCH_TICK = 5.0
-# How often a publisher checks whether a crowd on its site can do without it (stepback.py).
-STEPBACK_TICK = 0.5
 
 
 MAX_KEPT_TORRENTS = 64
@@ -120,6 +102,7 @@ def magnet_for(site_id: str) -> str:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        self.timings = config.timings
         self.data_dir = config.data_dir
         self.keys = KeyStore(self.data_dir / "keys")
         self.swarm = Swarm(config)
@@ -244,9 +227,10 @@ class Node:
     # -- background jobs -------------------------------------------------------------------
 
     async def _republish_loop(self) -> None:
-        """Keep our own pointers in the DHT: at start, every REPUT_INTERVAL, sooner on failure."""
+        """Keep our own pointers in the DHT: at start, every ``reput_interval``, sooner on
+        failure."""
         while True:
-            if not await self.swarm.wait_dht_ready(timeout=REPUT_INTERVAL):
+            if not await self.swarm.wait_dht_ready(timeout=self.timings.reput_interval):
                 continue
             # Torrents added while the DHT was empty announced to nobody: announce them now.
             for snapshot in list(self._snapshots.values()):
@@ -259,14 +243,15 @@ class Node:
                                              record.pointer.version)
                     failed = failed or stored == 0
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REPUT_RETRY if failed else REPUT_INTERVAL):
+                wait = self.timings.reput_retry if failed else self.timings.reput_interval
+                async with asyncio.timeout(wait):
                     await self._reput_soon.wait()
             self._reput_soon.clear()
 
     async def _announce_loop(self) -> None:
         """Announce this node's peer port under the holders key of every site it holds."""
         while True:
-            if self.peer_port and await self.swarm.wait_dht_ready(timeout=WATCH_TICK):
+            if self.peer_port and await self.swarm.wait_dht_ready(timeout=self.timings.watch_tick):
                 if self.config.volunteer:
                     self.swarm.announce(propagation.VOLUNTEERS_KEY, self.peer_port)
                 for site_id in list(self.state.sites):
@@ -274,7 +259,7 @@ class Node:
                         key = propagation.holders_key(public_key_from_site_id(site_id))
                         self.swarm.announce(key, self.peer_port)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HOLDER_ANNOUNCE_INTERVAL):
+                async with asyncio.timeout(self.timings.holder_announce_interval):
                     await self._announce_soon.wait()
             self._announce_soon.clear()
 
@@ -282,7 +267,7 @@ class Node:
         """Lower the upload of a published site while a crowd holds each of its pieces at
         least twice, and restore it when the crowd thins out (stepback.py)."""
         while True:
-            await asyncio.sleep(STEPBACK_TICK)
+            await asyncio.sleep(self.timings.stepback_tick)
             current: set[str] = set()
             for site_id in list(self.state.published):
                 record = self.state.sites.get(site_id)
@@ -318,7 +303,9 @@ class Node:
     async def _watch_loop(self) -> None:
         """The safety net under pushes: check the DHT for new versions of held sites, more
         often for sites in use (propagation.poll_interval)."""
-        tick = min(WATCH_TICK, self.config.metered_idle) if self.config.metered else WATCH_TICK
+        tick = self.timings.watch_tick
+        if self.config.metered:
+            tick = min(tick, self.config.metered_idle)
         if self.config.volunteer:
             tick = min(tick, self.config.mirror_lease)
         while True:
@@ -385,7 +372,7 @@ class Node:
         if record is None:
             raise NotFound(f"no signed pointer for site {site_id} was found")
         volunteers = await self.swarm.find_peers(propagation.VOLUNTEERS_KEY,
-                                                 HOLDERS_LOOKUP_TIMEOUT)
+                                                 self.timings.holders_lookup_timeout)
         reports = await self.peers.loads([v for v in volunteers if v != self.peer_endpoint])
         current = record.pointer.version
         ready = [(r["load"] or 0.0, r) for r in reports if r["sites"].get(site_id) == current]
@@ -438,20 +425,22 @@ class Node:
         log.info("pushed v%d of %s to %d holders (%d took it as news)", pointer.version,
                  pointer.site_id[:12], len(targets), sum(results))
 
-    async def holders(self, site_id: str, max_age: float = HOLDERS_TTL) -> list[Endpoint]:
+    async def holders(self, site_id: str, max_age: float | None = None) -> list[Endpoint]:
         """Peer ports of nodes that announced they hold a site (a list at most ``max_age``
         seconds old)."""
         cached = self._holders.get(site_id)
+        if max_age is None:
+            max_age = self.timings.holders_ttl
         if cached is not None and time.monotonic() - cached[0] < max_age:
             return cached[1]
         key = propagation.holders_key(public_key_from_site_id(site_id))
-        found = await self.swarm.find_peers(key, HOLDERS_LOOKUP_TIMEOUT)
+        found = await self.swarm.find_peers(key, self.timings.holders_lookup_timeout)
         self._holders[site_id] = (time.monotonic(), found)
         return found
 
     async def _resume_loop(self) -> None:
         while True:
-            await asyncio.sleep(RESUME_SAVE_INTERVAL)
+            await asyncio.sleep(self.timings.resume_save_interval)
             await self._save_all_resume()
             if self._state_dirty:
                 self._save_state()
@@ -497,7 +486,7 @@ class Node:
 
     async def _save_resume_later(self, tid: str) -> None:
         try:
-            await asyncio.sleep(RESUME_COALESCE)
+            await asyncio.sleep(self.timings.resume_coalesce)
         finally:
             self._resume_pending.discard(tid)
         snapshot = self._snapshots.get(tid)
@@ -626,7 +615,8 @@ class Node:
         if published is None or await self.swarm.dht_node_count() == 0:
             return 0
         key = self.keys.get(published.key_name)
-        signed, stored = await self.swarm.put_pointer(key, infohash, version, DHT_PUT_TIMEOUT,
+        signed, stored = await self.swarm.put_pointer(key, infohash, version,
+                                                      self.timings.dht_put_timeout,
                                                       published.trackers, published.web_seeds)
         if signed is not None:
             self.accept_pointer(signed, force=True)
@@ -646,8 +636,7 @@ class Node:
         trackers = self.state.sites[site_id].pointer.trackers
         if v1_only:
             torrent = await asyncio.to_thread(self.swarm.make_v1_torrent, handle, trackers)
-            v1 = lt.torrent_info(torrent)
-            tid = torrent_id(v1)
+            tid = torrent_file_id(torrent)
             if self.swarm.find(tid) is None:
                 added = self.swarm.add_seed(torrent, Path(handle.status().save_path))
                 self.state.exports[tid] = snapshot.tid
@@ -658,7 +647,7 @@ class Node:
             tid = snapshot.tid
         state.write_atomic(output, torrent, mode=0o644)
         return {"path": str(output), "infohash": tid,
-                "magnet": lt.make_magnet_uri(lt.torrent_info(torrent)), "v1_only": v1_only}
+                "magnet": magnet_of(torrent), "v1_only": v1_only}
 
     def history(self, site_id: str) -> list[dict[str, Any]]:
         """The versions of a site this node knows, oldest first, for `peerweb log`."""
@@ -786,7 +775,7 @@ class Node:
 
     async def _refresh(self, site_id: str) -> ptr.Pointer | None:
         public_key = public_key_from_site_id(site_id)
-        if not await self.swarm.wait_dht_ready(timeout=min(DHT_GET_TIMEOUT,
+        if not await self.swarm.wait_dht_ready(timeout=min(self.timings.dht_get_timeout,
                                                            self.config.fetch_timeout)):
             raise SwarmTimeout("this node has no DHT peers yet; check --bootstrap")
         found = None
@@ -794,13 +783,15 @@ class Node:
         # are still filling, or before a publisher that was alone in the DHT re-put its
         # pointer: for a site we do not know, keep asking (backing off) for a bounded time.
         loop = asyncio.get_running_loop()
-        patience = loop.time() + min(DHT_FIND_PATIENCE, self.config.fetch_timeout)
+        patience = loop.time() + min(self.timings.dht_find_patience,
+                                     self.config.fetch_timeout)
         delay = 0.2
-        for attempt in range(DHT_GET_MAX_ATTEMPTS):
-            found = await self.swarm.get_pointer(public_key, DHT_GET_TIMEOUT)
+        for attempt in range(self.timings.dht_get_max_attempts):
+            found = await self.swarm.get_pointer(public_key, self.timings.dht_get_timeout)
             if found is not None or site_id in self.state.sites:
                 break
-            if attempt + 1 >= DHT_GET_ATTEMPTS and loop.time() + delay > patience:
+            if (attempt + 1 >= self.timings.dht_get_attempts
+                    and loop.time() + delay > patience):
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -838,7 +829,8 @@ class Node:
         if record is None:
             return None
         if (site_id not in self.state.published
-                and time.monotonic() - self._checked.get(site_id, 0.0) > POINTER_FRESH_SECONDS):
+                and time.monotonic() - self._checked.get(site_id, 0.0)
+                > self.timings.pointer_fresh):
             self._checked[site_id] = time.monotonic()
             self._spawn(self.refresh_pointer(site_id))
         record.last_used = time.time()
@@ -901,13 +893,12 @@ class Node:
         self._spawn(self._save_resume(handle))
         return snapshot
 
-    @staticmethod
-    async def _lift_connection_cap(handle: Any) -> None:
+    async def _lift_connection_cap(self, handle: Any) -> None:
         # The few peers may not have the new pieces yet either: once a check finds no
         # progress, let every peer in rather than stall.
         received = -1
         while handle.is_valid():
-            await asyncio.sleep(UPDATE_CAP_SECONDS)
+            await asyncio.sleep(self.timings.update_cap_check)
             if not handle.is_valid():
                 return
             status = handle.status()
@@ -963,7 +954,7 @@ class Node:
         paths: list[str] = []
         etags: list[str] = []
         for i in range(files.num_files()):
-            if files.file_flags(i) & lt.file_storage.flag_pad_file:
+            if is_pad_file(files, i):
                 paths.append("")
             else:
                 path = files.file_path(i).replace("\\", "/")

@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
-from .config import NodeConfig
-from .daemon import RunningNode
+from ..config import NodeConfig
+from ..http.daemon import RunningNode
 
 # 127.0.0.1 is left to the gateways; swarm addresses start here.
 FIRST_HOST = 11

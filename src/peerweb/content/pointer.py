@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import ForgedPointer
 from . import bencode
-from .errors import ForgedPointer
 from .identity import SiteKey, site_id_from_public_key, verify_signature
 
 # BEP 44: "the bencoded value ... must be less than 1000 bytes".

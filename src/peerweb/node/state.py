@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ForgedPointer
-from .pointer import Pointer
+from ..content.pointer import Pointer
+from ..errors import ForgedPointer
 
 log = logging.getLogger(__name__)
 

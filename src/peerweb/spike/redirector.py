@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .errors import PeerwebError
-from .identity import public_key_from_site_id
+from ..content.identity import public_key_from_site_id
+from ..errors import PeerwebError
 
 if TYPE_CHECKING:
-    from .node import Node
+    from ..node.node import Node
 
 CACHE_SECONDS = 5.0
 RETRY_AFTER = 5

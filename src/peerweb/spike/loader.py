@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 
-from .identity import public_key_from_site_id
+from ..content.identity import public_key_from_site_id
 
 SW_PATH = "/.peerweb/sw.js"
 VERIFY_PATH = "/.peerweb/verify.js"
@@ -36,7 +36,7 @@ def asset(path: str) -> tuple[bytes, str] | None:
     name = _ASSETS.get(path)
     if name is None:
         return None
-    folder = resources.files("peerweb") / "static"
+    folder = resources.files("peerweb.spike") / "static"
     body = (folder / name).read_bytes()
     if path == SW_PATH:  # the checks first: the worker starts after one request, not two
         body = (folder / _ASSETS[VERIFY_PATH]).read_bytes() + b"\n" + body

@@ -10,10 +10,10 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import api, fastpath, gateway, peering
-from .config import NodeConfig
-from .errors import UsageError
-from .node import Node
+from ..config import NODE_FILE, NodeConfig
+from ..errors import UsageError
+from ..node.node import Node
+from . import control, fastpath, gateway, peer_server
 
 
 class RunningNode:
@@ -52,17 +52,18 @@ class RunningNode:
     async def start(self) -> None:
         await self.node.start()
         try:
-            self.token = api.load_or_create_token(self.config.data_dir)
+            self.token = control.load_or_create_token(self.config.data_dir)
             self.gateway_address = await self._serve(
                 gateway.make_app(self.node), self.config.gateway, "gateway", "--gateway")
             self.node.gateway_port = self.gateway_address[1]
             self.api_address = await self._serve(
-                api.make_app(self.node, self.token), self.config.api, "control API", "--api")
+                control.make_app(self.node, self.token), self.config.api, "control API", "--api")
             self.peer_address = await self._serve(
-                peering.make_app(self.node), (self.config.listen[0], self.config.peer_port),
+                peer_server.make_app(self.node), (self.config.listen[0], self.config.peer_port),
                 "peer port", "--peer-port")
             self.node.peer_port = self.peer_address[1]
-            api.write_node_file(self.config.data_dir, self.api_url, self.gateway_url, os.getpid())
+            control.write_node_file(self.config.data_dir, self.api_url, self.gateway_url,
+                                     os.getpid())
         except BaseException:
             await self.stop()
             raise
@@ -106,7 +107,7 @@ class RunningNode:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        node_file = Path(self.config.data_dir) / api.NODE_FILE
+        node_file = Path(self.config.data_dir) / NODE_FILE
         try:
             if node_file.exists() and f'"pid": {os.getpid()}' in node_file.read_text():
                 node_file.unlink()

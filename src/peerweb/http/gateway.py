@@ -14,12 +14,13 @@ import logging
 
 from aiohttp import web
 
-from . import addressing, bencode, fastpath
-from .addressing import Address, Target
-from .errors import PeerwebError
-from .httpranges import RangeNotSatisfiable, parse_range
-from .node import SMALL_FILE_LIMIT, Node, Snapshot
-from .sitemap import Kind, content_type
+from ..content import addressing, bencode
+from ..content.addressing import Address, Target
+from ..content.ranges import RangeNotSatisfiable, parse_range
+from ..content.sitemap import Kind, content_type
+from ..errors import PeerwebError
+from ..node.node import SMALL_FILE_LIMIT, Node, Snapshot
+from . import fastpath
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 import click
 
-from . import aio
-from .addressing import Target, parse_cli_address
-from .client import NodeClient
-from .config import Network, NodeConfig, default_data_dir, parse_hostport, parse_size
-from .errors import PeerwebError, UsageError
-from .identity import KeyStore
+from .. import aio
+from ..config import Network, NodeConfig, default_data_dir, parse_hostport, parse_size
+from ..content.addressing import Target, parse_cli_address
+from ..content.identity import KeyStore
+from ..errors import PeerwebError, UsageError
+from ..http.control_client import NodeClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -210,15 +210,15 @@ def redirector(data_dir: Path, redirect_at: str, swarm: str, bootstrap: str, net
 
 
 async def _run_redirector(config: NodeConfig, address: tuple[str, int]) -> None:
-    from .daemon import RunningNode
-    from .redirector import make_app
+    from ..http.daemon import RunningNode
+    from ..spike.redirector import make_app
 
     async with RunningNode(config) as running:
         await _serve_until_signal(make_app(running.node), address[0], address[1], "redirector")
 
 
 async def _run_node(config: NodeConfig, example: bool) -> None:
-    from .daemon import RunningNode
+    from ..http.daemon import RunningNode
 
     stop = _stop_on_signal()
     async with RunningNode(config) as running:
@@ -293,7 +293,7 @@ def tracker(listen: str, verbose: int) -> None:
     For sites that want a tracker besides the DHT: list it with `peerweb publish --tracker
     http://HOST:PORT/announce`. It keeps peers in memory only.
     """
-    from .tracker import make_app
+    from ..tools.tracker import make_app
 
     _setup_logging(verbose)
     host, port = parse_hostport(listen)
@@ -344,8 +344,8 @@ def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[st
     signature, so a mirror cannot alter what visitors see. GET /.peerweb/status (from this
     machine) shows the mode and the load.
     """
-    from .handoff import LoadPolicy, Thresholds
-    from .origin import Origin, OriginConfig, sitemap_of
+    from ..spike.handoff import LoadPolicy, Thresholds
+    from ..spike.origin import Origin, OriginConfig, sitemap_of
 
     _setup_logging(verbose)
     host, port = parse_hostport(listen)
@@ -506,7 +506,7 @@ def status(as_json: bool, origin_url: str | None, data_dir: Path) -> None:
 
 
 def _origin_status(base: str, as_json: bool) -> None:
-    from .origin import STATUS_PATH
+    from ..spike.origin import STATUS_PATH
 
     try:
         with urllib.request.urlopen(base + STATUS_PATH, timeout=10) as response:
@@ -675,7 +675,7 @@ def testnet(nodes: int, base_port: int, data_dir: Path | None, verbose: int) -> 
 
 
 async def _run_testnet(size: int, base_port: int, data_dir: Path | None) -> None:
-    from .testnet import Testnet
+    from ..tools.testnet import Testnet
 
     stop = _stop_on_signal()
     click.echo(f"starting {size} nodes…", err=True)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .api import NODE_FILE, TOKEN_FILE
-from .errors import NodeNotRunning, PeerwebError, UsageError
+from ..config import NODE_FILE, TOKEN_FILE
+from ..errors import NodeNotRunning, error_from
 
 
 class NodeClient:
@@ -39,12 +39,11 @@ class NodeClient:
         except urllib.error.HTTPError as exc:
             with exc:
                 try:
-                    message = json.loads(exc.read())["error"]
-                except (ValueError, KeyError):
-                    message = f"HTTP {exc.code}"
-            error = PeerwebError(message)
-            error.http_status = exc.code
-            raise error from None
+                    answer = json.loads(exc.read())
+                    message, kind = str(answer["error"]), answer.get("kind")
+                except (ValueError, KeyError, TypeError):
+                    message, kind = f"HTTP {exc.code}", None
+            raise error_from(kind, message, exc.code) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise NodeNotRunning(
                 f"the node for {self.data_dir} does not answer ({exc}); is it still running? "
@@ -87,6 +86,5 @@ class NodeClient:
             for line in response:
                 event = json.loads(line)
                 if "error" in event:
-                    raise UsageError(event["error"]) if event.get("status") == 400 else (
-                        PeerwebError(event["error"]))
+                    raise error_from(event.get("kind"), str(event["error"]), event.get("status"))
                 yield event

@@ -16,7 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from . import bencode
+from ..content import bencode
 
 ANNOUNCE_INTERVAL = 300  # seconds between a client's announces
 PEER_TTL = 2 * ANNOUNCE_INTERVAL + 60  # a peer that stopped announcing is forgotten

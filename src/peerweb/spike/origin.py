@@ -23,10 +23,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from ..content.folder import scan
+from ..content.sitemap import Kind, SiteMap
 from . import loader
-from .bundle import scan
 from .handoff import GATEWAY_HEADER, RETRY_AFTER, Action, Decision, Handoff, LoadPolicy, Mode
-from .sitemap import Kind, SiteMap
 from .watch import fingerprint, watch_folder
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 import libtorrent as lt
 
-from . import bencode, diskpiece
-from . import pointer as ptr
-from .config import PUBLIC_DHT_ROUTERS, Network, NodeConfig
-from .errors import ForgedPointer, PeerError, StorageError, SwarmTimeout
-from .identity import SiteKey
+from ..config import PUBLIC_DHT_ROUTERS, Network, NodeConfig
+from ..content import bencode
+from ..content import pointer as ptr
+from ..content.identity import SiteKey
+from ..errors import ForgedPointer, PeerError, StorageError, SwarmTimeout
+from . import diskpiece
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,20 +40,10 @@ DISK_RUN_PIECES = 16
 # libtorrent's message when a hybrid torrent's v1 and v2 hashes disagree over a piece.
 _HYBRID_MISMATCH = "v1 and v2 hashes do not describe the same data"
 MAX_MISMATCH_RESTARTS = 20
-# While a visitor waits on a torrent without peers, re-announce after this long, doubling.
-REANNOUNCE_FIRST = 0.5
-REANNOUNCE_MAX = 4.0
 # A piece whose blocks all arrived but that is still unverified after this many checks of a
 # waiting reader (0.5 s, then 1 s, ...) was dropped by libtorrent's hash step; re-check.
 STALL_CHECKS = 2
-RECHECK_MIN_INTERVAL = 10.0
-# Reconnecting to peers that stopped answering (see Swarm._reconnect), at most this often.
-RECONNECT_MIN_INTERVAL = 10.0
 DISK_ADVICE = "free disk space or check permissions, then restart the node to resume"
-# After the first get_peers reply that names anyone, how long to gather the other replies.
-PEERS_GRACE = 0.3
-# After the first verified DHT item, how long a lookup waits for a newer one (seconds).
-ITEM_GRACE = 0.3
 
 _ALERT_MASK = (
     lt.alert.category_t.error_notification
@@ -73,6 +64,21 @@ def torrent_id(handle_or_hashes: Any) -> str:
     if hashes.has_v1():
         return str(hashes.v1)
     return str(hashes.v2)
+
+
+def torrent_file_id(torrent: bytes) -> str:
+    """The peerweb name (see ``torrent_id``) of a bencoded .torrent file."""
+    return torrent_id(lt.torrent_info(torrent).info_hashes())
+
+
+def magnet_of(torrent: bytes) -> str:
+    """The magnet link of a bencoded .torrent file (its info-hashes and trackers)."""
+    return str(lt.make_magnet_uri(lt.torrent_info(torrent)))
+
+
+def is_pad_file(files: Any, index: int) -> bool:
+    """Whether file ``index`` of a torrent's layout is BEP 47 padding (never on disk)."""
+    return bool(files.file_flags(index) & lt.file_storage.flag_pad_file)
 
 
 def session_settings(config: NodeConfig) -> dict[str, Any]:
@@ -168,6 +174,7 @@ class Swarm:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        self.timings = config.timings
         self.session: Any = lt.session(session_settings(config))  # type: ignore[call-overload]
         _choke_local_peers(self.session)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -497,7 +504,7 @@ class Swarm:
     async def get_pointer(self, public_key: bytes, timeout: float) -> ptr.Pointer | None:
         """The newest validly signed pointer the DHT holds for a key, or None.
 
-        Returns at the authoritative end of the lookup, or ITEM_GRACE after the first verified
+        Returns at the authoritative end of the lookup, or ``item_grace`` after the first verified
         item (a lookup can wait seconds on slow or silent nodes; a newer version, if any, comes
         from the other storing nodes within that grace).
         """
@@ -514,7 +521,7 @@ class Swarm:
             either: set[asyncio.Future[Any]] = {future, seen_task}
             await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if not future.done() and seen_task.done():
-                grace = min(ITEM_GRACE, max(0.0, deadline - loop.time()))
+                grace = min(self.timings.item_grace, max(0.0, deadline - loop.time()))
                 await asyncio.wait({future}, timeout=grace)
         finally:
             seen_task.cancel()
@@ -534,7 +541,7 @@ class Swarm:
 
     async def find_peers(self, key: bytes, timeout: float) -> list[tuple[str, int]]:
         """Endpoints announced under ``key``: all that the DHT nodes near it report within
-        PEERS_GRACE of the first answer that named any; empty if none did in time."""
+        ``peers_grace`` of the first answer that named any; empty if none did in time."""
         lookup = self._peer_lookups.get(key)
         if lookup is None:
             lookup = self._peer_lookups[key] = _PeerLookup(set(), asyncio.Event())
@@ -543,7 +550,7 @@ class Swarm:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await lookup.answered.wait()
-                    await asyncio.sleep(PEERS_GRACE)
+                    await asyncio.sleep(self.timings.peers_grace)
             return sorted(lookup.found)
         finally:
             if self._peer_lookups.get(key) is lookup:
@@ -699,12 +706,12 @@ class Swarm:
         not look again for a whole announce interval; a visitor who is waiting cannot wait
         that long. ``each_wake`` gets the torrent's status at every wake-up (0.5 s, 1 s, ...).
         """
-        delay = REANNOUNCE_FIRST
+        delay = self.timings.reannounce_first
         while True:
             done, _ = await asyncio.wait({future}, timeout=delay)  # never cancels it
             if done:
                 return future.result()
-            delay = min(delay * 2, REANNOUNCE_MAX)
+            delay = min(delay * 2, self.timings.reannounce_max)
             if not handle.is_valid():
                 continue
             status = handle.status()
@@ -772,7 +779,8 @@ class Swarm:
         nothing more. New connections start with nothing outstanding."""
         tid = torrent_id(handle)
         now = asyncio.get_running_loop().time()
-        if now - self._reconnected.get(tid, -RECONNECT_MIN_INTERVAL) < RECONNECT_MIN_INTERVAL:
+        interval = self.timings.reconnect_min_interval
+        if now - self._reconnected.get(tid, -interval) < interval:
             return
         self._reconnected[tid] = now
         peers = [p.ip for p in handle.get_peer_info()]
@@ -820,7 +828,8 @@ class Swarm:
     def _recheck(self, handle: Any) -> None:
         tid = torrent_id(handle)
         now = asyncio.get_running_loop().time()
-        if now - self._rechecked.get(tid, -RECHECK_MIN_INTERVAL) < RECHECK_MIN_INTERVAL:
+        interval = self.timings.recheck_min_interval
+        if now - self._rechecked.get(tid, -interval) < interval:
             return
         self._rechecked[tid] = now
         log.warning("%s: a received piece was never verified; re-checking the torrent", tid[:12])

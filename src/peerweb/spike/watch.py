@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from .bundle import scan
-from .errors import PeerwebError
+from ..content.folder import scan
+from ..errors import PeerwebError
 
 log = logging.getLogger(__name__)
 

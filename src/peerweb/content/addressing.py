@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import BadAddress
+from ..errors import BadAddress
 from .identity import public_key_from_site_id, site_id_from_public_key
 from .pointer import valid_tracker
 
