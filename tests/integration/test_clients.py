@@ -26,6 +26,8 @@ from peerweb.content import bencode
 from peerweb.tools.testnet import Testnet, write_sample_site
 from peerweb.tools.tracker import make_app
 
+from ..waiting import wait_until
+
 CLIENT_TIMEOUT = 90
 
 
@@ -132,21 +134,21 @@ async def test_qbittorrent_downloads_the_hybrid_export_from_a_peerweb_seed(
             "qbittorrent-nox", f"--profile={profile}", f"--save-path={out}",
             "--skip-dialog=true", str(torrent),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        big = out / "site" / "media" / "big.bin"
         try:
-            async with asyncio.timeout(CLIENT_TIMEOUT):
-                while not (big.exists() and big.read_bytes() == contents["media/big.bin"]):
-                    assert client.returncode is None, "qbittorrent-nox exited early"
-                    await asyncio.sleep(0.2)
-                await asyncio.sleep(1)  # the other files finish around the same time
-                for name, data in contents.items():
-                    path = out / "site" / name
-                    while not (path.exists() and path.read_bytes() == data):
-                        await asyncio.sleep(0.2)
+            def complete() -> bool:
+                assert client.returncode is None, "qbittorrent-nox exited early"
+                return all((out / "site" / name).is_file()
+                           and (out / "site" / name).read_bytes() == data
+                           for name, data in contents.items())
+
+            await wait_until(complete, CLIENT_TIMEOUT, "qBittorrent to download every file")
         finally:
             client.kill()
             log, _ = await client.communicate()
-        assert node.swarm.find(result.infohash).status().all_time_upload > 0, log.decode()
+        # libtorrent folds transfer counters into its totals once a second
+        seed = node.swarm.find(result.infohash)
+        await wait_until(lambda: seed.status().all_time_upload > 0, 10,
+                         f"the seed to count its upload; qBittorrent said {log.decode()}")
 
 
 async def test_hybrid_export_keeps_the_info_hash_and_v2_piece_layers(tmp_path, small_site):
@@ -225,9 +227,9 @@ async def test_a_mixed_swarm_moves_pieces_both_ways(tmp_path, tracker_url):
             assert index is not None
             got = await visitor.node.read_file(snapshot, index)
             assert got == contents["media/big.bin"]
-            async with asyncio.timeout(10):  # libtorrent updates its byte counts each second
-                while snapshot.handle.status().all_time_download < len(got):
-                    await asyncio.sleep(0.1)
+            # libtorrent updates its byte counts each second
+            await wait_until(lambda: snapshot.handle.status().all_time_download >= len(got),
+                             10, "the download counter to count the file")
             received = snapshot.handle.status().all_time_download  # aria2 -> peerweb
             print(f"peerweb -> aria2: {sent} bytes; aria2 -> peerweb: {received} bytes")
         finally:

@@ -9,6 +9,8 @@ import shutil
 
 from peerweb.tools.testnet import Testnet
 
+from ..waiting import wait_until
+
 
 class Connection:
     """One HTTP/1.1 keep-alive connection; responses read by Content-Length."""
@@ -125,11 +127,11 @@ async def test_a_new_version_is_never_hidden_by_a_replay(small_site, tmp_path):
             (v2_dir / "index.html").write_bytes(b"<h1>version 2</h1>")
             v2 = await a.node.publish(v2_dir, "site")
             assert v2.version == 2
-            for _ in range(50):  # B hears of v2 (pushed, or on its next lookup)
+            async def b_has_v2() -> bool:  # pushed, or found on its next lookup
                 await b.node.refresh_pointer(v1.site_id)
-                if b.node.state.sites[v1.site_id].pointer.version == 2:
-                    break
-                await asyncio.sleep(0.1)
+                return b.node.state.sites[v1.site_id].pointer.version == 2
+
+            await wait_until(b_has_v2, 10, "B to learn of v2")
             conn.send(request(host, "/index.html"))
             status, headers, body = await conn.response()
             assert status == 200 and body == b"<h1>version 2</h1>"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 
@@ -11,6 +9,8 @@ from peerweb.config import NodeConfig
 from peerweb.content import bencode
 from peerweb.node import node as node_module
 from peerweb.tools.testnet import Testnet, write_sample_site
+
+from ..waiting import wait_until
 
 
 async def test_a_volunteer_bundles_a_snapshots_small_files_in_file_tree_order(
@@ -47,9 +47,8 @@ async def test_a_volunteer_makes_the_torrent_once_it_holds_a_snapshot(tmp_path) 
         await volunteer.mirror(published.site_id)
         # Made when the last piece arrives, so a verifying visitor's first request for it
         # does not wait on libtorrent's resume data (0.5 s on a busy machine).
-        async with asyncio.timeout(30):
-            while published.infohash not in volunteer._torrent_files:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: volunteer.kept_torrent(published.infohash), 30,
+                         "the volunteer to make the snapshot's .torrent")
         base = net.nodes[1].gateway_url + "/peerweb/v1"
         async with session.get(f"{base}/torrent/{published.infohash}") as response:
             assert response.status == 200

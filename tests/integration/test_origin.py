@@ -17,6 +17,7 @@ from peerweb.spike.origin import STATUS_PATH, Origin, OriginConfig, sitemap_of
 from peerweb.tools.testnet import Testnet, write_sample_site
 
 from ..servers import DYNAMIC_PAGE, serving, upstream_app
+from ..waiting import wait_until
 
 BANNER = '<div id="peerweb-help">Help host this site</div>'
 
@@ -89,12 +90,11 @@ async def test_overload_hands_static_files_to_a_mirror_and_the_calm_takes_them_b
             assert "handing off" in out.decode() and mirror in out.decode()
 
             # The burst is over: after the calm period, visitors are served directly again.
-            async with asyncio.timeout(15):
-                while True:
-                    status, _, body = await get("/api/now")
-                    if status == 200 and body == DYNAMIC_PAGE:
-                        break
-                    await asyncio.sleep(0.2)
+            async def served_directly() -> bool:
+                status, _, body = await get("/api/now")
+                return status == 200 and body == DYNAMIC_PAGE
+
+            await wait_until(served_directly, 15, "the origin to serve directly again")
             status, _, body = await get("/media/big.bin")
             assert status == 200 and body == big
             assert policy.mode is Mode.NORMAL and policy.changes == 2
@@ -230,9 +230,8 @@ async def test_the_origin_is_a_web_seed_the_swarm_fills_from(tmp_path):
             await net.stop_node(publisher)
             before = policy.total_sent
             visitor.node.swarm.release(handle)
-            async with asyncio.timeout(30):
-                while not handle.status().is_seeding:
-                    await asyncio.sleep(0.1)
+            await wait_until(lambda: handle.status().is_seeding, 30,
+                             "the visitor to complete the site from the web seed")
             assert policy.total_sent - before >= len(big)
             stored = visitor.node.content_dir / result.infohash / "site" / "media" / "big.bin"
             assert stored.read_bytes() == big
@@ -254,9 +253,9 @@ async def test_watch_publishes_the_changed_site_and_hands_off_its_new_files(tmp_
         async with serving(origin.make_app()):
             assert not origin.handoff.is_static("/news.html")
             (folder / "news.html").write_text("<p>fresh</p>")
-            async with asyncio.timeout(30):  # polled every 2 s, published once it settles
-                while not origin.handoff.is_static("/news.html"):
-                    await asyncio.sleep(0.2)
+            # polled every 2 s, published once it settles
+            await wait_until(lambda: origin.handoff.is_static("/news.html"), 30,
+                             "the watcher to publish the new file")
             assert node.state.sites[first.site_id].pointer.version == 2
             history = node.state.sites[first.site_id].history
             assert history[-1].changed == ["news.html"]
@@ -272,9 +271,8 @@ async def test_a_volunteer_lets_go_of_a_site_once_no_one_asks_for_help(tmp_path)
         await volunteer.node.mirror(result.site_id)
         record = volunteer.node.state.sites[result.site_id]
         assert record.pinned and record.mirrored_until > 0
-        async with asyncio.timeout(10):  # the lease runs out: unpinned, evictable again
-            while record.pinned:
-                await asyncio.sleep(0.1)
+        # the lease runs out: unpinned, evictable again
+        await wait_until(lambda: not record.pinned, 10, "the mirror lease to run out")
         # A site the volunteer's owner pinned stays pinned, whatever the help requests.
         volunteer.node.set_pinned(result.site_id, True)
         await volunteer.node.mirror(result.site_id)

@@ -15,7 +15,9 @@ from yarl import URL
 from peerweb.config import NodeConfig
 from peerweb.swarm.engine import Swarm
 from peerweb.tools.testnet import Testnet
-from tests.conftest import digest
+
+from ..conftest import digest
+from ..waiting import wait_until
 
 
 async def fetch_all(gw, site_id, contents):
@@ -81,13 +83,11 @@ async def test_three_nodes_fetch_verify_and_survive_the_publisher(big_site, http
 
         await fetch_all(gc, sid, contents)
         # B served C; libtorrent folds transfer counters into its totals once a second.
-        uploaded = 0
-        for _ in range(30):
+        async def served_c() -> bool:
             uploaded = (await b.node.status())["sites"][0]["uploaded"]
-            if uploaded >= len(contents["media/big.bin"]):
-                break
-            await asyncio.sleep(0.1)
-        assert uploaded >= len(contents["media/big.bin"])
+            return bool(uploaded >= len(contents["media/big.bin"]))
+
+        await wait_until(served_c, 10, "B's upload counter to count what C fetched")
 
 
 async def test_ten_nodes_all_serve_the_site(small_site, http):
@@ -285,11 +285,11 @@ async def test_disk_quota_evicts_the_least_recently_used_site(tmp_path, http):
         await fetch_all(gw, published[0].site_id, contents[0])
         await fetch_all(gw, published[1].site_id, contents[1])
         # Both complete: 2.1 MB in a 1.5 MB cache; the first site, used least recently, goes.
-        for _ in range(50):
-            if not visitor.node.holds(published[0].infohash):
-                break
+        def evicted() -> bool:
             visitor.node.enforce_quota()
-            await asyncio.sleep(0.1)
+            return not visitor.node.holds(published[0].infohash)
+
+        await wait_until(evicted, 10, "the least recently used site to be evicted")
         assert not visitor.node.holds(published[0].infohash)
         assert visitor.node.holds(published[1].infohash)
         big = tmp_path / "net" / "node-1" / "content" / published[0].infohash / "site10"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,18 +12,12 @@ import libtorrent as lt
 
 from peerweb.tools.testnet import Testnet, write_sample_site
 
+from ..waiting import wait_until
+
 CHANGED = "assets/file05.js"
 CHANGED_SIZE = 1_000_000
 # Generous bound for the few seconds an update takes on a loaded 2-core machine.
 UPDATE_TIMEOUT = 60.0
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 def second_version(first: Path, root: Path) -> tuple[Path, bytes]:
