@@ -48,13 +48,13 @@ async def test_a_volunteer_makes_the_torrent_once_it_holds_a_snapshot(tmp_path) 
         # Made when the last piece arrives, so a verifying visitor's first request for it
         # does not wait on libtorrent's resume data (0.5 s on a busy machine).
         async with asyncio.timeout(30):
-            while published.infohash not in volunteer._torrent_files:
+            while volunteer.kept_torrent(published.infohash) is None:
                 await asyncio.sleep(0.05)
         base = net.nodes[1].gateway_url + "/peerweb/v1"
         async with session.get(f"{base}/torrent/{published.infohash}") as response:
             assert response.status == 200
             torrent = await response.read()
-            assert torrent == volunteer._torrent_files[published.infohash]
+            assert torrent == volunteer.kept_torrent(published.infohash)
         # A worker's first request: the record with that torrent, in one bencoded answer.
         async with session.get(f"{base}/record/{published.site_id}") as response:
             record = await response.read()
