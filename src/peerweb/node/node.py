@@ -76,6 +76,8 @@ class Node:
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
                                     self._retention, self.holds, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
+        self.content_dir: Path = self._disk.content_dir
+        self.resume_dir: Path = self._disk.resume_dir
 
     @property
     def state(self) -> state.NodeState:
@@ -100,14 +102,6 @@ class Node:
     def peer_endpoint(self) -> Endpoint:
         """This node's peer service as others find it in the DHT."""
         return self._resolver.peer_endpoint
-
-    @property
-    def content_dir(self) -> Path:
-        return self._disk.content_dir
-
-    @property
-    def resume_dir(self) -> Path:
-        return self._disk.resume_dir
 
     def gateway_url(self, site_id: str) -> str:
         return f"http://{site_id}.localhost:{self.gateway_port}/"
