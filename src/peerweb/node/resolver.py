@@ -1,0 +1,257 @@
+"""Which version of a site a node serves: signed pointers from the DHT, from pushes, and from
+the holders of a site, never going back a version.
+
+A site known here is served at once and its pointer refreshed behind (stale-while-revalidate,
+``Timings.pointer_fresh``); the watch loop polls the DHT for held sites
+(``propagation.poll_interval``). A new version is pushed on to a few other holders, and a
+holder fetches it at once (only the files that changed). Holders announce their peer port
+under the site's holders key, so that pushes and lookups find them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from ..config import NodeConfig
+from ..content import pointer as ptr
+from ..content.identity import public_key_from_site_id
+from ..errors import NotFound, PeerwebError, SwarmTimeout
+from ..http.peer_client import PeerClient
+from ..policy import cooldowns, propagation, versions
+from ..policy import retention as retention_rule
+from ..policy.propagation import Endpoint
+from ..swarm.engine import Swarm
+from . import state
+from .jobs import Jobs
+from .persistence import Persistence
+from .snapshots import Snapshot, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+class Resolver:
+    """Pointers of the sites this node knows, and the holders of each.
+
+    ``announce_soon`` is set when there is something new to announce (a snapshot, a port)."""
+
+    def __init__(self, config: NodeConfig, swarm: Swarm, peers: PeerClient, jobs: Jobs,
+                 disk: Persistence, store: SnapshotStore, announce_soon: asyncio.Event) -> None:
+        self._config = config
+        self._timings = config.timings
+        self._swarm = swarm
+        self._peers = peers
+        self._jobs = jobs
+        self._disk = disk
+        self._store = store
+        self._announce_soon = announce_soon
+        self._peer_port = 0
+        self._refreshing: dict[str, asyncio.Task[ptr.Pointer | None]] = {}
+        self._checked: dict[str, float] = {}
+        """When each site's pointer was last looked up (``time.monotonic``)."""
+        self._next_poll: dict[str, float] = {}
+        self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
+
+    @property
+    def peer_port(self) -> int:
+        return self._peer_port
+
+    @peer_port.setter
+    def peer_port(self, port: int) -> None:
+        self._peer_port = port
+        self._announce_soon.set()  # now there is a port to announce
+
+    @property
+    def peer_endpoint(self) -> Endpoint:
+        """This node's peer service as others find it in the DHT."""
+        return self._config.listen[0], self._peer_port
+
+    def seeds(self, site_id: str) -> bool:
+        """Whether this node offers a site to others (a metered node: only pinned and own)."""
+        record = self._disk.state.sites.get(site_id)
+        return retention_rule.seeds(self._config.metered, site_id in self._disk.state.published,
+                                    record is not None and record.pinned)
+
+    # -- pointers --------------------------------------------------------------------------
+
+    def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
+                       source: Endpoint | None = None) -> bool:
+        """Keep ``candidate`` if it is newer than what we hold; never go back a version.
+
+        ``force`` replaces a pointer of the same version (our own re-signed pointer). A new
+        version is pushed on to other holders (not back to ``source``, who sent it)."""
+        site_id = candidate.site_id
+        sites = self._disk.state.sites
+        record = sites.get(site_id)
+        current = record.pointer if record else None
+        if not versions.pointer_update(current, candidate, force):
+            if current is not None and candidate.version < current.version:
+                log.info("ignored pointer v%d for %s: v%d already seen", candidate.version,
+                         site_id[:12], current.version)
+            return False
+        if record is None:
+            record = sites[site_id] = state.SiteRecord(candidate, last_used=time.time())
+            self._disk.save_state()  # a site learned is not forgotten by a crash
+        else:
+            record.pointer = candidate
+        record.remember(candidate, time.time())
+        self._disk.mark_dirty()
+        if current is not None and current.infohash != candidate.infohash:
+            log.info("site %s moved to v%d", site_id[:12], candidate.version)
+            self._disk.save_state()
+            self._jobs.spawn(self._push(candidate, source))
+            if (self._store.held_versions(site_id) and site_id not in self._disk.state.published
+                    and self.seeds(site_id)):
+                # A holder fetches the new version at once (only the files that changed),
+                # so it can serve it, and the old one goes when the new one is complete.
+                self._jobs.spawn(self._follow(candidate))
+        return True
+
+    async def _follow(self, pointer: ptr.Pointer) -> None:
+        await self._store.open(pointer.infohash.hex(), pointer.site_id)
+
+    def signed_pointer(self, site_id: str) -> ptr.Pointer:
+        """The newest signed pointer held for a site, as mirrors hand it to visitors' workers."""
+        public_key_from_site_id(site_id)  # BadAddress for a malformed id
+        record = self._disk.state.sites.get(site_id)
+        if record is None:
+            raise NotFound(f"this node does not hold site {site_id}")
+        return record.pointer
+
+    async def refresh_pointer(self, site_id: str) -> ptr.Pointer | None:
+        """Ask the DHT for the site's newest pointer; one query per site at a time."""
+        return await self._jobs.single_flight(self._refreshing, site_id,
+                                              lambda: self._refresh(site_id))
+
+    async def _refresh(self, site_id: str) -> ptr.Pointer | None:
+        public_key = public_key_from_site_id(site_id)
+        if not await self._swarm.wait_dht_ready(timeout=min(self._timings.dht_get_timeout,
+                                                            self._config.fetch_timeout)):
+            raise SwarmTimeout("this node has no DHT peers yet; check --bootstrap")
+        found = None
+        # For a site we do not know, keep asking (backing off) for a bounded time
+        # (cooldowns.lookup_wait).
+        loop = asyncio.get_running_loop()
+        patience = loop.time() + min(self._timings.dht_find_patience,
+                                     self._config.fetch_timeout)
+        for attempt in range(self._timings.dht_get_max_attempts):
+            found = await self._swarm.get_pointer(public_key, self._timings.dht_get_timeout)
+            if found is not None or site_id in self._disk.state.sites:
+                break
+            delay = cooldowns.lookup_wait(attempt, loop.time(), patience,
+                                          self._timings.dht_get_attempts)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        if found is None:
+            # The publisher may be offline and its DHT item expired: holders keep the
+            # signed pointer and hand it over themselves.
+            offered = await self._peers.fetch_any(await self.holders(site_id), site_id)
+            for candidate in offered:
+                if ptr.is_newer(candidate, found):
+                    found = candidate
+        self._checked[site_id] = time.monotonic()
+        if found is not None:
+            self.accept_pointer(found)
+        record = self._disk.state.sites.get(site_id)
+        return record.pointer if record else None
+
+    async def poll(self, now: float) -> None:
+        """The safety net under pushes: check the DHT for new versions of the held sites due
+        a check (``now``: ``time.monotonic``), more often for sites in use."""
+        published = self._disk.state.published
+        for site_id, record in list(self._disk.state.sites.items()):
+            if site_id in published or not self._store.held_versions(site_id):
+                continue
+            if not cooldowns.poll_due(self._next_poll.get(site_id, 0.0), now):
+                continue
+            idle = max(0.0, time.time() - record.last_used)
+            self._next_poll[site_id] = now + propagation.poll_interval(idle)
+            self._checked[site_id] = now
+            with contextlib.suppress(PeerwebError):
+                await self.refresh_pointer(site_id)
+
+    # -- visits ----------------------------------------------------------------------------
+
+    async def open_site(self, site_id: str) -> Snapshot:
+        """The snapshot to serve for a site: the cached version at once, refreshed behind."""
+        public_key_from_site_id(site_id)  # BadAddress for a malformed id
+        record = self._visit_site(site_id)
+        if record is None:
+            found = await self.refresh_pointer(site_id)
+            if found is None:
+                raise NotFound(
+                    f"no signed pointer for site {site_id} was found in the DHT; the publisher "
+                    "and every node holding it may be offline"
+                )
+            record = self._disk.state.sites[site_id]
+            record.last_used = time.time()
+        return await self._store.open(record.pointer.infohash.hex(), site_id)
+
+    def _visit_site(self, site_id: str) -> state.SiteRecord | None:
+        """A visit to a known site: mark it used and check for a newer version now and then."""
+        record = self._disk.state.sites.get(site_id)
+        if record is None:
+            return None
+        if (site_id not in self._disk.state.published
+                and not cooldowns.pointer_fresh(self._checked.get(site_id, 0.0),
+                                                time.monotonic(), self._timings.pointer_fresh)):
+            self._checked[site_id] = time.monotonic()
+            self._jobs.spawn(self.refresh_pointer(site_id))
+        record.last_used = time.time()
+        return record
+
+    def serving(self, site_id: str | None, tid: str) -> bool:
+        """Whether a visit to the site (or, without ``site_id``, to the snapshot) is served
+        from snapshot ``tid`` right now; counts as a visit, as opening it would."""
+        if site_id is not None:
+            record = self._visit_site(site_id)
+            if record is None or record.pointer.infohash.hex() != tid:
+                return False
+        return self._store.visit(tid) is not None
+
+    # -- holders ---------------------------------------------------------------------------
+
+    async def holders(self, site_id: str, max_age: float | None = None) -> list[Endpoint]:
+        """Peer ports of nodes that announced they hold a site (a list at most ``max_age``
+        seconds old)."""
+        cached = self._holders.get(site_id)
+        if max_age is None:
+            max_age = self._timings.holders_ttl
+        if cached is not None and cooldowns.still_fresh(cached[0], time.monotonic(), max_age):
+            return cached[1]
+        key = propagation.holders_key(public_key_from_site_id(site_id))
+        found = await self._swarm.find_peers(key, self._timings.holders_lookup_timeout)
+        self._holders[site_id] = (time.monotonic(), found)
+        return found
+
+    async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None) -> None:
+        """Hand a newer pointer to a few other holders of the site (each forwards it once)."""
+        holders = await self.holders(pointer.site_id)
+        targets = propagation.push_targets(holders, self.peer_endpoint,
+                                           [exclude] if exclude else [])
+        if not targets:
+            return
+        results = await asyncio.gather(*(self._peers.push(t, pointer, self._peer_port)
+                                         for t in targets))
+        log.info("pushed v%d of %s to %d holders (%d took it as news)", pointer.version,
+                 pointer.site_id[:12], len(targets), sum(results))
+
+    async def announce_loop(self) -> None:
+        """Announce this node's peer port under the holders key of every site it holds (and,
+        a volunteer, under the volunteers key)."""
+        while True:
+            if self._peer_port and await self._swarm.wait_dht_ready(
+                    timeout=self._timings.watch_tick):
+                if self._config.volunteer:
+                    self._swarm.announce(propagation.VOLUNTEERS_KEY, self._peer_port)
+                for site_id in list(self._disk.state.sites):
+                    if self._store.held_versions(site_id) and self.seeds(site_id):
+                        key = propagation.holders_key(public_key_from_site_id(site_id))
+                        self._swarm.announce(key, self._peer_port)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timings.holder_announce_interval):
+                    await self._announce_soon.wait()
+            self._announce_soon.clear()
