@@ -155,7 +155,7 @@ class NodeConfig:
     limit_local_peers: bool = False
     """Apply rate limits between local addresses too (libtorrent exempts them by default);
     benchmarks that emulate separate hosts on loopback with libtorrent's own limits turn this
-    on. Local peers are choked like any others either way (see engine._choke_local_peers)."""
+    on. Local peers are choked like any others either way (see swarm.settings.choke_local_peers)."""
     timings: Timings = field(default_factory=Timings)
     """Intervals and timeouts of the background jobs and lookups."""
 

@@ -1,0 +1,261 @@
+"""The piece reader: verified bytes of a file, streamed as its pieces arrive.
+
+Pieces not yet held get deadlines (``set_piece_deadline``) and come back in read_piece alerts;
+held pieces of hybrid torrents are read straight from the file and checked again
+(``diskpiece``). Which pieces to ask for, and when a wait has stalled, is decided in
+``peerweb.policy.readplan``; this module carries it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+
+from ..config import Timings
+from ..errors import StorageError, SwarmTimeout
+from ..policy.readplan import FIRST_PIECE_DEADLINE_MS, Cooldown, ReadPlan, Remedy, StallDetector
+from . import diskpiece
+from .handle import TorrentHandle, torrent_id
+from .held import HeldPieces
+from .rendezvous import Rendezvous
+from .torrents import DISK_ADVICE, Torrents, announcing_while
+
+log = logging.getLogger(__name__)
+
+_CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+_BLOCK_FINISHED = 3  # block_info::finished in libtorrent's download queue
+
+
+class PieceReader:
+    """Streams verified pieces; owns the futures of pieces readers wait on."""
+
+    def __init__(self, torrents: Torrents, held: HeldPieces, timings: Timings) -> None:
+        self._torrents = torrents
+        self._held = held
+        self.timings = timings
+        self._pieces: Rendezvous[tuple[str, int], bytes] = Rendezvous()
+        self._rechecks = Cooldown(timings.recheck_min_interval)
+        self._reconnects = Cooldown(timings.reconnect_min_interval)
+
+    async def read(self, handle: TorrentHandle, file_index: int, start: int, end: int,
+                   timeout: float) -> AsyncIterator[bytes]:
+        """Verified bytes [start, end) of one file, streamed as pieces arrive.
+
+        Pieces not yet downloaded get deadlines, nearest first, so a seek into a large file
+        fetches the pieces at the new offset before anything else.
+        """
+        info: lt.torrent_info = handle.torrent_file()
+        files = info.layout()
+        plan = ReadPlan(start, end, files.file_offset(file_index), files.file_size(file_index),
+                        files.piece_length())
+        local = self._local_file(handle, info, file_index)
+        held = self._held.of(handle) if local else bytearray()
+        pending: dict[int, asyncio.Future[bytes]] = {}
+        try:
+            piece = plan.first
+            while piece <= plan.last:
+                for ahead, deadline_ms in plan.readahead(piece, pending, held):
+                    pending[ahead] = self._piece_future(handle, ahead, deadline_ms)
+                run = plan.disk_run(piece, held, pending) if local is not None else []
+                if local is not None and run:
+                    spans = [self._span(info, plan, p) for p in run]
+                    pieces = await asyncio.to_thread(diskpiece.read_run, local, spans)
+                    for data in pieces:
+                        yield plan.clip(piece, data)
+                        piece += 1
+                    if len(pieces) == len(run):
+                        continue
+                    data = await self._refetch(handle, piece, spans[len(pieces)], timeout)
+                else:
+                    data = await self._fetch_piece(handle, piece, pending.pop(piece, None),
+                                                   timeout)
+                yield plan.clip(piece, data)
+                piece += 1
+                if local is not None and piece <= plan.last:
+                    held = self._held.of(handle)  # the same map unless a check dropped it
+        finally:
+            for future in pending.values():
+                future.cancel()
+
+    @staticmethod
+    def _span(info: lt.torrent_info, plan: ReadPlan, piece: int) -> diskpiece.PieceSpan:
+        offset, length = plan.in_file(piece)
+        return diskpiece.PieceSpan(offset, length, info.piece_size(piece),
+                                   bytes(info.hash_for_piece(piece)))
+
+    async def _refetch(self, handle: TorrentHandle, piece: int, failed: diskpiece.PieceSpan,
+                       timeout: float) -> bytes:
+        """A held piece that did not read back from disk as libtorrent holds it (still in a
+        write buffer, or altered): through libtorrent, and re-checked if that is wrong too."""
+        data = await self._fetch_piece(handle, piece, None, timeout)
+        if not diskpiece.matches(data, failed):
+            log.warning("%s: piece %d on disk does not match its hash; "
+                        "re-checking the torrent", torrent_id(handle)[:12], piece)
+            await self._torrents.recheck(handle, timeout)  # the piece is then fetched afresh
+            data = await self._fetch_piece(handle, piece, None, timeout)
+            if not diskpiece.matches(data, failed):
+                raise StorageError(f"piece {piece} keeps reading back wrong from "
+                                   f"disk; {DISK_ADVICE}")
+        return data
+
+    def _local_file(self, handle: TorrentHandle, info: lt.torrent_info,
+                    file_index: int) -> Path | None:
+        """Where a file of a hybrid torrent lies on disk, for reading held pieces directly;
+        ``None`` for other torrents (v1 pieces may span files, v2-only has no v1 hashes)."""
+        save_path = self._torrents.save_path(torrent_id(handle))
+        hashes = info.info_hashes()
+        if save_path is None or not (hashes.has_v1() and hashes.has_v2()):
+            return None
+        return save_path / str(info.layout().file_path(file_index))
+
+    # -- pieces through libtorrent ---------------------------------------------------------------
+
+    def _piece_future(self, handle: TorrentHandle, piece: int,
+                      deadline_ms: int) -> asyncio.Future[bytes]:
+        key = (torrent_id(handle), piece)
+        # Readers that gave up (a cut stream) leave cancelled futures behind; only a live one
+        # means a request is still out. Otherwise ask again: a torrent that stopped on an
+        # error and resumed has forgotten its deadlines.
+        asked = self._pieces.pending(key)
+        future = self._pieces.wait(key)
+        if not asked:
+            self._request_piece(handle, piece, deadline_ms)
+        return future
+
+    def _request_piece(self, handle: TorrentHandle, piece: int, deadline_ms: int) -> None:
+        held = self._held.known(torrent_id(handle))
+        if held is not None and held[piece]:
+            handle.read_piece(piece)
+            return
+        if handle.status().state in _CHECKING:
+            return  # on_checked asks once the check is over
+        if handle.have_piece(piece):
+            handle.read_piece(piece)
+        else:
+            # When the piece passes its hash check, libtorrent reads it back for us.
+            handle.set_piece_deadline(piece, deadline_ms, lt.torrent_handle.alert_when_available)
+
+    def _request_waiting(self, handle: TorrentHandle) -> None:
+        """Ask again for every piece a reader of this torrent still waits on."""
+        tid = torrent_id(handle)
+        for key in self._pieces.open_keys():
+            if key[0] == tid and self._pieces.pending(key):
+                self._request_piece(handle, key[1], FIRST_PIECE_DEADLINE_MS)
+
+    async def _fetch_piece(self, handle: TorrentHandle, piece: int,
+                           future: asyncio.Future[bytes] | None, timeout: float) -> bytes:
+        """A piece through libtorrent: read back if held, else downloaded with a deadline."""
+        if future is None:
+            future = self._piece_future(handle, piece, FIRST_PIECE_DEADLINE_MS)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait_piece(handle, piece, future)
+        except TimeoutError:
+            error = self._torrents.torrent_error(torrent_id(handle))
+            if error:
+                raise StorageError(f"disk error: {error}; {DISK_ADVICE}") from None
+            raise SwarmTimeout(f"no peer delivered piece {piece} within {timeout:.0f} s") from None
+
+    async def _wait_piece(self, handle: TorrentHandle, piece: int,
+                          future: asyncio.Future[bytes]) -> bytes:
+        """Wait for a piece, re-announcing while alone and un-sticking a forgotten piece.
+
+        libtorrent 2.x can leave a piece with every block received but its hash check never
+        concluded (seen after a hybrid torrent's v1/v2 mismatch from a tampering peer); it would
+        wait forever. Re-checking the torrent's data settles it.
+        """
+        detector = StallDetector()
+
+        def check(status: lt.torrent_status) -> None:
+            if status.state != lt.torrent_status.downloading or handle.have_piece(piece):
+                return
+            remedy = detector.observe(_received_unverified(handle, piece),
+                                      status.total_payload_download,
+                                      lambda: _stuck_requests(handle))
+            if remedy is Remedy.RECHECK:
+                self._recheck(handle)
+            elif remedy is Remedy.RECONNECT:
+                self._reconnect(handle)
+
+        return await announcing_while(handle, future, self.timings, check)
+
+    def _recheck(self, handle: TorrentHandle) -> None:
+        tid = torrent_id(handle)
+        if not self._rechecks.ready(tid, asyncio.get_running_loop().time()):
+            return
+        log.warning("%s: a received piece was never verified; re-checking the torrent", tid[:12])
+        self._held.forget(torrent_id(handle))
+        handle.force_recheck()
+
+    def _reconnect(self, handle: TorrentHandle) -> None:
+        """Start every connection of a torrent afresh, with empty request queues.
+
+        libtorrent cancels queued requests to make way for a piece with a deadline; under the
+        fast extension (BEP 6) the requests then stay queued until the peer rejects them.
+        Transmission 3.00 advertises the extension but drops cancelled requests silently,
+        so the queue never empties, libtorrent marks the peer snubbed and asks it for
+        nothing more. New connections start with nothing outstanding."""
+        tid = torrent_id(handle)
+        if not self._reconnects.ready(tid, asyncio.get_running_loop().time()):
+            return
+        peers = [p.ip for p in handle.get_peer_info()]
+        log.warning("%s: a peer stopped answering requests; reconnecting to %d peer(s)",
+                    tid[:12], len(peers))
+        handle.pause()
+        handle.resume()
+        for endpoint in peers:
+            handle.connect_peer(endpoint)
+        self._request_waiting(handle)
+
+    def reading(self, tid: str) -> bool:
+        """Whether a reader is waiting on a piece of this torrent right now."""
+        return any(key[0] == tid and self._pieces.pending(key) for key in self._pieces.open_keys())
+
+    # -- alerts ----------------------------------------------------------------------------------
+
+    def on_read_piece(self, alert: Any) -> None:
+        key = (torrent_id(alert.handle), int(alert.piece))
+        if alert.error.value():
+            self._pieces.fail(key, StorageError(f"reading piece {key[1]}: "
+                                                f"{alert.error.message()}"))
+            return
+        self._pieces.settle(key, bytes(alert.buffer))
+
+    def on_checked(self, alert: Any) -> None:
+        # Requests wait out a check (see _request_piece), and a re-check forgets deadlines:
+        # ask now for what readers still wait on.
+        self._torrents.on_checked(alert)
+        self._request_waiting(alert.handle)
+
+    def on_file_error(self, alert: Any) -> None:
+        tid, error = self._torrents.record_error(alert)
+        for key in self._pieces.open_keys():
+            if key[0] == tid:
+                self._pieces.fail(key, error)
+
+    def on_torrent_error(self, alert: Any) -> None:
+        if not self._torrents.resume_after_mismatch(alert):
+            self.on_file_error(alert)
+
+    def cancel_all(self) -> None:
+        """Cancel every piece a reader waits on (the session is going away)."""
+        self._pieces.cancel_all()
+
+
+def _stuck_requests(handle: TorrentHandle) -> bool:
+    """A peer libtorrent has snubbed still holds requests it will not answer."""
+    return any(p.flags & lt.peer_info.snubbed and p.download_queue_length
+               for p in handle.get_peer_info())
+
+
+def _received_unverified(handle: TorrentHandle, piece: int) -> bool:
+    """Every block of ``piece`` is on disk, yet it has not passed (or failed) its hash check."""
+    for entry in handle.get_download_queue():
+        if entry["piece_index"] == piece:
+            return all(block["state"] == _BLOCK_FINISHED for block in entry["blocks"])
+    return False
