@@ -26,7 +26,7 @@ from peerweb.config import NodeConfig
 from peerweb.content import bencode
 from peerweb.node.node import Node
 from peerweb.spike.handoff import LoadPolicy, Mode, Thresholds
-from peerweb.spike.loader import CONFIG_PATH
+from peerweb.spike.loader import CONFIG_PATH, WorkerTimings
 from peerweb.spike.origin import Origin, OriginConfig, sitemap_of
 from peerweb.tools.testnet import Testnet
 
@@ -264,7 +264,7 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
         upstream.middlewares.append(counting(upstream_hits))
         async with serving(upstream) as upstream_url:
             policy = handing_off()
-            origin = Origin(OriginConfig(upstream_url, site_id, mirrors, worker_release=1.0),
+            origin = Origin(OriginConfig(upstream_url, site_id, mirrors, worker_timings=WorkerTimings(release_after=1.0)),
                             sitemap_of(folder), policy)
             origin_app = origin.make_app()
             origin_app.middlewares.append(counting(origin_hits))
