@@ -46,9 +46,10 @@ worker's error page in sw.js is the same)."""
 
 @dataclass(frozen=True)
 class WorkerTimings:
-    """How long the visitor's worker waits for what, in seconds: sent in ``CONFIG_PATH``
-    (``timings``), so an origin (or a test) can shorten them. The worker keeps the same
-    defaults (decide.js ``DEFAULT_TIMINGS``) for an origin that names none."""
+    """How long the visitor's worker (and the loader page) waits for what, in seconds: sent
+    in ``CONFIG_PATH`` and the loader page (``timings``), so an origin (or a test) can
+    shorten them. The worker keeps the same defaults (decide.js ``DEFAULT_TIMINGS``) for an
+    origin that names none."""
 
     config_refresh: float = 5.0
     """Between asks for the origin's mode and mirrors while the worker is in use; also how
@@ -69,6 +70,9 @@ class WorkerTimings:
     """The time of the last hand-off seen is stored at most this often."""
     release_after: float = 600.0
     """Of normal mode after the last hand-off before the worker unregisters itself."""
+    takeover_wait: float = 5.0
+    """The loader page's: for the worker to take over before the page sends the browser
+    to a mirror, unverified (a browser that blocks workers may never say no)."""
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -186,7 +190,7 @@ _PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
   })();
   let timer;
   const late = new Promise((_, fail) => {
-    timer = setTimeout(() => fail(new Error('no worker')), 5000);
+    timer = setTimeout(() => fail(new Error('no worker')), 1000 * c.config.timings.takeover_wait);
   });
   try {
     await Promise.race([takeOver, late]);

@@ -23,6 +23,7 @@
     bundle_wait: 1500,    // the page's requests wait on a bundle this long before going alone
     handoff_mark: 60000,  // the time of the last hand-off seen is stored at most this often
     release_after: 600000, // of normal mode after the last hand-off before the worker leaves
+    takeover_wait: 5000,  // the loader page's, for the worker to take over (unused here)
   });
 
   /* The timings of an origin's ``config`` in ms: each one it names (seconds, >= 0), else the
