@@ -9,6 +9,7 @@ import re
 import pytest
 
 from peerweb.content.identity import SiteKey, site_id_from_public_key
+from peerweb.errors import UsageError
 from peerweb.spike import loader
 
 SITE = site_id_from_public_key(SiteKey.generate("s").public_key)
@@ -41,9 +42,9 @@ def test_the_workers_timings_come_from_the_origin_with_todays_defaults() -> None
     short = loader.WorkerTimings(config_refresh=0.2, release_after=1.0)
     sent = loader.worker_config(SITE, True, [], timings=short)["timings"]
     assert sent == {**timings, "config_refresh": 0.2, "release_after": 1.0}
-    with pytest.raises(ValueError, match="hedge_after"):
+    with pytest.raises(UsageError, match="hedge_after"):
         loader.WorkerTimings(hedge_after=-1)
-    with pytest.raises(ValueError, match="bundle_wait"):
+    with pytest.raises(UsageError, match="bundle_wait"):
         loader.WorkerTimings(bundle_wait=math.nan)
 
 

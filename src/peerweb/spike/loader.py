@@ -23,6 +23,7 @@ from importlib import resources
 
 from ..content.identity import public_key_from_site_id
 from ..content.sitemap import content_type
+from ..errors import UsageError
 
 SW_PATH = "/.peerweb/sw.js"
 VERIFY_PATH = "/.peerweb/verify.js"
@@ -77,7 +78,7 @@ class WorkerTimings:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             if not getattr(self, field.name) >= 0:
-                raise ValueError(f"worker timing {field.name} must be >= 0 seconds")
+                raise UsageError(f"worker timing {field.name} must be >= 0 seconds")
 
     def to_json(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -189,8 +190,9 @@ _PAGE = """<!doctype html><meta charset=utf-8><title>Loading…</title>
     }
   })();
   let timer;
+  const wait = (c.config.timings || {}).takeover_wait ?? 5;
   const late = new Promise((_, fail) => {
-    timer = setTimeout(() => fail(new Error('no worker')), 1000 * c.config.timings.takeover_wait);
+    timer = setTimeout(() => fail(new Error('no worker')), 1000 * wait);
   });
   try {
     await Promise.race([takeOver, late]);
