@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import struct
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,16 @@ from peerweb.config import NodeConfig
 from peerweb.content import bencode
 from peerweb.node.node import Node
 from peerweb.spike.handoff import LoadPolicy, Mode, Thresholds
-from peerweb.spike.loader import CONFIG_PATH
+from peerweb.spike.loader import CONFIG_PATH, WorkerTimings
 from peerweb.spike.origin import Origin, OriginConfig, sitemap_of
 from peerweb.tools.testnet import Testnet
 
 from ..servers import DYNAMIC_PAGE, serving, upstream_app
 
 SCRIPT = b'document.body.dataset.app = "ok";\n'
+QUICK = WorkerTimings(config_refresh=0.3, bundle_wait=0.3, release_after=1.0)
+"""The worker's timings here (worker.json): the origin's word is taken again within 0.3 s, so
+a test that changes it waits that long, not 5 s."""
 BIG = 3 * 1024 * 1024 + 777  # several pieces: streamed and checked piece by piece
 
 
@@ -160,7 +164,8 @@ async def behind(folder: Path, site_id: str, mirror: HostileMirror
     """An origin that hands off to ``mirror`` alone: yields it, its URL and the mirror's."""
     async with serving(upstream_app(folder)) as upstream_url, \
             serving(mirror.app()) as mirror_url:
-        origin = Origin(OriginConfig(upstream_url, site_id, [f"{mirror_url}/s/{site_id}"]),
+        origin = Origin(OriginConfig(upstream_url, site_id, [f"{mirror_url}/s/{site_id}"],
+                                     worker_timings=QUICK),
                         sitemap_of(folder), handing_off())
         async with serving(origin.make_app()) as base:
             yield origin, base, mirror_url
@@ -169,13 +174,45 @@ async def behind(folder: Path, site_id: str, mirror: HostileMirror
 async def hold(node: Node, site_id: str, version: int, timeout: float = 30.0) -> None:
     """Make a volunteer node mirror the site and wait until it holds all of ``version``."""
     await node.mirror(site_id)
-    async with asyncio.timeout(timeout):
-        while True:
-            snapshot = await node.open_site(site_id)
-            if (node.signed_pointer(site_id).version == version
-                    and snapshot.handle.status().is_seeding):
-                return
-            await asyncio.sleep(0.1)
+
+    async def holds() -> bool:
+        snapshot = await node.open_site(site_id)
+        return (node.signed_pointer(site_id).version == version
+                and snapshot.handle.status().is_seeding)
+    await wait_until(holds, timeout, f"a volunteer holds version {version}")
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str
+                     ) -> None:
+    """Ask ``predicate`` until it holds; fail, saying ``what`` did not happen, after
+    ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await predicate():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout} s: {what}") from None
+
+
+async def answer(page: Page, path: str) -> dict[str, Any]:
+    """What the page gets for ``path`` (through its worker): status, verified-by and text."""
+    return await page.evaluate(
+        """async (p) => { const r = await fetch(p);
+          return {status: r.status, verified: r.headers.get('X-Peerweb-Verified'),
+                  text: await r.text()}; }""", path)
+
+
+async def wait_answer(page: Page, path: str, holds: Callable[[dict[str, Any]], bool],
+                      what: str) -> dict[str, Any]:
+    """The first answer for ``path`` that ``holds``: the worker takes the origin's word again
+    within QUICK.config_refresh of a change, and answers accordingly."""
+    got: dict[str, Any] = {}
+
+    async def check() -> bool:
+        got.update(await answer(page, path))
+        return holds(got)
+    await wait_until(check, 10, what)
+    return got
 
 
 @contextlib.asynccontextmanager
@@ -264,7 +301,11 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
         upstream.middlewares.append(counting(upstream_hits))
         async with serving(upstream) as upstream_url:
             policy = handing_off()
-            origin = Origin(OriginConfig(upstream_url, site_id, mirrors, worker_release=1.0),
+            # The config handed over on the first visit stays good for 2 s here, long
+            # enough to see that the visit did not ask for it again.
+            timings = dataclasses.replace(QUICK, config_refresh=2.0)
+            origin = Origin(OriginConfig(upstream_url, site_id, mirrors,
+                                         worker_timings=timings),
                             sitemap_of(folder), policy)
             origin_app = origin.make_app()
             origin_app.middlewares.append(counting(origin_hits))
@@ -273,8 +314,8 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 started = time.monotonic()
                 page = await visit(context, base + "/")
                 # The loader page handed the worker its config: the first visit did not ask
-                # the busy origin for it again (unless it outlasted the config's 5 s).
-                if time.monotonic() - started < 4:
+                # the busy origin for it again (unless it outlasted the config's 2 s).
+                if time.monotonic() - started < timings.config_refresh - 0.5:
                     assert origin_hits[CONFIG_PATH] == 0
                 assert origin_hits["/favicon.ico"] == 0  # the loader page names none to ask
                 # The verified page was written in place of the loader page (no reload), and
@@ -332,7 +373,10 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 assert await page_txt.evaluate(
                     "performance.getEntriesByType('navigation')[0].type") == "reload"
                 await other.close()
-                # A browser that cannot run the worker gets the plain (unverified) redirect.
+                # A browser that cannot run the worker gets the plain (unverified) redirect,
+                # once the loader page has waited takeover_wait for one (shortened here).
+                origin.config = dataclasses.replace(origin.config, worker_timings=(
+                    dataclasses.replace(timings, takeover_wait=0.5)))
                 plain = await browser.new_context(service_workers="block")
                 page_plain = await plain.new_page()
                 await page_plain.goto(base + "/")
@@ -343,14 +387,15 @@ async def test_a_page_with_assets_and_video_comes_verified_from_two_mirrors(
                 # The load falls: the worker passes requests to the origin, and once the calm
                 # has outlasted worker_release it unregisters itself.
                 policy.mode = Mode.NORMAL
-                await asyncio.sleep(5.5)  # past the worker's config refresh
-                about = await page.evaluate("fetch('/about.html').then((r) => r.text())")
-                assert about == contents["about.html"].decode()
+                about = await wait_answer(page, "/about.html", lambda a: not a["verified"],
+                                          "the worker passes requests to the origin")
+                assert about["text"] == contents["about.html"].decode()
                 assert upstream_hits["/about.html"] == 1
-                async with asyncio.timeout(5):
-                    while await page.evaluate(
-                            "navigator.serviceWorker.getRegistrations().then((r) => r.length)"):
-                        await asyncio.sleep(0.1)
+
+                async def left() -> bool:
+                    return not await page.evaluate(
+                        "navigator.serviceWorker.getRegistrations().then((r) => r.length)")
+                await wait_until(left, 5, "the worker unregisters itself")
                 await context.close()
 
 
@@ -370,7 +415,8 @@ async def test_an_altered_script_is_caught_and_the_mirror_is_avoided(
         # An honest mirror joins; the hostile one is never asked again.
         origin.handoff.mirrors.append(scene.honest)
         asked = sum(hostile.asked.values())
-        await asyncio.sleep(5.5)  # past the worker's config refresh
+        await wait_answer(page, "/about.html", lambda a: a["verified"] is not None,
+                          "the worker takes the honest mirror")
         page = await visit(context, base + "/about.html")
         got = await fetched(page, ["about.html", "app.js", "media/big.bin"])
         assert got["app.js"]["sha"] == sha(contents["app.js"])
@@ -379,8 +425,10 @@ async def test_an_altered_script_is_caught_and_the_mirror_is_avoided(
         assert sum(hostile.asked.values()) == asked
         # Every mirror bad and the origin's upstream gone: a clear error page.
         origin.handoff.mirrors[:] = [f"{hostile_url}/s/{site_id}"]
-        origin.config = OriginConfig("http://127.0.0.1:9", site_id, [])
-        await asyncio.sleep(5.5)
+        origin.config = dataclasses.replace(origin.config, upstream="http://127.0.0.1:9",
+                                            mirrors=[])
+        await wait_answer(page, "/notes.txt", lambda a: a["status"] == 503,
+                          "the worker knows of no mirror but the bad one")
         response = await page.goto(base + "/notes.txt")
         assert response is not None and response.status == 503
         assert "No mirror could deliver a verified copy" in await page.content()
@@ -411,8 +459,8 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
                 serving(forger.app()) as forger_url:
             mirrors = [f"{u}/s/{site_id}"
                        for u in (lagging_url, stale_url, forger_url, mirror_url)]
-            origin = Origin(OriginConfig(upstream_url, site_id, mirrors), sitemap_of(folder),
-                            handing_off())
+            origin = Origin(OriginConfig(upstream_url, site_id, mirrors, worker_timings=QUICK),
+                            sitemap_of(folder), handing_off())
             async with serving(origin.make_app()) as base:
                 context = await browser.new_context()
                 page = await visit(context, base + "/")
@@ -438,7 +486,8 @@ async def test_old_and_forged_records_are_refused(tmp_path: Path, browser: Brows
                 # Replay: with only the stale mirror left, the worker will not go back to v1;
                 # the origin serves the page itself.
                 origin.handoff.mirrors[:] = [f"{stale_url}/s/{site_id}"]
-                await asyncio.sleep(5.5)  # past the worker's config refresh
+                await wait_answer(page, "/about.html", lambda a: not a["verified"],
+                                  "the worker, left with the stale mirror, asks the origin")
                 page = await visit(context, base + "/about.html")
                 assert await page.text_content("#about") == "about v2"
                 assert stale.asked["file"] == 0
@@ -454,9 +503,9 @@ async def test_a_forged_piece_layer_is_caught_and_media_comes_verified_from_anot
         scene.origin.handoff.mirrors.append(scene.honest)
         context = await browser.new_context()
         page = await visit(context, base + "/")
-        async with asyncio.timeout(10):
-            while not (await worker_status(page))["mirrors"][forger_url]["bad"]:
-                await asyncio.sleep(0.1)
+        async def caught() -> bool:
+            return bool((await worker_status(page))["mirrors"][forger_url]["bad"])
+        await wait_until(caught, 10, "the forged piece layer is caught")
         assert forger.asked["current"] == 1  # the lead: its torrent came with its record
         status = await worker_status(page)
         assert "piece layer" in status["mirrors"][forger_url]["bad"]

@@ -3,61 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
-from playwright.async_api import Browser, Page
+import pytest_asyncio
+from playwright.async_api import Page
 
 from peerweb.content import bencode
 from peerweb.content import pointer as ptr
 from peerweb.content.identity import SiteKey
 from peerweb.content.ranges import RangeNotSatisfiable, parse_range
 from peerweb.content.sitemap import Kind, SiteMap, content_type
-from peerweb.spike import loader
 from peerweb.swarm.build import build
 from peerweb.tools.testnet import write_sample_site
 
-from ..servers import serving
+from .pages import call, parts_page
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-async def verify_page(browser: Browser, base: str) -> Page:
-    page = await browser.new_page()
-    await page.goto(base + "/")
-    await page.wait_for_function("self.peerwebVerify !== undefined")
-    return page
-
-
-def js_app() -> web.Application:
-    app = web.Application()
-
-    async def index(_request: web.Request) -> web.Response:
-        return web.Response(text=f"<script src='{loader.VERIFY_PATH}'></script>",
-                            content_type="text/html")
-
-    async def script(_request: web.Request) -> web.Response:
-        found = loader.asset(loader.VERIFY_PATH)
-        assert found is not None
-        return web.Response(body=found[0], content_type="text/javascript")
-
-    app.router.add_get("/", index)
-    app.router.add_get(loader.VERIFY_PATH, script)
-    return app
-
-
-@pytest.fixture
-async def page(browser: Browser) -> Any:
-    async with serving(js_app()) as base:
-        yield await verify_page(browser, base)
-
-
-async def call(page: Page, expression: str, *args: Any) -> Any:
-    """Run ``async (V, args) => expression`` in the page; errors come back as {'error': name}."""
-    return await page.evaluate(
-        "async ([body, args]) => { const V = self.peerwebVerify;"
-        " try { return await (new Function('V', 'args', 'return (async () => ' + body + ')()'))"
-        "(V, args); } catch (e) { return {error: e.constructor.name, message: e.message}; } }",
-        [expression, list(args)])
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def page() -> AsyncIterator[Page]:
+    async with parts_page() as loaded:
+        yield loaded
 
 
 async def test_records_signed_by_the_site_key_verify_and_others_do_not(page):

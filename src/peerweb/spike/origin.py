@@ -53,8 +53,9 @@ class OriginConfig:
     instead of a plain redirect to a mirror."""
     version: int | None = None
     """The site version the origin knows is current; the worker refuses older records."""
-    worker_release: float = 600.0
-    """Seconds after the last hand-off before visitors' workers unregister themselves."""
+    worker_timings: loader.WorkerTimings = loader.WorkerTimings()
+    """How long visitors' workers wait for what (sent in worker.json), among them how long
+    after the last hand-off they unregister themselves."""
 
 
 FindMirrors = Callable[[], Awaitable[list[str]]]
@@ -87,8 +88,8 @@ class Origin:
         app = web.Application()
         app.router.add_get(STATUS_PATH, self._status)
         app.router.add_get(loader.CONFIG_PATH, self._worker_config)
-        app.router.add_get(loader.SW_PATH, _worker_asset)
-        app.router.add_get(loader.VERIFY_PATH, _worker_asset)
+        for path in loader.ASSET_PATHS:
+            app.router.add_get(path, _worker_asset)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.cleanup_ctx.append(self._mirror_job)
         app.on_cleanup.append(self._close)
@@ -156,7 +157,7 @@ class Origin:
     def _worker_config_now(self, site_id: str) -> dict[str, object]:
         handing_off = self.policy.update(time.monotonic()) is Mode.HANDOFF
         return loader.worker_config(site_id, handing_off, self.handoff.mirrors,
-                                    self.config.version, self.config.worker_release)
+                                    self.config.version, self.config.worker_timings)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
@@ -169,8 +170,7 @@ class Origin:
             # A first-party page that makes the browser check what mirrors send.
             page = loader.loader_page(self._worker_config_now(self.config.site_id),
                                       decision.location)
-            return web.Response(body=page, headers={"Content-Type": "text/html; charset=utf-8",
-                                         "Cache-Control": "no-store"})
+            return web.Response(body=page, headers=loader.page_headers())
         if decision.action is Action.REDIRECT:
             return web.Response(status=302, headers={"Location": decision.location,
                                                      "Cache-Control": "no-store"})
