@@ -234,7 +234,8 @@ def _site_actions(row: SiteRow, token: str, back: str, with_details: bool = True
         parts.append(_action("remove", row.site_id, "Remove", token, back, danger=True))
     if with_details:
         parts.append(f"<a class=button href='{PREFIX}site/{_e(row.site_id)}'>Details</a>")
-    return "<span class=actions>" + "".join(parts) + "</span>"
+    # A <div>, not a <p>: a <form> inside a <p> would end the paragraph.
+    return "<div class=actions>" + "".join(parts) + "</div>"
 
 
 def _name_cell(row: SiteRow) -> str:
@@ -280,8 +281,8 @@ def render_home(status: Mapping[str, Any], rows: Sequence[SiteRow], token: str,
     banner = f"<p class=notice role=status>{_e(notice)}</p>" if notice else ""
     body = (
         f"<header><h1>peerweb</h1><p class=summary>{_e(status['network'])} network · "
-        f"<span data-field=dht_nodes>{int(status['dht_nodes'])}</span> DHT nodes · "
-        f"<span data-field=peers>{int(status['peers'])}</span> peers · "
+        f"{_count(int(status['dht_nodes']), 'dht_nodes', 'DHT node')} · "
+        f"{_count(int(status['peers']), 'peers', 'peer')} · "
         f"up {_e(_duration(float(status['uptime'])))}</p></header>{banner}"
         f"<form class=open method=post action='{PREFIX}open'>"
         f"<input type=hidden name=token value='{_e(token)}'>"
@@ -354,7 +355,8 @@ def render_site(details: SiteDetails, token: str, notice: str | None = None) -> 
         f"<header><p><a href='/'>← all sites</a></p>"
         f"<h1>{_e(row.title or 'Untitled site')}</h1>"
         f"<p class=sid><code>{_e(row.site_id)}</code></p>"
-        f"<p>{_site_actions(row, token, back, with_details=False)}</p></header>{banner}"
+        f"<div class=lead>{_site_actions(row, token, back, with_details=False)}</div>"
+        f"</header>{banner}"
         f"<section><h2>Addresses</h2><ul class=links>{''.join(links)}</ul></section>"
         f"<section><h2>Versions</h2><table><thead><tr><th>Version</th><th>First seen</th>"
         f"<th>State</th><th>Files changed</th></tr></thead><tbody>{versions}</tbody></table>"
@@ -386,10 +388,12 @@ def _availability(counts: Sequence[int]) -> str:
         f"{'copy' if copies == 1 else 'copies'}</title></rect>"
         for i, (first, last, copies) in enumerate(groups))
     fewest, most = min(counts), max(counts)
+    spread = f"{fewest}" if fewest == most else f"{fewest} to {most}"
     return (f"<svg class=pieces viewBox='0 0 {len(groups) * width} 20' "
             f"preserveAspectRatio=none role=img aria-label='copies of each piece'>{cells}</svg>"
-            f"<p>{len(counts)} pieces; the connected peers hold each {fewest} to {most} "
-            f"times. <span class='key c0'>none</span><span class='key c1'>1</span>"
+            f"<p class=spread>{len(counts)} pieces; the connected peers hold "
+            f"{spread} {'copy' if most == 1 else 'copies'} of each. "
+            "<span class='key c0'>none</span><span class='key c1'>1</span>"
             "<span class='key c2'>2</span><span class='key c3'>3+</span></p>")
 
 
@@ -417,6 +421,13 @@ def _when(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _count(value: int, field: str, noun: str) -> str:
+    """``3 peers`` with the number live-updated by the script (it keeps the noun's plural
+    right through ``data-noun``)."""
+    return (f"<span data-field={field} data-noun='{_e(noun)}'>{value} {_e(noun)}"
+            f"{'' if value == 1 else 's'}</span>")
+
+
 def _duration(seconds: float) -> str:
     minutes, _ = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -436,7 +447,7 @@ class Dashboard:
     def __init__(self, node: Node, token: str | None = None) -> None:
         self.node = node
         self.token = token or secrets.token_urlsafe(24)
-        self._titles: dict[str, str | None] = {}
+        self._titles: dict[str, str] = {}
         self._pages: dict[str, Handler] = {"": self._home, "site": self._site,
                                            "stats.json": self._stats,
                                            "static": self._static}
@@ -504,7 +515,8 @@ class Dashboard:
         if tid in self._titles:
             return self._titles[tid]
         found = await inspect.title(self.node, tid)
-        if found is not None or inspect.size(self.node, tid) is not None:
+        # None is not kept: index.html may still be on its way.
+        if found is not None:
             if len(self._titles) >= TITLE_CACHE:
                 self._titles.clear()
             self._titles[tid] = found

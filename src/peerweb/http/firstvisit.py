@@ -251,7 +251,8 @@ _SCRIPT = """
     var failed = st.state === "failed";
     if (st.version === null) {
       mark("step-pointer", failed ? "bad" : "now",
-           st.elapsed >= 3 ? "still looking (" + Math.round(st.elapsed) + " s)" : "");
+           !failed && st.elapsed >= 3 ? "still looking (" + Math.round(st.elapsed) + " s)"
+                                      : "");
       mark("step-metadata", "", ""); mark("step-open", "", "");
     } else {
       mark("step-pointer", "done", "found version " + st.version);
@@ -263,6 +264,7 @@ _SCRIPT = """
     document.getElementById("failed").hidden = !failed;
     document.getElementById("note").hidden = failed;
     if (failed) {
+      document.querySelector("h1").textContent = "This site could not be opened";
       document.getElementById("headline").textContent = st.headline;
       document.getElementById("detail").textContent = st.detail;
     }

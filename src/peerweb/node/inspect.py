@@ -105,9 +105,12 @@ async def title(node: Node, tid: str) -> str | None:
 
 
 def size(node: Node, tid: str) -> int | None:
-    """Total bytes of a held snapshot's files (None: its metadata is not here)."""
+    """Total bytes of a held snapshot's files, BEP 52 padding left out (None: its metadata
+    is not here)."""
     snapshot = held_snapshot(node, tid)
-    return sum(snapshot.sizes) if snapshot is not None else None
+    if snapshot is None:
+        return None
+    return sum(n for n, path in zip(snapshot.sizes, snapshot.sitemap.paths, strict=True) if path)
 
 
 def files(node: Node, tid: str) -> list[FileView]:

@@ -28,6 +28,11 @@
     if (cell) cell.textContent = text;
   }
 
+  function counted(scope, name, value) {
+    var cell = scope.querySelector('[data-field="' + name + '"]');
+    if (cell) cell.textContent = value + " " + cell.dataset.noun + (value === 1 ? "" : "s");
+  }
+
   function draw() {
     var top = Math.max.apply(null, up.concat(down, [1000]));
     document.getElementById("plot-up").setAttribute("points", points(up, top));
@@ -45,8 +50,8 @@
         setField(legend, "upload_rate", human(st.upload_rate) + "/s");
         setField(legend, "download_rate", human(st.download_rate) + "/s");
         var summary = document.querySelector(".summary");
-        setField(summary, "dht_nodes", String(st.dht_nodes));
-        setField(summary, "peers", String(st.peers));
+        counted(summary, "dht_nodes", st.dht_nodes);
+        counted(summary, "peers", st.peers);
         document.querySelectorAll("tr[data-site]").forEach(function (row) {
           var site = st.sites[row.dataset.site];
           if (!site) return;
