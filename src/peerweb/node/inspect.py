@@ -79,7 +79,7 @@ def title_from_html(data: bytes) -> str | None:
 def held_snapshot(node: Node, tid: str) -> Snapshot | None:
     """The snapshot if the node has it open, without counting a visit (``open_snapshot``
     would move it to the front of the eviction order)."""
-    return node._snapshots.get(tid)  # noqa: SLF001 - read-only look, see the docstring
+    return node._store.get(tid)  # noqa: SLF001 - a read-only look, see the docstring
 
 
 def current_tid(node: Node, site_id: str) -> str:
@@ -178,7 +178,7 @@ def remove_site(node: Node, site_id: str) -> list[str]:
     tids = {entry.infohash for entry in record.history} | {record.pointer.infohash.hex()}
     removed = sorted(tid for tid in tids if node.holds(tid))
     for tid in removed:
-        node._evict(tid, "removed from the dashboard")  # noqa: SLF001
+        node._store.evict(tid, "removed from the dashboard")  # noqa: SLF001
     del node.state.sites[site_id]
-    node._save_state()  # noqa: SLF001 - a removed site must not come back after a crash
+    node._disk.save_state()  # noqa: SLF001 - a removed site must not come back after a crash
     return removed
