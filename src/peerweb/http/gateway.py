@@ -20,11 +20,12 @@ from ..content.ranges import RangeNotSatisfiable, parse_range
 from ..content.sitemap import Kind, content_type
 from ..errors import PeerwebError
 from ..node.node import SMALL_FILE_LIMIT, Node, Snapshot
-from . import fastpath
+from . import dashboard, fastpath, firstvisit
 
 log = logging.getLogger(__name__)
 
 NODE_KEY = web.AppKey("node", Node)
+LOOKUPS_KEY = web.AppKey("lookups", firstvisit.Lookups)
 
 # Sites change under the same URL: browsers must revalidate (cheap, ETag is the merkle root).
 SITE_CACHE = "no-cache"
@@ -41,12 +42,17 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
     app[NODE_KEY] = node
     names = set(local_names or ())
     names.add(node.config.gateway[0])
+    board = dashboard.Dashboard(node)
+    lookups = app[LOOKUPS_KEY] = firstvisit.Lookups(node)
+
+    async def stop_lookups(_app: web.Application) -> None:
+        await lookups.close()
+
+    app.on_cleanup.append(stop_lookups)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method == "OPTIONS" and node.config.volunteer:
             return web.Response(status=204, headers=PREFLIGHT)
-        if request.method not in ("GET", "HEAD"):
-            return _error(405, "Only GET and HEAD are served here.", {"Allow": "GET, HEAD"})
         try:
             host = request.url.host or ""
         except ValueError:
@@ -56,8 +62,12 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
             address = addressing.route(host, raw_path, names)
         except PeerwebError as exc:
             return _error(exc.http_status, str(exc))
+        if address.target is Target.HOME and not address.path.startswith(MIRROR_API):
+            return await board.handle(request, address.path)  # its own methods and errors
+        if request.method not in ("GET", "HEAD"):
+            return _error(405, "Only GET and HEAD are served here.", {"Allow": "GET, HEAD"})
         try:
-            return await _serve(request, node, address)
+            return await _serve(request, node, address, lookups)
         except PeerwebError as exc:
             return _error(exc.http_status, str(exc))
 
@@ -71,7 +81,9 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
 
 async def _allow_any_origin(_request: web.Request, response: web.StreamResponse) -> None:
     # A volunteer mirror serves pages of other origins' sites: let their scripts read it
-    # (the verifying worker reads records, torrents and byte ranges).
+    # (the verifying worker reads records, torrents and byte ranges). Never the dashboard.
+    if response.headers.get("Cross-Origin-Resource-Policy") == "same-origin":
+        return
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Access-Control-Expose-Headers"] = EXPOSED
 
@@ -83,19 +95,19 @@ PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD",
 MIRROR_API = "/peerweb/v1/"
 
 
-async def _serve(request: web.Request, node: Node, address: Address) -> web.StreamResponse:
+async def _serve(request: web.Request, node: Node, address: Address,
+                 lookups: firstvisit.Lookups) -> web.StreamResponse:
     if address.target is Target.UNKNOWN_HOST:
         return _error(421, "This gateway does not serve that host name. Open "
                       "http://<site-id>.localhost:PORT/ or http://localhost:PORT/s/<site-id>/.")
     if address.target is Target.HOME:
-        if address.path.startswith(MIRROR_API):
-            return await _mirror_api(node, address.path[len(MIRROR_API):])
-        if address.path not in ("/", ""):
-            return _error(404, "Nothing here. Sites live at http://<site-id>.localhost:PORT/.")
-        return await _home(node)
+        return await _mirror_api(node, address.path[len(MIRROR_API):])
     if address.path == "":
         raise web.HTTPMovedPermanently(address.prefix + "/")
     if address.target is Target.SITE:
+        waiting = firstvisit.answer(request, lookups, address.ident)
+        if waiting is not None:  # a browser opening a site not here yet: say what happens
+            return waiting
         snapshot = await node.open_site(address.ident)
         cache = SITE_CACHE
     else:
@@ -240,23 +252,3 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
                    **SECURITY_HEADERS, **(headers or {})}
     return web.Response(status=status, text=body, headers=all_headers) if status != 304 else (
         web.Response(status=status))
-
-
-async def _home(node: Node) -> web.Response:
-    rows = []
-    for site in (await node.status())["sites"]:
-        rows.append(
-            "<li><a href='{u}'>{s}</a> v{v}{p}</li>".format(
-                u=html.escape(site["url"]), s=html.escape(site["site_id"]), v=site["version"],
-                p=" (published here)" if site["published"] else "",
-            )
-        )
-    body = (
-        "<!doctype html><meta charset=utf-8><title>peerweb</title>"
-        "<body style='font:16px system-ui;max-width:48em;margin:3em auto'>"
-        "<h1>peerweb gateway</h1><p>Open a site at <code>http://&lt;site-id&gt;.localhost:"
-        f"{node.gateway_port}/</code>.</p><h2>Sites on this node</h2>"
-        f"<ul>{''.join(rows) or '<li>none yet</li>'}</ul>"
-    )
-    return web.Response(text=body, content_type="text/html", headers=SECURITY_HEADERS)
-

@@ -1,0 +1,149 @@
+"""The dashboard and the first-visit hook over plain HTTP, on real nodes: headers, actions,
+the address links are built from, and what non-browser clients get."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from peerweb.config import NodeConfig
+from peerweb.tools.testnet import Testnet
+
+from ..waiting import wait_until
+
+BROWSER_POST = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}
+
+
+def write_site(folder, title: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text(f"<!doctype html><title>{title}</title><h1>hi</h1>")
+    (folder / "about.html").write_text("<p>about</p>")
+
+
+async def token_of(gw) -> str:
+    status, headers, body = await gw.raw("/")
+    assert status == 200
+    found = re.search(rb"name=token value='([^']+)'", body)
+    assert found is not None
+    return found.group(1).decode()
+
+
+async def post(gw, path: str, fields: dict[str, str], headers: dict[str, str]):
+    url = gw.base + path
+    async with gw.session.post(url, data=fields, headers=headers,
+                               allow_redirects=False) as response:
+        return response.status, response.headers.copy(), await response.read()
+
+
+async def test_dashboard_headers_actions_and_remove(http, tmp_path) -> None:
+    async with Testnet(2, template=NodeConfig(volunteer=True)) as net:
+        a, b = net.nodes
+        write_site(tmp_path / "s", "Site <one>")
+        result = await a.node.publish(tmp_path / "s", "s")
+        sid = result.site_id
+        gb = http(b)
+        status, _, _ = await gb.site(sid, "/")  # index.html is here: the title is known
+        assert status == 200
+        await wait_until(lambda: b.node.holds(result.infohash), 10, "B to hold the site")
+
+        status, headers, body = await gb.raw("/")
+        assert status == 200 and b"Site &lt;one&gt;" in body
+        assert headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
+        # A volunteer lets any origin read what it mirrors, never its dashboard.
+        assert "Access-Control-Allow-Origin" not in headers
+        status, headers, _ = await gb.raw("/peerweb/v1/record/" + sid)
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+        status, headers, body = await gb.raw("/dashboard/stats.json")
+        assert status == 200 and b'"upload_rate"' in body
+        assert "Access-Control-Allow-Origin" not in headers
+        status, headers, body = await gb.raw("/dashboard/static/dashboard.js")
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+        assert (await gb.raw("/dashboard/static/../node.py"))[0] == 404
+        assert (await gb.raw("/dashboard/nowhere"))[0] == 404
+        assert (await gb.raw("/", method="POST"))[0] == 405  # as before the dashboard
+
+        token = await token_of(gb)
+        own = {"Origin": gb.base, **BROWSER_POST}
+        fields = {"token": token, "site": sid, "next": f"/dashboard/site/{sid}"}
+        status, _, _ = await post(gb, "/dashboard/action/pin", {**fields, "token": "x"}, own)
+        assert status == 403 and not b.node.state.sites[sid].pinned
+        status, headers, _ = await post(gb, "/dashboard/action/pin", fields, own)
+        assert status == 303 and b.node.state.sites[sid].pinned
+        assert headers["Location"] == f"/dashboard/site/{sid}?done=pinned"
+        status, _, body = await gb.raw(f"/dashboard/site/{sid}?done=pinned")
+        assert status == 200 and b"Pinned: this node keeps" in body
+        assert b"about.html" in body and b"Peers (" in body
+        # Somebody else's text cannot be slipped into the notice.
+        status, _, body = await gb.raw("/?done=Your%20node%20is%20hacked")
+        assert b"hacked" not in body
+        status, headers, _ = await post(
+            gb, "/dashboard/action/pin", {**fields, "next": "//evil.example/"}, own)
+        assert headers["Location"].startswith("/?done=")
+
+        # A's own site cannot be removed from A's dashboard; B can drop its copy.
+        ga = http(a)
+        status, _, body = await post(ga, "/dashboard/action/remove",
+                                     {"token": await token_of(ga), "site": sid},
+                                     {"Origin": ga.base, **BROWSER_POST})
+        assert status == 400 and b"publishes" in body
+        folder = b.node.content_dir / result.infohash
+        status, headers, _ = await post(gb, "/dashboard/action/remove", fields, own)
+        assert status == 303 and headers["Location"] == "/?done=removed"
+        assert sid not in b.node.state.sites and not b.node.holds(result.infohash)
+        await wait_until(lambda: not any(p.is_file() for p in folder.rglob("*")), 10,
+                         "B to delete the site's files")
+
+        # The open box, for an id and for rubbish.
+        status, headers, _ = await post(gb, "/dashboard/open",
+                                        {"token": token, "address": result.magnet}, own)
+        assert status == 303 and headers["Location"] == f"http://{sid}.localhost:{gb.port}/"
+        status, _, body = await post(gb, "/dashboard/open",
+                                     {"token": token, "address": "nonsense"}, own)
+        assert status == 400 and b"Cannot open" in body
+
+
+async def test_links_follow_a_gateway_that_is_not_on_127_0_0_1(http, tmp_path) -> None:
+    async with Testnet(1) as net:
+        running = await net.add_node(replace(net.config_for(1), gateway=("127.0.0.2", 0)))
+        write_site(tmp_path / "s", "Elsewhere")
+        sid = (await running.node.publish(tmp_path / "s", "s")).site_id
+        gw = http(running)
+        assert gw.base.startswith("http://127.0.0.2:")
+        status, _, body = await gw.raw("/")
+        assert status == 200
+        assert f"{gw.base}/s/{sid}/".encode() in body
+        assert f"{sid}.localhost".encode() not in body  # it would reach 127.0.0.1 instead
+        status, _, body = await gw.raw(f"/s/{sid}/")
+        assert status == 200 and b"Elsewhere" in body
+
+
+async def test_first_visit_hook_only_answers_browsers(http, tmp_path) -> None:
+    async with Testnet(2, template=NodeConfig(fetch_timeout=3.0)) as net:
+        a, b = net.nodes
+        gw = http(b)
+        unknown = a.node.keys.get_or_create("nobody").site_id
+        navigate = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
+                    "Accept": "text/html"}
+        status, headers, body = await gw.site(unknown, "/", headers=navigate)
+        assert status == 200 and b"Opening a peerweb site" in body
+        assert headers["Cache-Control"] == "no-store"
+        assert "script-src 'nonce-" in headers["Content-Security-Policy"]
+        # The same in path form (its own page, not the site's, so no sandbox is needed).
+        status, _, body = await gw.raw(f"/s/{unknown}/", headers=navigate)
+        assert status == 200 and b"Opening a peerweb site" in body
+
+        async def ended():
+            status, _, body = await gw.site(unknown, "/", headers={"X-Peerweb-Lookup": "1"})
+            assert status == 200
+            return b'"failed"' in body and body
+
+        body = await wait_until(ended, 20, "the lookup to end")
+        assert b"Nobody is sharing this site" in body
+        # Scripts, images and tools wait for the answer itself, as before.
+        status, _, body = await gw.site(unknown, "/", headers={"Accept": "*/*"})
+        assert status == 404 and b"no signed pointer" in body
+        status, _, _ = await gw.site(unknown, "/", headers={"Sec-Fetch-Mode": "no-cors",
+                                                            "Accept": "text/html"})
+        assert status == 404
