@@ -73,3 +73,14 @@ def test_non_ascii_hosts_are_not_ours(host):
 def test_non_ascii_infohashes_are_refused(ident):
     with pytest.raises(BadAddress):
         route("localhost", f"/ih/{ident}/", set())
+
+
+@pytest.mark.parametrize("text", ["http://[", "https://[::1/x", "magnet://[/?xs=urn:btpk:00"])
+def test_unclosed_ipv6_brackets_are_a_bad_address(text):
+    """Found by the property tests: urlsplit's ValueError leaked from both parsers."""
+    with pytest.raises(BadAddress, match="not a URL"):
+        parse_cli_address(text)
+    with pytest.raises(BadAddress, match="not a URL"):
+        parse_magnet(text)
+    with pytest.raises(BadAddress, match="not a URL"):
+        parse_magnet("A://[")

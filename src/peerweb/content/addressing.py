@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from ..errors import BadAddress
 from .identity import normalise_site_id, site_id_from_public_key
@@ -52,9 +52,17 @@ def parse_infohash(text: str) -> str:
     raise BadAddress(f"not an info-hash (40 or 64 hex digits): {text[:80]!r}")
 
 
+def _split(url: str) -> SplitResult:
+    """urlsplit, with its ValueError (an unclosed ``[`` of an IPv6 host) as BadAddress."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise BadAddress(f"not a URL ({exc}): {url[:80]!r}") from None
+
+
 def parse_magnet(uri: str) -> Address:
     """BEP 9 (``xt=urn:btih:``), BEP 52 (``xt=urn:btmh:1220``) and BEP 46 (``xs=urn:btpk:``)."""
-    query = parse_qs(urlsplit(uri).query)
+    query = parse_qs(_split(uri).query)
     trackers = tuple(t for t in query.get("tr", []) if valid_tracker(t))
     for xs in query.get("xs", []):
         if xs.lower().startswith("urn:btpk:"):
@@ -81,7 +89,7 @@ def parse_cli_address(text: str) -> Address:
     if text.startswith("magnet:"):
         return parse_magnet(text)
     if text.startswith(("http://", "https://")):
-        parts = urlsplit(text)
+        parts = _split(text)
         host = (parts.hostname or "").lower()
         return route(host, parts.path or "/", {host} if "." not in host else set())
     ident, _, rest = text.partition("/")

@@ -53,7 +53,7 @@ def parse_object(body: bytes) -> dict[str, object]:
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
         raise UsageError(f"the body is not JSON: {str(exc)[:120]}") from None
     if not isinstance(raw, dict):
-        raise UsageError(f"the body is a JSON {type(raw).__name__}, not an object")
+        raise UsageError("the body is JSON but not an object")
     return raw
 
 
