@@ -279,9 +279,11 @@ def test_cli_addresses_and_magnets_parse_or_are_a_bad_address(text):
 @given(st.text(max_size=80))
 def test_infohashes_parse_to_lowercase_hex_or_are_a_bad_address(text):
     try:
-        assert _HEX_IDENT.fullmatch(parse_infohash(text))
+        parsed = parse_infohash(text)
     except BadAddress:
-        pass
+        return
+    assert _HEX_IDENT.fullmatch(parsed)
+    assert parsed == text.strip().lower() or len(text.strip()) == 32  # hex as is, or base32
 
 
 path_segments = st.sampled_from(["..", ".", "", "a", "b.html", "%2e", "%2E%2e", "%2f", "%5c",

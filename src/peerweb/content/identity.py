@@ -43,10 +43,8 @@ def normalise_site_id(site_id: str) -> str:
     """The canonical spelling (lowercase) of a site id given in any case; BadAddress if it is
     not one. Every place that takes a site id from outside (Host header, URL path, peer port,
     CLI) goes through here, so ``ABC...`` and ``abc...`` name the same site everywhere."""
-    public_key_from_site_id(site_id)
-    # str.lower() maps some non-ASCII letters onto ASCII ones (KELVIN SIGN -> "k"), so a
-    # valid id is ASCII: refused below otherwise.
-    return site_id.strip(_ASCII_SPACE).lower()
+    public_key_from_site_id(site_id)  # raises unless ASCII: lower() maps some other letters
+    return site_id.strip(_ASCII_SPACE).lower()  # onto ASCII ones (KELVIN SIGN -> "k")
 
 
 @functools.lru_cache(maxsize=4096)  # every gateway request decodes its Host: keep it cheap
