@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import settings
 from multidict import CIMultiDict
 from yarl import URL
 
 from peerweb.tools.testnet import write_sample_site as write_site  # noqa: F401
+
+# Property tests run in CI for a bounded, repeatable time: a fixed number of examples per test,
+# the same ones every run (derandomize), no example database left behind. The deadline is
+# generous because two cores are shared; it catches a parser gone quadratic, not jitter.
+# HYPOTHESIS_PROFILE=thorough explores far more, with fresh random examples, when hunting.
+settings.register_profile("ci", max_examples=100, deadline=timedelta(milliseconds=500),
+                          derandomize=True, database=None, print_blob=True)
+settings.register_profile("thorough", max_examples=5000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -52,3 +52,35 @@ def test_cli_addresses():
     assert parse_cli_address(f"http://{SID}.localhost:8080/x").path == "/x"
     with pytest.raises(BadAddress):
         parse_cli_address("not-a-site/x")
+
+
+def test_site_ids_in_any_case_name_one_site():
+    upper = SID.upper()
+    assert route(f"{upper}.localhost", "/", set()).ident == SID
+    assert route(f"{upper}.LOCALHOST.", "/", set()).ident == SID
+    assert route("localhost", f"/s/{upper}/x", set()).ident == SID
+    assert route("localhost", f"/s/{upper}/x", set()).prefix == f"/s/{SID}"
+    assert parse_cli_address(f"{upper}/a").ident == SID
+
+
+@pytest.mark.parametrize("host", [f"{SID[:-1]}\u212a.localhost",  # KELVIN SIGN lower()s to "k"
+                                  "\u0130.localhost", "localhost\u0000", "\udcff"])
+def test_non_ascii_hosts_are_not_ours(host):
+    assert route(host, "/", set()).target is Target.UNKNOWN_HOST
+
+
+@pytest.mark.parametrize("ident", ["\u212a" * 32, "ab" * 19 + "a\u212a"])
+def test_non_ascii_infohashes_are_refused(ident):
+    with pytest.raises(BadAddress):
+        route("localhost", f"/ih/{ident}/", set())
+
+
+@pytest.mark.parametrize("text", ["http://[", "https://[::1/x", "magnet://[/?xs=urn:btpk:00"])
+def test_unclosed_ipv6_brackets_are_a_bad_address(text):
+    """Found by the property tests: urlsplit's ValueError leaked from both parsers."""
+    with pytest.raises(BadAddress, match="not a URL"):
+        parse_cli_address(text)
+    with pytest.raises(BadAddress, match="not a URL"):
+        parse_magnet(text)
+    with pytest.raises(BadAddress, match="not a URL"):
+        parse_magnet("A://[")

@@ -34,3 +34,29 @@ def test_refuses_booleans_and_str_keys():
         bencode.encode(True)
     with pytest.raises(TypeError):
         bencode.encode({"a": 1})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"i" + b"1" * 5000 + b"e",  # past int()'s 4,300 digits: was a plain ValueError
+     b"i" + b"9" * 20 + b"e",  # more digits than any int64
+     b"i9223372036854775808e", b"i-9223372036854775809e",  # one past each int64 bound
+     b"1" * 5000 + b":x",  # a string length of 5,000 digits
+     b"i\xd9\xa3e", b"i\xc2\xb2e"],  # non-ASCII digits (UTF-8 of '٣', '²')
+)
+def test_integers_are_bounded_to_int64(bad):
+    with pytest.raises(bencode.BencodeError):
+        bencode.decode(bad)
+
+
+def test_int64_bounds_round_trip():
+    for value in (bencode.INT_MAX, bencode.INT_MIN):
+        assert bencode.decode(bencode.encode(value)) == value
+    assert bencode.MAX_INT_DIGITS == 19
+
+
+def test_encode_refuses_what_decode_would_refuse():
+    with pytest.raises(ValueError, match="64-bit"):
+        bencode.encode(2**63)
+    with pytest.raises(ValueError, match="64-bit"):
+        bencode.encode(-(2**63) - 1)

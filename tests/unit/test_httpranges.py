@@ -19,6 +19,15 @@ from peerweb.content.ranges import ByteRange, RangeNotSatisfiable, parse_range
         ("bytes=5-1", None),
         ("bytes=1-2-3", None),
         ("bytes=" + "1" * 2000, None),
+        # RFC 9110 section 14.1.2: DIGIT is ASCII 0-9. "²" made int() raise (a 500) and
+        # "٣-٤" was read as bytes 3-4.
+        ("bytes=\u00b2-", None),
+        ("bytes=\u0663-\u0664", None),
+        ("bytes=-\u0663", None),
+        ("bytes=0-\uff19", None),  # FULLWIDTH DIGIT NINE
+        ("bytes=\u00a00-1", None),  # NO-BREAK SPACE is not optional whitespace
+        ("\tbytes=0-1 ", ByteRange(0, 2)),  # spaces and tabs are
+        ("bytes=0-1,\u0663-\u0664", None),
     ],
 )
 def test_parse(header, expected):

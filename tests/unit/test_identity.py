@@ -8,11 +8,13 @@ import pytest
 from peerweb.content.identity import (
     KeyStore,
     SiteKey,
+    normalise_site_id,
     public_key_from_site_id,
     site_id_from_public_key,
+    tighten,
     verify_signature,
 )
-from peerweb.errors import BadAddress, NotFound, UsageError
+from peerweb.errors import BadAddress, NotFound, StorageError, UsageError
 
 
 def test_site_id_is_one_dns_label_and_round_trips():
@@ -23,10 +25,21 @@ def test_site_id_is_one_dns_label_and_round_trips():
     assert public_key_from_site_id(site_id.upper()) == key.public_key
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "1" * 52, "a" * 51, "a" * 53, "../etc/passwd"])
+def test_site_ids_normalise_to_lowercase():
+    site_id = SiteKey("t", bytes(range(32))).site_id
+    assert normalise_site_id(site_id) == site_id
+    assert normalise_site_id(site_id.upper()) == site_id
+    assert normalise_site_id(f" {site_id.title()}\n") == site_id
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1" * 52, "a" * 51, "a" * 53, "../etc/passwd",
+                                 # KELVIN SIGN lower()s to ASCII "k": still not a site id
+                                 "\u212a" * 52, "a" * 51 + "\u212a", "a" * 52 + "\u00a0"])
 def test_bad_site_ids_are_refused(bad):
     with pytest.raises(BadAddress):
         public_key_from_site_id(bad)
+    with pytest.raises(BadAddress):
+        normalise_site_id(bad)
 
 
 def test_non_canonical_trailing_bits_are_refused():
@@ -117,3 +130,50 @@ def test_key_export_import_round_trip_needs_the_passphrase(tmp_path):
         source.export("site", "short")
     with pytest.raises(UsageError, match="not a peerweb key export"):
         target.import_("junk", b"not a pem", "correct horse")
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_key_new_makes_the_data_dir_and_keys_dir_private(tmp_path):
+    old = os.umask(0o022)  # the usual umask, which left the data dir 0755
+    try:
+        KeyStore(tmp_path / "data" / "keys").create("blog")
+    finally:
+        os.umask(old)
+    assert (mode(tmp_path / "data"), mode(tmp_path / "data" / "keys"),
+            mode(tmp_path / "data" / "keys" / "blog.key")) == (0o700, 0o700, 0o600)
+
+
+def test_loose_existing_dirs_and_key_files_are_tightened(tmp_path):
+    data, keys = tmp_path / "data", tmp_path / "data" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "old.key").write_text(bytes(32).hex() + "\n")
+    for path, loose in ((data, 0o755), (keys, 0o775), (keys / "old.key", 0o644)):
+        os.chmod(path, loose)
+    store = KeyStore(keys)
+    store.get("old")  # reading a key tightens what holds it
+    assert (mode(data), mode(keys), mode(keys / "old.key")) == (0o700, 0o700, 0o600)
+    os.chmod(data, 0o750)
+    os.chmod(keys, 0o711)
+    store.create("new")  # and so does writing one
+    assert (mode(data), mode(keys), mode(keys / "new.key")) == (0o700, 0o700, 0o600)
+
+
+def test_only_group_and_other_bits_are_removed(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chmod(data, 0o777)
+    KeyStore(data / "keys").create("k")
+    assert mode(data) == 0o700
+    os.chmod(data, 0o500 | 0o055)  # an owner who chose read-only keeps read-only
+    tighten(data)
+    assert mode(data) == 0o500
+    os.chmod(data, 0o700)
+
+
+def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "data").write_text("")
+    with pytest.raises(StorageError, match="not a folder"):
+        KeyStore(tmp_path / "data" / "keys").create("k")

@@ -94,3 +94,36 @@ def test_trackers_and_web_seeds_travel_signed_and_bad_entries_are_skipped():
     signature = key.sign(ptr.signed_message(1, value))
     parsed = ptr.verify(key.public_key, 1, value, signature)
     assert parsed.trackers == () and parsed.web_seeds == ("https://ok.example/",)
+
+
+def _good_json() -> dict[str, object]:
+    return ptr.sign(SiteKey("t", bytes(32)), IH, 1, 1).to_json()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [None, [], "x", 1, 1e400, True,  # not an object: TypeError / AttributeError leaked
+     {},
+     {**_good_json(), "seq": "1"},  # a string, not a number
+     {**_good_json(), "seq": True},  # a JSON boolean is not a number
+     {**_good_json(), "seq": 1.0},
+     {**_good_json(), "seq": -1},
+     {**_good_json(), "seq": 2**63},  # past BEP 44's int64
+     {**_good_json(), "seq": float("inf")},  # int(inf): OverflowError leaked
+     {**_good_json(), "public_key": 5},
+     {**_good_json(), "signature": None},
+     {**_good_json(), "value": ["00"]},
+     {**_good_json(), "value": "zz"},
+     {**_good_json(), "salt": {}},
+     {k: v for k, v in _good_json().items() if k != "signature"}],
+)
+def test_from_json_raises_only_forged_pointer(record):
+    with pytest.raises(ForgedPointer, match="malformed pointer record|signature"):
+        ptr.Pointer.from_json(record)
+
+
+def test_from_json_reads_what_to_json_writes():
+    good = _good_json()
+    assert ptr.Pointer.from_json(good).to_json() == good
+    without_salt = {k: v for k, v in good.items() if k != "salt"}
+    assert ptr.Pointer.from_json(without_salt).to_json() == good

@@ -8,14 +8,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from ..errors import BadAddress
-from .identity import public_key_from_site_id, site_id_from_public_key
+from .identity import normalise_site_id, site_id_from_public_key
 from .pointer import valid_tracker
 
-_HEX_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-_B32_INFOHASH_RE = re.compile(r"^[a-z2-7]{32}$")
+_HEX_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_B32_INFOHASH_RE = re.compile(r"[a-z2-7]{32}")
 
 
 class Target(Enum):
@@ -41,19 +41,28 @@ class Address:
 
 
 def parse_infohash(text: str) -> str:
-    value = text.strip().lower()
-    if _HEX_RE.match(value):
+    # ASCII first: lower() maps some other letters onto ASCII ones (KELVIN SIGN -> "k").
+    value = text.strip().lower() if text.isascii() else ""
+    if _HEX_RE.fullmatch(value):
         return value
-    if _B32_INFOHASH_RE.match(value):  # magnet links may carry base32 v1 hashes
+    if _B32_INFOHASH_RE.fullmatch(value):  # magnet links may carry base32 v1 hashes
         import base64
 
         return base64.b32decode(value.upper()).hex()
     raise BadAddress(f"not an info-hash (40 or 64 hex digits): {text[:80]!r}")
 
 
+def _split(url: str) -> SplitResult:
+    """urlsplit, with its ValueError (an unclosed ``[`` of an IPv6 host) as BadAddress."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise BadAddress(f"not a URL ({exc}): {url[:80]!r}") from None
+
+
 def parse_magnet(uri: str) -> Address:
     """BEP 9 (``xt=urn:btih:``), BEP 52 (``xt=urn:btmh:1220``) and BEP 46 (``xs=urn:btpk:``)."""
-    query = parse_qs(urlsplit(uri).query)
+    query = parse_qs(_split(uri).query)
     trackers = tuple(t for t in query.get("tr", []) if valid_tracker(t))
     for xs in query.get("xs", []):
         if xs.lower().startswith("urn:btpk:"):
@@ -80,15 +89,14 @@ def parse_cli_address(text: str) -> Address:
     if text.startswith("magnet:"):
         return parse_magnet(text)
     if text.startswith(("http://", "https://")):
-        parts = urlsplit(text)
+        parts = _split(text)
         host = (parts.hostname or "").lower()
         return route(host, parts.path or "/", {host} if "." not in host else set())
     ident, _, rest = text.partition("/")
     path = "/" + rest
-    if _HEX_RE.match(ident.lower()):
+    if _HEX_RE.fullmatch(ident.lower()) and ident.isascii():
         return Address(Target.SNAPSHOT, ident.lower(), path)
-    public_key_from_site_id(ident)  # raises BadAddress with a clear message
-    return Address(Target.SITE, ident.lower(), path)
+    return Address(Target.SITE, normalise_site_id(ident), path)  # BadAddress: clear message
 
 
 def route(host: str, path: str, local_names: set[str]) -> Address:
@@ -98,23 +106,21 @@ def route(host: str, path: str, local_names: set[str]) -> Address:
     host names, ``/s/<site-id>/...`` and ``/ih/<hash>/...`` serve the path forms. Any other
     Host is refused: a DNS-rebinding page must not reach the gateway under a foreign name.
     """
+    if not host.isascii():  # a browser sends IDNs as punycode; anything else is not ours
+        return Address(Target.UNKNOWN_HOST)
     host = host.lower().rstrip(".")
     if host.endswith(".localhost"):
         label = host[: -len(".localhost")]
         if "." in label:
             return Address(Target.UNKNOWN_HOST)
-        public_key_from_site_id(label)
-        return Address(Target.SITE, label, path or "/")
+        return Address(Target.SITE, normalise_site_id(label), path or "/")
     if host not in local_names and host not in ("localhost", "127.0.0.1", "::1"):
         return Address(Target.UNKNOWN_HOST)
     for marker, target in (("/s/", Target.SITE), ("/ih/", Target.SNAPSHOT)):
         if path.startswith(marker) or path == marker.rstrip("/"):
             ident, slash, rest = path[len(marker):].partition("/")
-            if target is Target.SITE:
-                public_key_from_site_id(ident)
-                ident = ident.lower()
-            else:
-                ident = parse_infohash(ident)
+            parse = normalise_site_id if target is Target.SITE else parse_infohash
+            ident = parse(ident)
             prefix = marker + ident
             # Without the slash after the id, relative links would resolve one level up.
             return Address(target, ident, "/" + rest if slash else "", prefix)

@@ -14,6 +14,14 @@ Value: TypeAlias = int | bytes | list["Value"] | dict[bytes, "Value"]
 # than a metadata dict, so a nesting limit keeps a hostile input from exhausting the stack.
 MAX_DEPTH = 32
 
+# Integers (and string lengths) are signed 64-bit, as libtorrent's own decoder holds them:
+# BEP 3 sets no bound, but a file size or a BEP 44 sequence number is at most 2**63 - 1, which
+# takes 19 digits. Checking the digit count first means a hostile 5,000-digit integer costs
+# nothing to refuse (and never reaches int(), which refuses more than 4,300 digits itself).
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+MAX_INT_DIGITS = len(str(INT_MAX))
+
 
 class BencodeError(ValueError):
     """The bytes are not canonical bencoding."""
@@ -29,6 +37,9 @@ def _encode(value: Value | str, out: list[bytes]) -> None:
     if isinstance(value, bool):
         raise TypeError("bencode has no booleans")
     if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise ValueError(f"bencoded integers are signed 64-bit here; this one takes "
+                             f"{value.bit_length()} bits")
         out.append(b"i%de" % value)
     elif isinstance(value, str):
         _encode(value.encode(), out)
@@ -52,6 +63,7 @@ def _encode(value: Value | str, out: list[bytes]) -> None:
 
 
 def decode(data: bytes) -> Value:
+    """The one value ``data`` canonically encodes; BencodeError for anything else."""
     value, end = _decode(data, 0, 0)
     if end != len(data):
         raise BencodeError(f"trailing bytes at offset {end}")
@@ -68,16 +80,17 @@ def _decode(data: bytes, pos: int, depth: int) -> tuple[Value, int]:
         end = data.find(b"e", pos)
         if end < 0:
             raise BencodeError("unterminated integer")
-        text = data[pos + 1 : end]
-        if not _canonical_int(text):
-            raise BencodeError(f"bad integer {text!r}")
-        return int(text), end + 1
+        number = _parse_int(data[pos + 1 : end])
+        if number is None or not INT_MIN <= number <= INT_MAX:
+            raise BencodeError(f"bad integer {data[pos + 1 : min(end, pos + 41)]!r}")
+        return number, end + 1
     if lead.isdigit():
         colon = data.find(b":", pos)
-        if colon < 0 or not _canonical_int(data[pos:colon]) or data[pos : pos + 1] == b"-":
+        length = _parse_int(data[pos:colon]) if colon >= 0 else None
+        if length is None or length < 0:
             raise BencodeError("bad string length")
         start = colon + 1
-        end = start + int(data[pos:colon])
+        end = start + length
         if end > len(data):
             raise BencodeError("truncated string")
         return data[start:end], end
@@ -104,8 +117,12 @@ def _decode(data: bytes, pos: int, depth: int) -> tuple[Value, int]:
     raise BencodeError(f"unexpected byte {lead!r} at offset {pos}")
 
 
-def _canonical_int(text: bytes) -> bool:
+def _parse_int(text: bytes) -> int | None:
+    """The integer ``text`` canonically spells (ASCII digits, no leading zero, no ``-0``), if
+    it has at most MAX_INT_DIGITS digits; else None."""
     digits = text[1:] if text.startswith(b"-") else text
-    if not digits.isdigit():
-        return False
-    return not (digits.startswith(b"0") and (len(digits) > 1 or text.startswith(b"-")))
+    if not digits.isdigit() or len(digits) > MAX_INT_DIGITS:  # bytes.isdigit(): ASCII only
+        return None
+    if digits.startswith(b"0") and (len(digits) > 1 or text.startswith(b"-")):
+        return None
+    return int(text)

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +21,16 @@ from pathlib import Path
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
-from ..errors import BadAddress, NotFound, UsageError
+from ..errors import BadAddress, NotFound, StorageError, UsageError
 
 SITE_ID_LENGTH = 52
-_SITE_ID_RE = re.compile(r"^[a-z2-7]{52}$")
+_SITE_ID_RE = re.compile(r"[a-z2-7]{52}")
+_ASCII_SPACE = " \t\r\n"
 MIN_PASSPHRASE = 8
 _KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The data dir holds the keys and what the user browsed: readable by its owner alone.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 def site_id_from_public_key(public_key: bytes) -> str:
@@ -34,11 +39,20 @@ def site_id_from_public_key(public_key: bytes) -> str:
     return base64.b32encode(public_key).decode().rstrip("=").lower()
 
 
+def normalise_site_id(site_id: str) -> str:
+    """The canonical spelling (lowercase) of a site id given in any case; BadAddress if it is
+    not one. Every place that takes a site id from outside (Host header, URL path, peer port,
+    CLI) goes through here, so ``ABC...`` and ``abc...`` name the same site everywhere."""
+    public_key_from_site_id(site_id)  # raises unless ASCII: lower() maps some other letters
+    return site_id.strip(_ASCII_SPACE).lower()  # onto ASCII ones (KELVIN SIGN -> "k")
+
+
 @functools.lru_cache(maxsize=4096)  # every gateway request decodes its Host: keep it cheap
 def public_key_from_site_id(site_id: str) -> bytes:
-    text = site_id.strip().lower()
-    if not _SITE_ID_RE.match(text):
+    text = site_id.strip(_ASCII_SPACE)
+    if not text.isascii() or not _SITE_ID_RE.fullmatch(text.lower()):
         raise BadAddress(f"not a site id (52 base32 characters): {site_id[:80]!r}")
+    text = text.lower()
     raw = base64.b32decode(text.upper() + "====")
     if site_id_from_public_key(raw) != text:  # the last character carries 4 unused bits
         raise BadAddress(f"not a canonical site id: {site_id[:80]!r}")
@@ -89,14 +103,41 @@ class SiteKey:
         return cls(name=name, seed=os.urandom(32))
 
 
+def ensure_private_dir(path: Path) -> None:
+    """Create the folder ``path`` with mode 0700, or tighten it to the owner alone if it
+    exists, belongs to this user and lets others in. Its parents are created with the
+    usual modes. A folder of another user is left as it is (we could not change it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE)
+    except FileExistsError:
+        if not path.is_dir():
+            raise StorageError(f"{path} exists and is not a folder") from None
+        tighten(path)
+    else:
+        os.chmod(path, PRIVATE_DIR_MODE)  # mkdir's mode is masked by the umask
+
+
+def tighten(path: Path) -> None:
+    """Drop the group and other permission bits of ``path`` if this user owns it."""
+    info = path.stat()
+    owned = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    mode = stat.S_IMODE(info.st_mode)
+    if owned and mode & 0o077:
+        os.chmod(path, mode & ~0o077)
+
+
 class KeyStore:
     """Publisher keys in ``<data-dir>/keys/NAME.key``, one hex seed per file, mode 0600.
 
+    The keys folder and the data dir around it are mode 0700: created so, and tightened when
+    found looser (and owned by this user) whenever a key is written or read.
     Losing a key ends the site's updates: nobody else can sign a newer version.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        """``<data-dir>/keys``; its parent is the data dir."""
 
     def _path(self, name: str) -> Path:
         if not _KEY_NAME_RE.match(name):
@@ -127,6 +168,8 @@ class KeyStore:
             seed = b""
         if len(seed) != 32:
             raise UsageError(f"key file {path} is damaged (expected 64 hex characters)")
+        for existing in (self.directory.parent, self.directory, path):
+            tighten(existing)
         return SiteKey(name=name, seed=seed)
 
     def get_or_create(self, name: str) -> SiteKey:
@@ -186,8 +229,9 @@ class KeyStore:
         return key
 
     def _write(self, path: Path, key: SiteKey) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(self.directory.parent)
+        ensure_private_dir(self.directory)
         # O_EXCL + mode 0600 at creation: the seed is never readable by others, not even briefly.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w") as f:
             f.write(key.seed.hex() + "\n")

@@ -63,18 +63,36 @@ class Pointer:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Pointer:
-        """Rebuild and re-verify a pointer saved or received as JSON."""
-        try:
-            return verify(
-                bytes.fromhex(str(data["public_key"])),
-                int(str(data["seq"])),
-                bytes.fromhex(str(data["value"])),
-                bytes.fromhex(str(data["signature"])),
-                bytes.fromhex(str(data.get("salt", ""))),
-            )
-        except (KeyError, ValueError) as exc:
-            raise ForgedPointer(f"malformed pointer record: {exc}") from exc
+    def from_json(cls, data: object) -> Pointer:
+        """Rebuild and re-verify a pointer saved or received as JSON (any JSON value: a peer
+        chose it); ForgedPointer for anything but a validly signed pointer in ``to_json``'s
+        form."""
+        if not isinstance(data, dict):
+            raise ForgedPointer(f"malformed pointer record: a {type(data).__name__}, "
+                                "not an object")
+        seq = data.get("seq")
+        # bool is an int in Python, not in JSON; BEP 44's seq is a signed 64-bit integer and
+        # libtorrent starts it at 1.
+        if type(seq) is not int or not 0 <= seq <= bencode.INT_MAX:
+            raise ForgedPointer("malformed pointer record: 'seq' is not an integer from 0 "
+                                "to 2**63-1")
+        return verify(
+            _hex_field(data, "public_key"),
+            seq,
+            _hex_field(data, "value"),
+            _hex_field(data, "signature"),
+            _hex_field(data, "salt", ""),
+        )
+
+
+def _hex_field(data: dict[object, object], name: str, default: str | None = None) -> bytes:
+    text = data.get(name, default)
+    if not isinstance(text, str):
+        raise ForgedPointer(f"malformed pointer record: {name!r} is not a hex string")
+    try:
+        return bytes.fromhex(text)
+    except ValueError as exc:
+        raise ForgedPointer(f"malformed pointer record: {name!r} is not hex: {exc}") from exc
 
 
 def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = (),

@@ -7,10 +7,18 @@ allows a server to ignore Range), which every client handles.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Header values longer than this are not a range any client sends; refuse to parse them.
 MAX_RANGE_HEADER = 1024
+
+# RFC 9110 section 14.1.2: first-pos / last-pos / suffix-length = 1*DIGIT, and DIGIT is ASCII
+# 0-9 only (RFC 5234 appendix B.1). str.isdigit() would also take "²" (which int() refuses)
+# and "٣" (which int() reads as 3).
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+# RFC 9110 section 5.6.3: optional whitespace is spaces and tabs, not every Unicode space.
+_OWS = " \t"
 
 
 @dataclass(frozen=True)
@@ -35,30 +43,31 @@ class RangeNotSatisfiable(ValueError):
 def parse_range(header: str | None, total: int) -> ByteRange | None:
     """The one byte range to serve, or None to serve the whole body.
 
-    Malformed headers and multi-range sets are ignored (whole body), as RFC 9110 permits;
-    syntactically valid ranges that all start past the end raise RangeNotSatisfiable.
+    Malformed headers (including digits other than ASCII 0-9) and multi-range sets are
+    ignored (whole body), as RFC 9110 section 14.2 permits; syntactically valid ranges that
+    all start past the end raise RangeNotSatisfiable.
     """
     if header is None:
         return None
-    header = header.strip()
-    if len(header) > MAX_RANGE_HEADER or not header.lower().startswith("bytes="):
+    header = header.strip(_OWS)
+    if len(header) > MAX_RANGE_HEADER or header[:6].lower() != "bytes=":
         return None
-    specs = [s.strip() for s in header[6:].split(",")]
+    specs = [s.strip(_OWS) for s in header[6:].split(",")]
     parsed: list[ByteRange | None] = []
     for spec in specs:
         first, dash, last = spec.partition("-")
         if not dash:
             return None
-        first, last = first.strip(), last.strip()
+        first, last = first.strip(_OWS), last.strip(_OWS)
         if first == "":
-            if not last.isdigit():
+            if not _DIGITS.fullmatch(last):
                 return None
             suffix = int(last)
             # "bytes=-0" asks for nothing: unsatisfiable.
             nonempty = suffix > 0 and total > 0
             parsed.append(ByteRange(max(0, total - suffix), total) if nonempty else None)
             continue
-        if not first.isdigit() or (last and not last.isdigit()):
+        if not _DIGITS.fullmatch(first) or (last and not _DIGITS.fullmatch(last)):
             return None
         start = int(first)
         end = total if not last else int(last) + 1
