@@ -1,12 +1,16 @@
 """The swarm engine: the only part of peerweb that imports libtorrent.
 
-Owns the libtorrent session and its settings (``settings``), the alerts turned into awaitable
-results (``alerts``, ``rendezvous``): DHT puts, gets and peer lookups (``dht``), torrents
-added, removed and rechecked with their metadata, resume data and errors (``torrents``), the
-piece reader that streams verified bytes (``reader``, ``held``), held pieces read back from
-disk and checked again (``diskpiece``), the session's counters (``stats``), and torrents
-built from a folder (``build``). ``engine.Swarm`` puts the parts together; ``handle`` names
-the libtorrent calls they make. The reader's decisions are ``peerweb.policy.readplan``.
+  engine        ``Swarm``, the facade the node uses
+  settings      the session's settings (private DHT on loopback, choking of local peers)
+  alerts        libtorrent's alerts through a socket the event loop watches
+  rendezvous    one keyed table of futures that alerts settle
+  handle        the Protocols of the libtorrent handle and session methods in use
+  dht           signed pointers put and got (BEP 44/46), announces, peer lookups
+  torrents      torrents added, removed, rechecked; metadata, resume data, .torrent files
+  reader        the piece reader: verified bytes streamed as pieces arrive
+  held, diskpiece   which pieces are held; held pieces read from disk and checked again
+  stats         session counters
+  build         a folder copied and hashed into a hybrid v1+v2 torrent
 
 May import: ``peerweb.content``, ``peerweb.policy``, ``peerweb.config``, ``peerweb.errors``.
 """
