@@ -292,6 +292,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.framing = RequestFraming()
         self._key: str | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._armed_for = 0.0
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: Any) -> None:
@@ -352,12 +353,16 @@ class GuardedProtocol(asyncio.Protocol):
             self.transport.close()
 
     def _arm(self) -> None:
-        # One timer per connection, re-armed lazily when it fires early: data_received only
-        # moves timestamps, which keeps the per-request cost to a few attribute writes.
-        if self._timer is None:
-            deadline = self.framing.deadline(self.limits, self.owns_idle)
-            if deadline is not None:
-                self._timer = self._loop.call_at(deadline, self._expire)
+        # One timer per connection. It is moved only when a deadline comes earlier (a head
+        # begins, a body starts); a later one is found when the timer fires and re-arms, so
+        # most requests cost a comparison here, not a cancel and a new timer.
+        deadline = self.framing.deadline(self.limits, self.owns_idle)
+        if deadline is None or (self._timer is not None and self._armed_for <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_for = deadline
+        self._timer = self._loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
@@ -372,6 +377,7 @@ class GuardedProtocol(asyncio.Protocol):
             # The server stopped reading (flow control), not the client: look again later.
             deadline = max(deadline, now + self.limits.body_timeout)
         if deadline > now:
+            self._armed_for = deadline
             self._timer = self._loop.call_at(deadline, self._expire)
             return
         if self.framing.phase is Phase.HEAD and (self.framing.requests == 0 or self.owns_idle):
