@@ -119,6 +119,45 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class ServerLimits:
+    """How long a listening socket waits on a client, and how many connections it keeps.
+
+    Every server peerweb runs (gateway, control API, peer port, origin, redirector, tracker)
+    applies one of these (see http/limits.py), so that a client holding connections open
+    half-sent (slowloris) costs a bounded number of file descriptors and nobody else waits.
+    """
+
+    header_timeout: float = 10.0
+    """A request's head must be complete this long after its first byte arrived (a fresh
+    connection must start one within ``idle_timeout``). Dribbling bytes does not extend it."""
+    body_timeout: float = 30.0
+    """While a request body is being received, the longest gap between two of its bytes."""
+    idle_timeout: float = 30.0
+    """A keep-alive connection with nothing in flight is closed after this long (browsers
+    reopen one in a round trip; aiohttp's own default is an hour)."""
+    max_per_address: int = 64
+    """Connections one source address may hold at once (an IPv6 source counts by its /64,
+    which one host typically owns whole); more are answered 503 and closed."""
+    max_connections: int | None = None
+    """Connections the server holds at once, from everyone; None: a quarter of this
+    process's open-file limit, so that one flooded server cannot starve the others."""
+
+    def __post_init__(self) -> None:
+        if min(self.header_timeout, self.body_timeout, self.idle_timeout) <= 0:
+            raise UsageError("server timeouts must be positive")
+        if self.max_per_address < 1 or (self.max_connections is not None
+                                        and self.max_connections < 1):
+            raise UsageError("connection limits must be at least 1")
+
+
+# A browser opens up to 6 connections per origin and every site is an origin of its own, so
+# the gateway (usually reached by one local browser) allows many per address; nodes on the
+# peer port need one or two each.
+GATEWAY_PER_ADDRESS = 128
+PEER_PORT_PER_ADDRESS = 16
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything a node needs to start. Defaults make a safe, local-only node."""
 
@@ -158,6 +197,12 @@ class NodeConfig:
     on. Local peers are choked like any others either way (see swarm.settings.choke_local_peers)."""
     timings: Timings = field(default_factory=Timings)
     """Intervals and timeouts of the background jobs and lookups."""
+    gateway_limits: ServerLimits = field(
+        default_factory=lambda: ServerLimits(max_per_address=GATEWAY_PER_ADDRESS))
+    """Timeouts and connection limits of the gateway and the control API."""
+    peer_limits: ServerLimits = field(
+        default_factory=lambda: ServerLimits(max_per_address=PEER_PORT_PER_ADDRESS))
+    """Timeouts and connection limits of the peer port (it faces the network)."""
 
     def __post_init__(self) -> None:
         if self.upload_limit < 0 or self.download_limit < 0:

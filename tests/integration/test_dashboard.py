@@ -125,7 +125,7 @@ async def test_first_visit_hook_only_answers_browsers(http, tmp_path) -> None:
         gw = http(b)
         unknown = a.node.keys.get_or_create("nobody").site_id
         navigate = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
-                    "Accept": "text/html"}
+                    "Sec-Fetch-Site": "none", "Accept": "text/html"}  # typed by the user
         status, headers, body = await gw.site(unknown, "/", headers=navigate)
         assert status == 200 and b"Opening a peerweb site" in body
         assert headers["Cache-Control"] == "no-store"
@@ -144,6 +144,7 @@ async def test_first_visit_hook_only_answers_browsers(http, tmp_path) -> None:
         # Scripts, images and tools wait for the answer itself, as before.
         status, _, body = await gw.site(unknown, "/", headers={"Accept": "*/*"})
         assert status == 404 and b"no signed pointer" in body
+        # A subresource request from no page of this site may not start a fetch at all.
         status, _, _ = await gw.site(unknown, "/", headers={"Sec-Fetch-Mode": "no-cors",
                                                             "Accept": "text/html"})
-        assert status == 404
+        assert status == 403

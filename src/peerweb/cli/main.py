@@ -382,22 +382,21 @@ def origin(upstream: str, site_dir: Path, site_id: str | None, mirrors: tuple[st
 
 
 async def _serve_until_signal(app: Any, host: str, port: int, what: str) -> None:
-    from aiohttp import web
+    from ..config import ServerLimits
+    from ..http import limits
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
+    try:  # header, body and idle timeouts and per-address limits, as every server has
+        listening = await limits.serve(app, host, port, ServerLimits())
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; "
                          "pick another with --listen") from exc
-    bound = runner.addresses[0]
+    bound = listening.address
     click.echo(f"{what} on http://{bound[0]}:{bound[1]}/  (Ctrl-C stops it)")
     stop = _stop_on_signal()
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await listening.close()
 
 
 # -- keys ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ for good. A replayed answer is byte for byte one the gateway produced for the sa
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ _NEEDS_GATEWAY = frozenset({
     b"range", b"if-range", b"if-none-match", b"if-modified-since", b"if-match",
     b"if-unmodified-since", b"content-length", b"transfer-encoding", b"expect", b"upgrade",
 })
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DROPPED = frozenset({"date", "connection", "content-length", "keep-alive"})
 # Request key under which the gateway leaves, on a whole small-file answer, the check that says
 # whether that answer still stands.
@@ -111,30 +114,32 @@ STORE_KEY = web.AppKey("replay_store", ReplayStore)
 
 
 class ReplayProtocol(asyncio.Protocol):
-    """Answers replayable requests itself; gives the connection to aiohttp otherwise."""
+    """Answers replayable requests itself; gives the connection to aiohttp otherwise.
+
+    Anything it is not sure aiohttp would accept as it reads it (a bare LF, a repeated Host,
+    whitespace before a colon, a name that is not a token) goes to aiohttp, which refuses it:
+    the fast path never answers a request the full gateway would not.
+    """
 
     def __init__(self, store: ReplayStore, fallback: Callable[[], asyncio.Protocol],
-                 connections: set[asyncio.Transport]) -> None:
+                 switch: Callable[[asyncio.Protocol], None] | None = None) -> None:
         self.store = store
         self.fallback = fallback
-        self.connections = connections
+        self.switch = switch
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.connections.add(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self.connections.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         while self.buffer:
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
-                if len(self.buffer) > MAX_HEAD:
+                # A bare LF may end a head aiohttp refuses; waiting for CRLF CRLF would hang.
+                if (len(self.buffer) > MAX_HEAD
+                        or self.buffer.count(b"\n") != self.buffer.count(b"\r\n")):
                     self._hand_over()
                 return
             answer = self._replay(self.buffer[:end])
@@ -146,22 +151,28 @@ class ReplayProtocol(asyncio.Protocol):
             self.buffer = self.buffer[end + 4:]
 
     def _replay(self, head: bytes) -> bytes | None:
+        if head.count(b"\n") != head.count(b"\r\n") or b"\r" in head.replace(b"\r\n", b""):
+            return None  # a bare LF or CR inside the head: aiohttp answers 400
         lines = head.split(b"\r\n")
         parts = lines[0].split(b" ")
         if len(parts) != 3 or parts[2] != b"HTTP/1.1" or parts[0] not in (b"GET", b"HEAD"):
             return None
-        host = b""
+        host = None
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or line[:1] in (b" ", b"\t"):  # malformed or folded: aiohttp judges
+            # RFC 9112 section 5.1: no whitespace between a field name and its colon; a
+            # folded or malformed line, or an odd name, is aiohttp's to judge (and refuse).
+            if not colon or not _TOKEN.fullmatch(name):
                 return None
-            name = name.strip().lower()
+            name = name.lower()
             if name == b"host":
+                if host is not None:
+                    return None  # two Host fields: RFC 9112 section 3.2 says 400
                 host = value.strip().lower()
             elif name in _NEEDS_GATEWAY or (
                     name == b"connection" and value.strip().lower() != b"keep-alive"):
                 return None
-        entry = self.store.get(host, parts[1])
+        entry = self.store.get(host or b"", parts[1])
         if entry is None:
             return None
         if parts[0] == b"HEAD":
@@ -170,9 +181,11 @@ class ReplayProtocol(asyncio.Protocol):
 
     def _hand_over(self) -> None:
         assert self.transport is not None
-        self.connections.discard(self.transport)
         protocol = self.fallback()
-        self.transport.set_protocol(protocol)
+        if self.switch is not None:
+            self.switch(protocol)  # the connection's guard passes bytes on from now
+        else:
+            self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)
         if self.buffer:
             protocol.data_received(self.buffer)

@@ -11,6 +11,7 @@ import functools
 import html
 import json
 import logging
+import time
 
 from aiohttp import web
 
@@ -20,12 +21,16 @@ from ..content.ranges import RangeNotSatisfiable, parse_range
 from ..content.sitemap import Kind, content_type
 from ..errors import PeerwebError
 from ..node.node import SMALL_FILE_LIMIT, Node, Snapshot
-from . import dashboard, fastpath, firstvisit
+from . import consent, dashboard, fastpath, firstvisit
+from .consent import Verdict
 
 log = logging.getLogger(__name__)
 
 NODE_KEY = web.AppKey("node", Node)
 LOOKUPS_KEY = web.AppKey("lookups", firstvisit.Lookups)
+TOKENS_KEY = web.AppKey("confirm_tokens", consent.ConfirmTokens)
+# The form field of a confirmation page (see consent.py) that carries its one-time token.
+CONFIRM_FIELD = "peerweb-confirm"
 
 # Sites change under the same URL: browsers must revalidate (cheap, ETag is the merkle root).
 SITE_CACHE = "no-cache"
@@ -40,6 +45,7 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "sam
 def make_app(node: Node, local_names: set[str] | None = None) -> web.Application:
     app = web.Application(client_max_size=1024)
     app[NODE_KEY] = node
+    tokens = app[TOKENS_KEY] = consent.ConfirmTokens()
     names = set(local_names or ())
     names.add(node.config.gateway[0])
     board = dashboard.Dashboard(node)
@@ -64,10 +70,12 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
             return _error(exc.http_status, str(exc))
         if address.target is Target.HOME and not address.path.startswith(MIRROR_API):
             return await board.handle(request, address.path)  # its own methods and errors
+        if request.method == "POST" and request.content_type == FORM:
+            return await _confirmed(request, tokens)
         if request.method not in ("GET", "HEAD"):
             return _error(405, "Only GET and HEAD are served here.", {"Allow": "GET, HEAD"})
         try:
-            return await _serve(request, node, address, lookups)
+            return await _serve(request, node, address, lookups, tokens)
         except PeerwebError as exc:
             return _error(exc.http_status, str(exc))
 
@@ -96,7 +104,8 @@ MIRROR_API = "/peerweb/v1/"
 
 
 async def _serve(request: web.Request, node: Node, address: Address,
-                 lookups: firstvisit.Lookups) -> web.StreamResponse:
+                 lookups: firstvisit.Lookups,
+                 tokens: consent.ConfirmTokens) -> web.StreamResponse:
     if address.target is Target.UNKNOWN_HOST:
         return _error(421, "This gateway does not serve that host name. Open "
                       "http://<site-id>.localhost:PORT/ or http://localhost:PORT/s/<site-id>/.")
@@ -104,6 +113,12 @@ async def _serve(request: web.Request, node: Node, address: Address,
         return await _mirror_api(node, address.path[len(MIRROR_API):])
     if address.path == "":
         raise web.HTTPMovedPermanently(address.prefix + "/")
+    host = request.headers.get("Host", "")
+    verdict = consent.decide(request.headers, host, _holds(node, address))
+    if verdict is Verdict.REFUSE:
+        return _error(403, NOT_FETCHED.format(what=_what(address)))
+    if verdict is Verdict.CONFIRM:
+        return _confirm_page(address, tokens.issue(host, request.raw_path, time.monotonic()))
     if address.target is Target.SITE:
         waiting = firstvisit.answer(request, lookups, address.ident)
         if waiting is not None:  # a browser opening a site not here yet: say what happens
@@ -127,6 +142,68 @@ async def _serve(request: web.Request, node: Node, address: Address,
     assert found.file_index is not None
     site_id = address.ident if address.target is Target.SITE else None
     return await _file(request, node, snapshot, found.file_index, cache, extra, site_id=site_id)
+
+
+FORM = "application/x-www-form-urlencoded"
+NOT_FETCHED = (
+    "This node does not hold {what} yet, and only you can make it fetch it: other pages and "
+    "sites cannot. To open it, type its address yourself or follow a link to it and confirm."
+)
+CONFIRM_HEADERS = {
+    **SECURITY_HEADERS, "Cache-Control": "no-store", "X-Frame-Options": "DENY",
+    # Never framed (so no page can trick a click on it), no script, posts only to itself.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+}
+
+
+def _holds(node: Node, address: Address) -> bool:
+    """Whether serving the address fetches nothing new: the snapshot, or some version of the
+    site, is on this node already."""
+    if address.target is Target.SNAPSHOT:
+        return node.holds(address.ident)
+    record = node.state.sites.get(address.ident)
+    return record is not None and any(node.holds(entry.infohash) for entry in record.history)
+
+
+def _what(address: Address) -> str:
+    if address.target is Target.SITE:
+        return f"site {address.ident}"
+    return f"snapshot {address.ident}"
+
+
+def _confirm_page(address: Address, token: str) -> web.Response:
+    """Asked of a link from another site to content not held: fetching it joins its swarm
+    and seeds it, which only the user may decide. The form posts to this very URL."""
+    what = html.escape(_what(address))
+    body = (
+        "<!doctype html><meta charset=utf-8><title>Open this site?</title>"
+        "<body style='font:16px system-ui;max-width:40em;margin:3em auto'>"
+        f"<h1>Open this site?</h1><p>A link from another page leads to {what}, which this "
+        "node does not hold yet.</p><p>Opening it makes your node download it from other "
+        "peers and share it with them while it keeps it: your address joins its swarm.</p>"
+        f"<form method=post><input type=hidden name={CONFIRM_FIELD} "
+        f"value='{html.escape(token)}'><button type=submit>Open it</button></form>"
+        "<p><small>peerweb gateway</small></p>"
+    )
+    return web.Response(text=body, content_type="text/html", headers=CONFIRM_HEADERS)
+
+
+async def _confirmed(request: web.Request, tokens: consent.ConfirmTokens) -> web.Response:
+    """The confirmation form's POST: a valid token sends the browser on to the same URL,
+    now a same-origin navigation that may fetch (RFC 9110 section 15.4.4, 303 See Other)."""
+    host = request.headers.get("Host", "")
+    origin = request.headers.get("Origin")
+    form = await request.post()
+    token = form.get(CONFIRM_FIELD)
+    if (not isinstance(token, str) or (origin is not None
+                                       and not consent.same_origin_as(origin, host))
+            or not tokens.redeem(token, host, request.raw_path, time.monotonic())):
+        return _error(403, "This confirmation is not valid (it was used already, it expired, "
+                           "or it came from another page). Open the link again to be asked "
+                           "again.")
+    return web.Response(status=303, headers={"Location": request.raw_path,
+                                             "Cache-Control": "no-store", **SECURITY_HEADERS})
 
 
 async def _mirror_api(node: Node, path: str) -> web.Response:
@@ -237,7 +314,7 @@ def _etags(header: str) -> set[str]:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed",
+    titles = {400: "Bad request", 403: "Not fetched", 404: "Not found", 405: "Method not allowed",
               409: "Conflict", 416: "Range not satisfiable", 421: "Unknown host",
               502: "Bad answer from the swarm", 503: "Unavailable", 504: "The swarm timed out",
               507: "Disk full"}
