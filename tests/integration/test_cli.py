@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from peerweb.content import bencode
+
+from ..waiting import wait_until_sync
+
 STARTUP_TIMEOUT = 20.0
 
 
@@ -38,14 +42,24 @@ def start_node(data_dir: Path, log: Path, *extra: str,
              "--gateway", "127.0.0.1:0", *extra],
             stdout=output, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
         )
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not (data_dir / "node.json").exists():  # bounded wait for the node to come up
-        if process.poll() is not None or time.monotonic() > deadline:
+    try:
+        wait_until_sync(lambda: (data_dir / "node.json").exists() or process.poll() is not None,
+                        STARTUP_TIMEOUT, "the node to start")
+    finally:
+        if not (data_dir / "node.json").exists():
             process.kill()
             process.wait(timeout=10)
             raise AssertionError(f"node did not start: {log.read_text()}")
-        time.sleep(0.05)
     return process
+
+
+def holds_every_piece(resume: Path) -> bool:
+    """Whether libtorrent's resume file records every piece as held (one byte a piece)."""
+    try:
+        pieces = bencode.decode(resume.read_bytes())[b"pieces"]
+    except (OSError, ValueError, KeyError):
+        return False  # not written yet, or being replaced
+    return bool(pieces) and all(byte & 1 for byte in pieces)
 
 
 @pytest.fixture
@@ -78,11 +92,12 @@ def test_kill_9_and_restart_keep_the_site_without_fetching_it_again(node_process
     visitor = start_node(visitor_dir, log, *args)
     try:
         peerweb("get", f"{site_id}/index.html", data_dir=visitor_dir)
-        deadline = time.monotonic() + 60
-        while site_status(visitor_dir, site_id).get("progress") != 1.0:
-            assert time.monotonic() < deadline, "the visitor never completed the site"
-            time.sleep(0.2)
-        time.sleep(1.5)  # the resume data written as the last file completed
+        wait_until_sync(lambda: site_status(visitor_dir, site_id).get("progress") == 1.0, 60,
+                        "the visitor to complete the site")
+        infohash = site_status(visitor_dir, site_id)["infohash"]
+        resume = visitor_dir / "resume" / f"{infohash}.resume"
+        wait_until_sync(lambda: holds_every_piece(resume), 30,
+                        "resume data that records every piece")
         visitor.kill()  # SIGKILL: no shutdown code runs
         visitor.wait(timeout=10)
         (visitor_dir / "node.json").unlink()  # what a killed node leaves behind
@@ -139,10 +154,8 @@ def test_a_full_disk_stops_that_download_and_nothing_else(node_process, tmp_path
         else:  # a clear error, and no truncated file left behind
             assert "507" in first.stderr or "stopped after" in first.stderr, first.stderr
             assert not out.exists()
-        deadline = time.monotonic() + 30
-        while "error" not in site_status(visitor_dir, big):
-            assert time.monotonic() < deadline, "the disk error never showed in status"
-            time.sleep(0.2)
+        wait_until_sync(lambda: "error" in site_status(visitor_dir, big), 30,
+                        "the disk error to show in status")
         failed = peerweb("get", f"{big}/media/big.bin", "-o", str(out), data_dir=visitor_dir,
                          check=False)
         assert failed.returncode == 1 and "507" in failed.stderr
@@ -272,11 +285,11 @@ def test_testnet_serves_the_example_site_and_stops_on_ctrl_c(tmp_path):
              "--data-dir", str(tmp_path / "net")],
             stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while "Press Ctrl-C" not in log.read_text():  # bounded wait for the network
+        def ready() -> bool:
             assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+            return "Press Ctrl-C" in log.read_text()
+
+        wait_until_sync(ready, 60, "the test network to start")
         urls = [line.split()[2] for line in log.read_text().splitlines()
                 if line.strip().startswith("node ")]
         assert len(urls) == 3
