@@ -38,6 +38,8 @@ COPY_CHUNK = 256 * 1024
 GATEWAY_TIMEOUT = 120.0
 # Listing a site's files may first look its pointer and metadata up in the DHT.
 LISTING_TIMEOUT = 120.0
+# `-o NAME.html` for a folder writes its index page, not its tree (see writes_tree).
+PAGE_SUFFIXES = (".html", ".htm")
 # Media types a terminal can show; anything else is binary and needs -o.
 _TEXT_TYPES = ("application/json", "application/javascript", "application/xml",
                "image/svg+xml")
@@ -53,17 +55,17 @@ _TEXT_TYPES = ("application/json", "application/javascript", "application/xml",
                    "directory named after it).")
 @json_option
 @data_dir_option
-@with_examples("peerweb get SITE-ID                         # the home page, to the terminal",
-               "peerweb get SITE-ID/about/index.html -o about.html",
-               "peerweb get SITE-ID/media/video.mp4 -O",
-               "peerweb get SITE-ID/ -o my-copy              # every file of the site",
+@with_examples("peerweb get SITE-ID                      # the home page, to the terminal",
+               "peerweb get SITE-ID/about/ -o about.html  # a page",
+               "peerweb get SITE-ID/media/video.mp4 -O    # saved as video.mp4",
+               "peerweb get SITE-ID/ -o my-copy           # every file of the site",
                "peerweb get 'magnet:?xt=urn:btih:HASH&tr=URL' -o page.html")
 def get(address: str, output: Path | None, remote_name: bool, out: Output,
         data_dir: Path) -> None:
     """Fetch ADDRESS[/PATH] through the running node: a site id, an info-hash, a magnet or a
     gateway URL. A PATH ending in / is a folder: with -o DIR or -O every file under it is
-    written, byte for byte; to the terminal, its index page. Binary files are never written
-    to a terminal."""
+    written, byte for byte (-o NAME.html writes only its index page); to the terminal, its
+    index page. Binary files are never written to a terminal."""
     parsed = parse_cli_address(address)
     check_infohash(parsed)
     if output is not None and remote_name:
@@ -74,7 +76,7 @@ def get(address: str, output: Path | None, remote_name: bool, out: Output,
     client = NodeClient(data_dir)
     if parsed.trackers:  # a magnet's trackers: the node must announce to them to find peers
         client.add_snapshot(parsed.ident, parsed.trackers)
-    if folder and output is not None:
+    if folder and output is not None and writes_tree(output):
         _get_tree(client, parsed, output, out)
         return
     if output is None and out.json:
@@ -90,6 +92,13 @@ def get(address: str, output: Path | None, remote_name: bool, out: Output,
     out.text(f"wrote {output} ({human(received)})", err=True)
     if out.json:
         out.record({"path": str(output), "size": received, "url": url})
+
+
+def writes_tree(output: Path) -> bool:
+    """Whether ``-o OUTPUT`` for a folder means its files (a directory) or its index page:
+    a name ending in .html or .htm that is not already a directory asks for the page, as
+    in ``get SITE/about/ -o about.html``."""
+    return output.is_dir() or output.suffix.lower() not in PAGE_SUFFIXES
 
 
 def check_infohash(parsed: Address) -> None:
