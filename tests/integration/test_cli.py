@@ -68,7 +68,7 @@ def holds_every_piece(resume: Path) -> bool:
 @pytest.fixture
 def node_process(tmp_path):
     data_dir = tmp_path / "data"
-    process = start_node(data_dir, tmp_path / "node.log", "--listen", "127.0.0.31:0")
+    process = start_node(data_dir, tmp_path / "node.log", "--swarm", "127.0.0.31:0")
     yield process, data_dir
     if process.poll() is None:
         process.kill()
@@ -190,11 +190,13 @@ def test_publish_status_get_and_stop(node_process, tmp_path):
     (site / "index.html").write_text("<h1>second</h1>")
     second = json.loads(peerweb("publish", str(site), "--json", data_dir=data_dir).stdout)
     assert second["version"] == 2 and second["site_id"] == published["site_id"]
-    history = json.loads(peerweb("log", published["site_id"], "--json", data_dir=data_dir).stdout)
-    assert [(e["version"], e["current"]) for e in history] == [(1, False), (2, True)]
-    assert history[1]["changed"] == ["index.html"]
+    history_lines = peerweb("log", published["site_id"], "--json", data_dir=data_dir).stdout
+    history = [json.loads(line) for line in history_lines.splitlines()]  # newest first
+    assert [(e["version"], e["current"]) for e in history] == [(2, True), (1, False)]
+    assert history[0]["changed"] == ["index.html"]
     text = peerweb("log", published["site_id"], data_dir=data_dir).stdout
-    assert "v2" in text and "(current)" in text and "files changed" in text
+    assert "v2" in text and "(current)" in text and "1 file changed: index.html" in text
+    assert text.index("v2") < text.index("v1")  # newest first, as --json lists them
 
     status = json.loads(peerweb("status", "--json", data_dir=data_dir).stdout)
     assert [s["site_id"] for s in status["sites"]] == [published["site_id"]]
@@ -216,7 +218,8 @@ def test_publish_status_get_and_stop(node_process, tmp_path):
     assert unknown.returncode == 1 and "visit it first" in unknown.stderr
 
     keys = peerweb("key", "list", "--json", data_dir=data_dir).stdout
-    assert json.loads(keys) == [{"name": "my-site", "site_id": published["site_id"]}]
+    assert [json.loads(line) for line in keys.splitlines()] == [
+        {"name": "my-site", "site_id": published["site_id"]}]
 
     # Secrets are private to the user; the API refuses callers without the token.
     for secret in (data_dir / "api-token", data_dir / "keys" / "my-site.key"):
@@ -308,3 +311,181 @@ def test_testnet_serves_the_example_site_and_stops_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def ndjson(text: str) -> list[dict]:
+    """The --json convention: every line one compact JSON object, nothing else."""
+    parsed = [json.loads(line) for line in text.splitlines()]
+    for line, obj in zip(text.splitlines(), parsed, strict=True):
+        assert isinstance(obj, dict) and line == json.dumps(obj, separators=(",", ":")), line
+    return parsed
+
+
+def json_error(result: subprocess.CompletedProcess[str], kind: str) -> str:
+    """A failure under --json: non-zero exit, nothing on stdout, one object on stderr."""
+    assert result.returncode != 0 and result.stdout == "", result
+    [error] = ndjson(result.stderr)
+    assert error["kind"] == kind, error
+    return str(error["error"])
+
+
+def write_tree(root: Path) -> dict[str, bytes]:
+    files = {"index.html": b"<h1>tree</h1>", "about/index.html": b"<p>about</p>",
+             "css/site.css": b"h1{color:red}", "media/noise.bin": os.urandom(300_000),
+             "media/deep/er/empty.txt": b"", "name with space.txt": "é\n".encode()}
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+def test_every_command_prints_ndjson_and_stop_ends_the_node(node_process, tmp_path,
+                                                            monkeypatch):
+    process, data_dir = node_process
+    site = tmp_path / "site"
+    write_tree(site)
+
+    [published] = ndjson(peerweb("publish", str(site), "--json", data_dir=data_dir).stdout)
+    site_id = published["site_id"]
+    assert published["files"] == 6 and published["version"] == 1
+    [status] = ndjson(peerweb("status", "--json", data_dir=data_dir).stdout)
+    assert status["sites"][0]["site_id"] == site_id
+    [entry] = ndjson(peerweb("log", site_id, "--json", data_dir=data_dir).stdout)
+    assert entry["version"] == 1 and entry["current"] is True
+    assert ndjson(peerweb("pin", site_id, "--json", data_dir=data_dir).stdout) == [
+        {"site_id": site_id, "pinned": True}]
+    assert ndjson(peerweb("unpin", site_id, "--json", data_dir=data_dir).stdout) == [
+        {"site_id": site_id, "pinned": False}]
+    torrent = tmp_path / "site.torrent"
+    [exported] = ndjson(peerweb("export", site_id, "-o", str(torrent), "--json",
+                                data_dir=data_dir).stdout)
+    assert exported["path"] == str(torrent) and torrent.exists()
+    assert exported["magnet"].startswith("magnet:?")
+    page = tmp_path / "page.html"
+    [got] = ndjson(peerweb("get", f"{site_id}/about/", "-o", str(page), "--json",
+                           data_dir=data_dir).stdout)
+    assert got["size"] == 12 and page.read_bytes() == b"<p>about</p>"
+    tree = ndjson(peerweb("get", f"{site_id}/", "-o", str(tmp_path / "copy"), "--json",
+                          data_dir=data_dir).stdout)
+    assert sorted(r["file"] for r in tree) == sorted(
+        ["index.html", "about/index.html", "css/site.css", "media/noise.bin",
+         "media/deep/er/empty.txt", "name with space.txt"])
+    [made] = ndjson(peerweb("key", "new", "spare", "--json", data_dir=data_dir).stdout)
+    assert {k["name"] for k in ndjson(peerweb("key", "list", "--json",
+                                              data_dir=data_dir).stdout)} == {"site", "spare"}
+    [removed] = ndjson(peerweb("key", "rm", "spare", "--yes", "--json",
+                               data_dir=data_dir).stdout)
+    assert removed == {**made, "removed": True}
+
+    # Errors under --json, from the CLI, the control API and the gateway alike.
+    json_error(peerweb("get", f"{site_id}/nope", "-o", str(tmp_path / "x"), "--json",
+                       data_dir=data_dir, check=False), "not_found")
+    json_error(peerweb("pin", "a" * 52, "--json", data_dir=data_dir, check=False), "not_found")
+    assert "all zeros" in json_error(peerweb("get", "0" * 40, "-o", str(tmp_path / "z"),
+                                             "--json", data_dir=data_dir, check=False),
+                                     "bad_address")
+    json_error(peerweb("get", site_id, "--json", data_dir=data_dir, check=False), "usage")
+    json_error(peerweb("publish", str(tmp_path / "missing"), "--json", data_dir=data_dir,
+                       check=False), "usage")
+
+    # The global options before the command name work as after it.
+    before = subprocess.run([sys.executable, "-m", "peerweb", "--data-dir", str(data_dir),
+                             "--json", "status"], capture_output=True, text=True, timeout=60)
+    assert ndjson(before.stdout)[0]["sites"][0]["site_id"] == site_id
+
+    [stopped] = ndjson(peerweb("stop", "--json", data_dir=data_dir).stdout)
+    assert stopped == {"stopped": True, "pid": process.pid}
+    assert process.wait(timeout=30) == 0
+    assert not (data_dir / "node.json").exists()
+    json_error(peerweb("status", "--json", data_dir=data_dir, check=False), "node_not_running")
+
+
+def test_get_a_folder_writes_every_file_byte_exact(node_process, tmp_path, monkeypatch):
+    _, data_dir = node_process
+    site = tmp_path / "site"
+    files = write_tree(site)
+    site_id = json.loads(peerweb("publish", str(site), "--json", data_dir=data_dir).stdout)[
+        "site_id"]
+    copy = tmp_path / "copy"
+    result = peerweb("get", f"{site_id}/", "-o", str(copy), data_dir=data_dir)
+    assert "wrote 6 files" in result.stderr
+    written = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    assert written == files
+    # Again into the same directory (an update), then a sub-folder alone, kept by name.
+    peerweb("get", f"{site_id}/", "-o", str(copy), data_dir=data_dir)
+    monkeypatch.chdir(tmp_path)
+    peerweb("get", f"{site_id}/media/", "-O", data_dir=data_dir)
+    assert (tmp_path / "media" / "noise.bin").read_bytes() == files["media/noise.bin"]
+    assert (tmp_path / "media" / "deep" / "er" / "empty.txt").read_bytes() == b""
+    peerweb("get", f"{site_id}/css/site.css", "-O", data_dir=data_dir)
+    assert (tmp_path / "site.css").read_bytes() == files["css/site.css"]
+    # The documented one-page form still writes the page alone.
+    peerweb("get", f"{site_id}/about/index.html", "-o", str(tmp_path / "about.html"),
+            data_dir=data_dir)
+    assert (tmp_path / "about.html").read_bytes() == files["about/index.html"]
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def on_a_terminal(*args: str, data_dir: Path, stdin: bytes = b"") -> tuple[int, str]:
+    """Run peerweb with stdout and stderr on a pseudo-terminal; its exit status and what the
+    terminal showed."""
+    master, slave = os.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen([sys.executable, "-m", "peerweb", *args, "--data-dir",
+                                str(data_dir)], stdin=subprocess.DEVNULL, stdout=slave,
+                               stderr=slave, env=env)
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 65536)  # blocks until output, EIO once the child is gone
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return process.wait(timeout=30), shown.decode(errors="replace")
+
+
+def test_progress_on_a_terminal_and_not_in_a_pipe(node_process, tmp_path):
+    _, data_dir = node_process
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>big</h1>")
+    big = os.urandom(8 * 1024 * 1024)
+    (site / "big.bin").write_bytes(big)
+
+    status, shown = on_a_terminal("publish", str(site), "--key", "big", data_dir=data_dir)
+    assert status == 0, shown
+    assert "hashing" in shown and "pieces" in shown and "MB" in shown and "━" in shown
+    assert "published 2 files" in shown
+    piped = peerweb("publish", str(site), "--key", "big", data_dir=data_dir)
+    assert "hashing" not in piped.stderr and "━" not in piped.stderr + piped.stdout
+
+    site_id = json.loads(peerweb("key", "list", "--json", data_dir=data_dir).stdout)["site_id"]
+    out = tmp_path / "big.out"
+    status, shown = on_a_terminal("get", f"{site_id}/big.bin", "-o", str(out),
+                                  data_dir=data_dir)
+    assert status == 0 and out.read_bytes() == big, shown
+    assert "8.4/8.4 MB" in shown and "━" in shown
+    out.unlink()
+    piped = peerweb("get", f"{site_id}/big.bin", "-o", str(out), data_dir=data_dir)
+    assert out.read_bytes() == big and "━" not in piped.stderr
+    status, shown = on_a_terminal("get", f"{site_id}/", "-o", str(tmp_path / "tree"),
+                                  data_dir=data_dir)
+    assert status == 0 and "2/2 files" in shown, shown
+    status, shown = on_a_terminal("export", site_id, "-o", str(tmp_path / "t.torrent"),
+                                  data_dir=data_dir)
+    assert status == 0 and "wrote" in shown, shown
+
+    # Binary never goes to a terminal; text does; a pipe takes either.
+    status, shown = on_a_terminal("get", f"{site_id}/big.bin", data_dir=data_dir)
+    assert status == 1 and "binary" in shown and "-o" in shown
+    status, shown = on_a_terminal("get", site_id, data_dir=data_dir)
+    assert status == 0 and "<h1>big</h1>" in shown
+    raw = subprocess.run([sys.executable, "-m", "peerweb", "get", f"{site_id}/big.bin",
+                          "--data-dir", str(data_dir)], capture_output=True, timeout=60)
+    assert raw.returncode == 0 and raw.stdout == big

@@ -178,6 +178,14 @@ class KeyStore:
         except NotFound:
             return self.create(name)
 
+    def remove(self, name: str) -> None:
+        """Delete key ``name``. Its site can never be updated again unless an export of the
+        key survives: callers ask the user first."""
+        try:
+            self._path(name).unlink()
+        except FileNotFoundError:
+            raise NotFound(f"no key named {name!r}; `peerweb key list` shows them") from None
+
     def names(self) -> list[str]:
         if not self.directory.is_dir():
             return []

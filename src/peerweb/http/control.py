@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import secrets
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from aiohttp import web
 
 from ..config import NODE_FILE, TOKEN_FILE
 from ..errors import PeerwebError, UsageError
-from ..node.node import Node
+from ..node.node import Node, Snapshot
 from ..node.state import write_atomic
 
 
@@ -128,7 +130,30 @@ def make_app(node: Node, token: str) -> web.Application:
     async def history(request: web.Request) -> web.Response:
         return web.json_response(node.history(request.match_info["site_id"]))
 
+    async def site_files(request: web.Request) -> web.Response:
+        return _files(await node.open_site(request.match_info["site_id"]))
+
+    async def snapshot_files(request: web.Request) -> web.Response:
+        return _files(await node.open_snapshot(request.match_info["infohash"]))
+
+    async def stop(request: web.Request) -> web.StreamResponse:
+        """Shut the node down as Ctrl-C would: SIGTERM to this process once the answer is
+        out. The command that runs the node (``peerweb node``) handles SIGTERM by stopping
+        everything cleanly; a node embedded in another program has no such handler, and
+        SIGTERM would kill that program, so it is refused."""
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise UsageError("this node runs inside another program, which did not ask to be "
+                             "stopped this way; stop it there")
+        response = web.json_response({"stopping": True, "pid": os.getpid()})
+        await response.prepare(request)
+        await response.write_eof()
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        return response
+
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
+    app.router.add_get("/v1/sites/{site_id}/files", site_files)
+    app.router.add_get("/v1/snapshots/{infohash}/files", snapshot_files)
+    app.router.add_post("/v1/stop", stop)
     app.router.add_get("/v1/sites/{site_id}/log", history)
     app.router.add_post("/v1/export", export)
     app.router.add_post("/v1/sites/{site_id}/help", help_wanted)
@@ -137,6 +162,14 @@ def make_app(node: Node, token: str) -> web.Application:
     app.router.add_post("/v1/publish", publish)
     app.router.add_post("/v1/pin", pin)
     return app
+
+
+def _files(snapshot: Snapshot) -> web.Response:
+    """A snapshot's files in torrent order, without padding: what `peerweb get SITE/ -o DIR`
+    fetches one by one."""
+    files = [{"path": path, "size": size}
+             for path, size in zip(snapshot.sitemap.paths, snapshot.sizes, strict=True) if path]
+    return web.json_response({"infohash": snapshot.tid, "files": files})
 
 
 def _line(obj: dict[str, Any]) -> bytes:

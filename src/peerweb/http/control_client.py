@@ -21,6 +21,7 @@ class NodeClient:
             info = json.loads((data_dir / NODE_FILE).read_text())
             self.api = str(info["api"])
             self.gateway = str(info["gateway"])
+            self.pid = int(info.get("pid", 0))
             self.token = (data_dir / TOKEN_FILE).read_text().strip()
         except (OSError, ValueError, KeyError):
             raise NodeNotRunning(
@@ -70,6 +71,19 @@ class NodeClient:
 
     def ask_for_help(self, site_id: str) -> list[dict[str, Any]]:
         with self._request("POST", f"/v1/sites/{site_id}/help", {}) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def files(self, site_id: str | None = None, infohash: str | None = None) -> dict[str, Any]:
+        """``{"infohash": ..., "files": [{"path", "size"}, ...]}`` of a site's current
+        snapshot (fetching its metadata if need be), or of a snapshot by info-hash."""
+        path = (f"/v1/sites/{site_id}/files" if site_id is not None
+                else f"/v1/snapshots/{infohash}/files")
+        with self._request("GET", path) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def stop(self) -> dict[str, Any]:
+        """Ask the node to shut down; ``{"stopping": true, "pid": ...}`` once it has begun."""
+        with self._request("POST", "/v1/stop", {}) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
     def pin(self, site_id: str, pinned: bool) -> None:
