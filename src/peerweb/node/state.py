@@ -85,6 +85,8 @@ class NodeState:
     published: dict[str, PublishedRecord] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
     """v1-only torrents made by `peerweb export --v1`: their info-hash -> the snapshot's."""
+    folders: dict[str, str] = field(default_factory=dict)
+    """Folders published here (resolved path) -> the key each was last published with."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +98,7 @@ class NodeState:
                 for sid, r in self.sites.items()
             },
             "exports": dict(self.exports),
+            "folders": dict(self.folders),
             "published": {
                 sid: {"key": r.key_name, "version": r.version, "infohash": r.infohash,
                       "trackers": list(r.trackers), "web_seeds": list(r.web_seeds)}
@@ -124,6 +127,7 @@ class NodeState:
             record.remember(pointer, record.last_used)
             state.sites[sid] = record
         state.exports = {str(k): str(v) for k, v in data.get("exports", {}).items()}
+        state.folders = {str(k): str(v) for k, v in data.get("folders", {}).items()}
         for sid, raw in data.get("published", {}).items():
             state.published[sid] = PublishedRecord(
                 str(raw["key"]), int(raw["version"]), str(raw["infohash"]),
