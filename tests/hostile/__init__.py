@@ -1,0 +1,1 @@
+"""Attacks on a node, each asserting the exact answer (issue 16)."""

@@ -177,3 +177,28 @@ def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "data").write_text("")
     with pytest.raises(StorageError, match="not a folder"):
         KeyStore(tmp_path / "data" / "keys").create("k")
+
+
+def test_the_highest_version_signed_is_kept_beside_the_key(tmp_path):
+    store = KeyStore(tmp_path / "keys")
+    store.create("site")
+    assert store.signed_version("site") == 0
+    store.note_signed("site", 2)
+    store.note_signed("site", 1)  # never goes back
+    assert store.signed_version("site") == 2
+    assert KeyStore(tmp_path / "keys").signed_version("site") == 2
+    path = tmp_path / "keys" / "site.signed"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert store.names() == ["site"]
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_counter_left_by_a_removed_key_of_the_same_name_is_ignored(tmp_path):
+    store = KeyStore(tmp_path / "keys")
+    store.create("site")
+    store.note_signed("site", 9)
+    (tmp_path / "keys" / "site.key").unlink()
+    store.create("site")  # another key, another site
+    assert store.signed_version("site") == 0
+    (tmp_path / "keys" / "site.signed").write_text("not json")
+    assert store.signed_version("site") == 0

@@ -49,11 +49,57 @@ def test_force_with_other_bytes_of_the_same_version_follows_the_value_order(key)
     assert not versions.pointer_update(high, low, force=True)
 
 
-def test_next_version_same_bytes_keeps_the_version():
-    assert versions.next_version(3, 3, same_bytes=True) == 3
+def test_a_first_version_is_1_from_nobody():
+    plan = versions.plan_version({}, 0, newest_same_bytes=False)
+    assert plan == versions.VersionPlan(1, False, 0, versions.NO_SOURCE)
+    assert versions.plan_version({"state": 0, "key": 0, "dht": 0}, 0, False).version == 1
 
 
-def test_next_version_goes_past_both_counters():
-    assert versions.next_version(0, 0, same_bytes=False) == 1
-    assert versions.next_version(3, 1, same_bytes=False) == 4  # learned a newer one
-    assert versions.next_version(2, 7, same_bytes=False) == 8  # our counter ran ahead
+def test_the_next_version_goes_past_every_source():
+    known = {"state": 3, "key": 1, "dht": 0, "holders": 0}
+    assert versions.plan_version(known, 3, False) == versions.VersionPlan(4, False, 3, "state")
+    known = {"state": 2, "key": 7}  # our counter ran ahead (signed, never seen)
+    assert versions.plan_version(known, 2, False).version == 8
+
+
+def test_a_publisher_that_lost_its_state_learns_the_version_from_the_key_or_the_network():
+    # Issue 16 item 5: state.json wiped, v2 signed before: v3, not v1 (ignored by holders).
+    assert versions.plan_version({"state": 0, "key": 2}, 0, False) == versions.VersionPlan(
+        3, False, 2, "key")
+    # The counter beside the key gone too (a key imported elsewhere): the DHT knows.
+    assert versions.plan_version({"state": 0, "key": 0, "dht": 2, "holders": 1}, 2,
+                                 False).version_from == "dht"
+    # The DHT item expired: a holder still hands out v2.
+    assert versions.plan_version({"dht": 0, "holders": 2}, 2, False) == versions.VersionPlan(
+        3, False, 2, "holders")
+
+
+def test_a_tie_names_the_nearest_source():
+    plan = versions.plan_version({"holders": 5, "dht": 5, "key": 5, "state": 5}, 5, False)
+    assert plan.version_from == "state"
+    assert versions.plan_version({"holders": 5, "dht": 5}, 5, False).version_from == "dht"
+
+
+def test_the_same_bytes_as_the_newest_version_are_unchanged():
+    plan = versions.plan_version({"state": 3, "key": 3}, 3, newest_same_bytes=True)
+    assert plan == versions.VersionPlan(3, True, 3, "state")
+
+
+def test_the_same_bytes_under_a_higher_signed_counter_are_a_new_version():
+    # v4 was signed (noted beside the key) but never seen: its bytes may differ, so the
+    # folder held as v3 is published again as v5, not announced as v3 under everyone's v4.
+    plan = versions.plan_version({"state": 3, "key": 4}, 3, newest_same_bytes=True)
+    assert plan == versions.VersionPlan(5, False, 4, "key")
+
+
+def test_the_same_bytes_as_an_older_pointer_than_the_network_knows_are_a_new_version():
+    # The DHT has v6 (other bytes), held here v3 with the same bytes as the folder.
+    plan = versions.plan_version({"state": 3, "dht": 6}, 6, newest_same_bytes=False)
+    assert plan.version == 7 and not plan.unchanged
+
+
+def test_an_unchanged_site_is_put_again_only_if_the_dht_lacks_it():
+    assert versions.put_needed(unchanged=False, dht_has_it=True)
+    assert versions.put_needed(unchanged=False, dht_has_it=False)
+    assert versions.put_needed(unchanged=True, dht_has_it=False)
+    assert not versions.put_needed(unchanged=True, dht_has_it=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 import os
 import re
 import stat
@@ -132,7 +133,9 @@ class KeyStore:
 
     The keys folder and the data dir around it are mode 0700: created so, and tightened when
     found looser (and owned by this user) whenever a key is written or read.
-    Losing a key ends the site's updates: nobody else can sign a newer version.
+    Losing a key ends the site's updates: nobody else can sign a newer version. Beside each
+    key that signed, ``NAME.signed`` holds the highest version it signed (JSON: ``site_id``,
+    ``version``), so a node that lost its state does not sign a version holders have seen.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -197,6 +200,43 @@ class KeyStore:
             if key.site_id == site_id:
                 return key
         return None
+
+    def signed_version(self, name: str) -> int:
+        """The highest version the key signed, as noted beside it (0: none noted)."""
+        try:
+            noted = json.loads(self._signed_path(name).read_text())
+            version = int(noted["version"])
+            mine = noted["site_id"] == self.get(name).site_id  # not a removed key's namesake
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        return version if mine and version > 0 else 0
+
+    def note_signed(self, name: str, version: int) -> None:
+        """Note that the key signed ``version``, durably, before the signature is handed out
+        (a version noted but never published is harmless: the next one skips it)."""
+        if version <= self.signed_version(name):
+            return
+        path = self._signed_path(name)
+        data = json.dumps({"site_id": self.get(name).site_id, "version": version})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(data + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
+
+    def _signed_path(self, name: str) -> Path:
+        return self._path(name).with_suffix(".signed")
 
     def export(self, name: str, passphrase: str) -> bytes:
         """The key as an encrypted PKCS#8 PEM (scrypt-derived key, AES-256), for a backup."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import os
 import secrets
 import signal
@@ -22,6 +23,11 @@ from ..errors import PeerwebError, UsageError
 from ..node.node import Node, Snapshot
 from ..node.state import write_atomic
 
+log = logging.getLogger(__name__)
+
+# How often a publish in progress checks that its client is still there: a client that went
+# away (Ctrl-C) cancels the publish, also while no progress is sent (copying the folder).
+CLIENT_CHECK_INTERVAL = 0.5
 
 def load_or_create_token(data_dir: Path) -> str:
     path = data_dir / TOKEN_FILE
@@ -80,20 +86,31 @@ def make_app(node: Node, token: str) -> web.Application:
         try:
             while not job.done():
                 getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({job, getter}, timeout=CLIENT_CHECK_INTERVAL,
+                                   return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
                     done, total = getter.result()
                     await response.write(_line({"progress": done, "total": total}))
                 else:
                     getter.cancel()
+                if request.transport is None or request.transport.is_closing():
+                    raise ConnectionResetError("the client closed the connection")
             result = job.result()
             await response.write(_line({"result": result.to_json()}))
         except PeerwebError as exc:
             await response.write(_line({"error": str(exc), "kind": exc.kind,
                                         "status": exc.http_status}))
+        except ConnectionResetError:
+            # The CLI went away (Ctrl-C): the publish is cancelled, which removes its copy.
+            log.info("publish of %s cancelled: the client closed the connection", folder)
+            return response
         finally:
             if not job.done():
                 job.cancel()
+                # Waited for, so that nothing of it is left once the request has ended.
+                await asyncio.wait({job})
+                if not job.cancelled() and job.exception() is not None:
+                    log.info("publish of %s ended: %s", folder, job.exception())
         await response.write_eof()
         return response
 

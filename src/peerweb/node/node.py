@@ -72,7 +72,7 @@ class Node:
         self._resolver = Resolver(config, self.swarm, self.peers, self._jobs, self._disk,
                                   self._store, announce_soon)
         self._publisher = Publisher(config, self.keys, self.swarm, self._disk, self._store,
-                                    self._resolver, self.gateway_url)
+                                    self._resolver, self.peers, self.gateway_url)
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
                                     self._retention, self.holds, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)

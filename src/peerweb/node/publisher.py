@@ -1,9 +1,13 @@
 """Publishing: a folder becomes the next version of a site, signed by one of this node's keys,
 and its pointer is kept in the DHT (BEP 44 items expire about two hours after the last put).
 
-The version number is the key holder's own counter (``policy.versions.next_version``);
-libtorrent picks the BEP 44 sequence number. Also the read side of what a node published or
-learned: a site's history and its export as a .torrent for other clients.
+Which key signs is ``policy.keys.choose_key`` (the key this folder was published with before,
+the one the user names, or a new one). The version is one past the highest this key ever
+signed as far as anyone knows (``policy.versions.plan_version``): the node's state, the counter
+kept beside the key, the DHT and the site's holders, asked while the folder is copied and
+hashed. libtorrent picks the BEP 44 sequence number. A publish that fails or is cancelled
+leaves nothing behind: no key, no copy of the folder, no state. Also the read side of what a
+node published or learned: a site's history and its export as a .torrent for other clients.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +24,10 @@ from typing import Any
 
 from ..config import NodeConfig
 from ..content import pointer as ptr
-from ..content.identity import KeyStore, public_key_from_site_id
+from ..content.identity import KeyStore, SiteKey, public_key_from_site_id
 from ..errors import NotFound, UsageError
+from ..http.peer_client import PeerClient
+from ..policy import keys as key_policy
 from ..policy import versions
 from ..swarm import build as bundle
 from ..swarm.engine import Swarm, magnet_of, torrent_file_id
@@ -47,10 +55,30 @@ class PublishResult:
     size: int
     """Bytes of the site's files."""
     dht_stored: int
-    """How many DHT nodes accepted the pointer (0: the node re-puts it later)."""
+    """How many DHT nodes accepted the pointer (0: the node re-puts it later, or, for an
+    unchanged site, the DHT already held it)."""
+    key: str = ""
+    """The name of the key that signed."""
+    key_created: bool = False
+    """The key was made by this publish: the site's only key, to back up (`key export`)."""
+    unchanged: bool = False
+    """The bytes were those of the current version: announced again, no new version."""
+    version_from: str = versions.NO_SOURCE
+    """Where the highest earlier version was learned (``policy.versions.VERSION_SOURCES``:
+    state, key, dht, holders; ``none`` for a first version)."""
+    previous_version: int = 0
+    """The highest earlier version known (0: none)."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """The newest pointers the network holds for a site, asked before signing."""
+
+    dht: ptr.Pointer | None = None
+    holders: ptr.Pointer | None = None
 
 
 def magnet_for(site_id: str) -> str:
@@ -64,7 +92,7 @@ class Publisher:
     ``gateway_url`` gives a site's URL on this node's gateway."""
 
     def __init__(self, config: NodeConfig, keys: KeyStore, swarm: Swarm, disk: Persistence,
-                 store: SnapshotStore, resolver: Resolver,
+                 store: SnapshotStore, resolver: Resolver, peers: PeerClient,
                  gateway_url: Callable[[str], str]) -> None:
         self._config = config
         self._timings = config.timings
@@ -73,6 +101,7 @@ class Publisher:
         self._disk = disk
         self._store = store
         self._resolver = resolver
+        self._peers = peers
         self._gateway_url = gateway_url
         self._reput_soon = asyncio.Event()
 
@@ -80,48 +109,150 @@ class Publisher:
                       progress: Callable[[int, int], None] | None = None,
                       trackers: tuple[str, ...] = (),
                       web_seeds: tuple[str, ...] = ()) -> PublishResult:
-        """Publish a folder as the next version of the site signed by ``key_name``.
+        """Publish a folder as the next version of the site signed by ``key_name`` (None: the
+        key this folder was published with before, or a new one).
 
         ``trackers`` and ``web_seeds`` (BEP 19) are listed in the torrent and in the signed
-        pointer, so visitors announce to the trackers and fetch from the web seeds as well."""
+        pointer, so visitors announce to the trackers and fetch from the web seeds as well.
+        Cancelled, it removes its copy of the folder and creates no key."""
         try:
             ptr.check_urls(trackers, web_seeds)  # before the hashing, not after
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        name = key_name or _key_name_for(folder)
-        key = self._keys.get_or_create(name)
-        site_id = key.site_id
-        built = await asyncio.to_thread(bundle.build, folder, self._disk.content_dir,
-                                        require_index, progress, trackers, web_seeds)
+        resolved = folder.resolve()
+        # Refusals come before any work; the key itself is created only once the folder is
+        # built, so a folder that cannot be published (or a cancel) leaves no key behind.
+        choice = self._choose_key(resolved, key_name)
+        asking: asyncio.Task[_Heard] | None = None
+        if not choice.create:
+            asking = asyncio.create_task(self._ask_network(self._keys.get(choice.name).site_id))
+        try:
+            built = await self._build(folder, require_index, progress, trackers, web_seeds)
+        except BaseException:
+            if asking is not None:
+                asking.cancel()
+            raise
+        try:
+            heard = await asking if asking is not None else _Heard()
+        except BaseException:
+            self._discard(built)
+            raise
+        # From here to the state saved nothing awaits: a cancel cannot leave half a publish.
+        choice = self._choose_key(resolved, key_name)  # again: another publish may have run
+        key = self._keys.create(choice.name) if choice.create else self._keys.get(choice.name)
+        if choice.create:
+            log.info("created key %r (site %s) for %s: back it up with `peerweb key export`",
+                     key.name, key.site_id[:12], resolved)
         tid = built.infohash.hex()
         handle = self._swarm.find(tid)
         if handle is None:
             handle = self._swarm.add_seed(built.torrent, built.content_dir)
-        snapshot = await self._store.register(handle)
+        snapshot = await self._store.register(handle)  # no await inside: not a cancel point
+        plan = self._plan(key, built, trackers, web_seeds, heard)
+        site_id = key.site_id
+        for offered in (heard.dht, heard.holders):  # the network's news, as from any source
+            if offered is not None:
+                self._resolver.accept_pointer(offered)
+        if not plan.unchanged:
+            self._keys.note_signed(key.name, plan.version)  # before any signature leaves
+            # A locally signed pointer serves this node at once; the DHT gets its own
+            # signature (libtorrent picks the BEP 44 sequence number).
+            local = ptr.sign(key, built.infohash, plan.version, seq=plan.version,
+                             trackers=trackers, web_seeds=web_seeds)
+            self._resolver.accept_pointer(local, force=True)
+            self._store.note_changes(snapshot)
+        self._disk.state.published[site_id] = state.PublishedRecord(
+            key.name, plan.version, tid, trackers, web_seeds)
+        self._disk.state.folders[str(resolved)] = key.name
+        self._disk.save_state()
+        log.info("published %s as v%d of %s with key %r%s (highest known before: v%d, from %s)",
+                 resolved, plan.version, site_id[:12], key.name,
+                 " (unchanged)" if plan.unchanged else "", plan.highest, plan.version_from)
+        await self._disk.save_resume(handle)
+        stored = 0
+        dht_has_it = (heard.dht is not None and heard.dht.version == plan.version
+                      and heard.dht.infohash == built.infohash)
+        if versions.put_needed(plan.unchanged, dht_has_it):
+            try:
+                stored = await self._put(site_id, built.infohash, plan.version)
+            finally:
+                if stored == 0:
+                    self._reput_soon.set()  # also when cancelled: the re-put loop puts it
+        return PublishResult(site_id, plan.version, tid, magnet_for(site_id),
+                             self._gateway_url(site_id), built.file_count, built.total_size,
+                             stored, key.name, choice.create, plan.unchanged,
+                             plan.version_from, plan.highest)
 
+    def _choose_key(self, folder: Path, given: str | None) -> key_policy.KeyChoice:
+        return key_policy.choose_key(str(folder), folder.name, given,
+                                     self._disk.state.folders, set(self._keys.names()))
+
+    async def _build(self, folder: Path, require_index: bool,
+                     progress: Callable[[int, int], None] | None,
+                     trackers: tuple[str, ...], web_seeds: tuple[str, ...]) -> bundle.Bundle:
+        """``bundle.build`` in a thread; cancelled, it stops the thread and waits for it to
+        remove its copy."""
+        cancel = threading.Event()
+        work = asyncio.ensure_future(asyncio.to_thread(
+            bundle.build, folder, self._disk.content_dir, require_index, progress, trackers,
+            web_seeds, cancel))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancel.set()
+            await _wait_out(work)
+            if not work.cancelled() and work.exception() is None:
+                self._discard(work.result())  # finished just as the cancel came
+            log.info("publish of %s cancelled: its copy is removed", folder)
+            raise
+
+    def _discard(self, built: bundle.Bundle) -> None:
+        """Remove the copy of a publish that did not complete, unless a torrent seeds it."""
+        if self._swarm.find(built.infohash.hex()) is None:
+            shutil.rmtree(built.content_dir, ignore_errors=True)
+
+    async def _ask_network(self, site_id: str) -> _Heard:
+        """The newest pointers the DHT and the site's holders hold for it (None where none
+        answered in time)."""
+        if await self._swarm.dht_node_count() == 0:
+            return _Heard()
+        public_key = public_key_from_site_id(site_id)
+        wait = self._timings.dht_get_timeout
+
+        async def from_holders() -> ptr.Pointer | None:
+            newest: ptr.Pointer | None = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    me = self._resolver.peer_endpoint
+                    endpoints = [e for e in await self._resolver.holders(site_id) if e != me]
+                    for offered in await self._peers.fetch_any(endpoints, site_id):
+                        if ptr.is_newer(offered, newest):
+                            newest = offered
+            return newest
+
+        dht, holders = await asyncio.gather(self._swarm.get_pointer(public_key, wait),
+                                            from_holders())
+        return _Heard(dht, holders)
+
+    def _plan(self, key: SiteKey, built: bundle.Bundle, trackers: tuple[str, ...],
+              web_seeds: tuple[str, ...], heard: _Heard) -> versions.VersionPlan:
+        site_id = key.site_id
         current = self._disk.state.sites.get(site_id)
         published = self._disk.state.published.get(site_id)
-        same_bytes = (current is not None and current.pointer.infohash == built.infohash
-                      and current.pointer.trackers == trackers
-                      and current.pointer.web_seeds == web_seeds)
-        version = versions.next_version(current.pointer.version if current else 0,
-                                        published.version if published else 0, same_bytes)
-        # A locally signed pointer serves this node at once; the DHT gets its own signature
-        # (libtorrent picks the BEP 44 sequence number).
-        local = ptr.sign(key, built.infohash, version, seq=version, trackers=trackers,
-                         web_seeds=web_seeds)
-        self._resolver.accept_pointer(local, force=True)
-        self._store.note_changes(snapshot)
-        self._disk.state.published[site_id] = state.PublishedRecord(name, version, tid,
-                                                                    trackers, web_seeds)
-        self._disk.save_state()
-        await self._disk.save_resume(handle)
-        stored = await self._put(site_id, built.infohash, version)
-        if stored == 0:
-            self._reput_soon.set()
-        return PublishResult(site_id, version, tid, magnet_for(site_id),
-                             self._gateway_url(site_id), built.file_count, built.total_size,
-                             stored)
+        known = {
+            "state": max(current.pointer.version if current else 0,
+                         published.version if published else 0),
+            "key": self._keys.signed_version(key.name),
+            "dht": heard.dht.version if heard.dht else 0,
+            "holders": heard.holders.version if heard.holders else 0,
+        }
+        newest = current.pointer if current else None
+        for offered in (heard.dht, heard.holders):
+            if offered is not None and ptr.is_newer(offered, newest):
+                newest = offered
+        same_bytes = (newest is not None and newest.infohash == built.infohash
+                      and newest.trackers == trackers and newest.web_seeds == web_seeds)
+        return versions.plan_version(known, newest.version if newest else 0, same_bytes)
 
     async def _put(self, site_id: str, infohash: bytes, version: int) -> int:
         published = self._disk.state.published.get(site_id)
@@ -195,7 +326,9 @@ class Publisher:
                  "held": entry.infohash in self._store} for entry in record.history]
 
 
-def _key_name_for(folder: Path) -> str:
-    raw = folder.resolve().name or "site"
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in raw).strip(".-_")
-    return (cleaned or "site")[:64]
+async def _wait_out(task: asyncio.Future[Any]) -> None:
+    """Wait for ``task`` to end, through further cancels of the waiter: for a cancel path,
+    which re-raises its own cancel once the work it stopped is cleaned up."""
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({task})

@@ -105,6 +105,8 @@ class NodeState:
     published: dict[str, PublishedRecord] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
     """v1-only torrents made by `peerweb export --v1`: their info-hash -> the snapshot's."""
+    folders: dict[str, str] = field(default_factory=dict)
+    """Folders published here (resolved path) -> the key each was last published with."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +118,7 @@ class NodeState:
                 for sid, r in self.sites.items()
             },
             "exports": dict(self.exports),
+            "folders": dict(self.folders),
             "published": {
                 sid: {"key": r.key_name, "version": r.version, "infohash": r.infohash,
                       "trackers": list(r.trackers), "web_seeds": list(r.web_seeds)}
@@ -335,10 +338,19 @@ def _decode_exports(state: NodeState, section: dict[str, Any], dropped: list[Dro
             dropped.append(Dropped(_where("exports", key), "not a pair of hex info-hashes"))
 
 
+def _decode_folders(state: NodeState, section: dict[str, Any], dropped: list[Dropped]) -> None:
+    for folder, key_name in section.items():
+        if isinstance(key_name, str) and key_name and folder.startswith("/"):
+            state.folders[folder] = key_name
+        else:
+            dropped.append(Dropped(_where("folders", folder), "not a folder and a key name"))
+
+
 _SECTIONS: dict[str, Callable[[NodeState, dict[str, Any], list[Dropped]], None]] = {
     "sites": _decode_sites,
     "published": _decode_published,
     "exports": _decode_exports,
+    "folders": _decode_folders,
 }
 
 

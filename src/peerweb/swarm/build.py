@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +46,20 @@ def build(
     progress: Callable[[int, int], None] | None = None,
     trackers: tuple[str, ...] = (),
     web_seeds: tuple[str, ...] = (),
+    cancel: threading.Event | None = None,
 ) -> Bundle:
     """Copy ``folder`` into ``store`` and hash the copy into a hybrid torrent.
 
     Blocking (copying and hashing a big site takes a while): run it in a thread. The result
     lives in ``store/<v1 info-hash hex>/``; publishing the same bytes twice gives the same
-    info-hash and reuses that folder.
+    info-hash and reuses that folder. Setting ``cancel`` stops the build between two files
+    or two pieces: it removes its copy and raises PublishError.
     """
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise PublishError("the publish was cancelled")
+
     files = scan(folder, require_index)
     name = folder.resolve().name or "site"
     total = sum(f.size for f in files)
@@ -59,6 +67,7 @@ def build(
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store))
     try:
         for source in files:
+            check_cancel()
             destination = staging / name / source.relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -75,6 +84,7 @@ def build(
         pieces = creator.num_pieces()
 
         def on_piece(index: int) -> None:
+            check_cancel()  # raised through libtorrent, which stops hashing
             if progress is not None:
                 progress(index + 1, pieces)
 
@@ -82,6 +92,7 @@ def build(
             lt.set_piece_hashes(creator, str(staging), on_piece)
         except RuntimeError as exc:
             raise PublishError(f"hashing failed: {exc}") from exc
+        check_cancel()
         torrent = lt.bencode(creator.generate())
         info = lt.torrent_info(torrent)
         hashes = info.info_hashes()
