@@ -27,7 +27,8 @@ LOG_FILES_SHOWN = 8
 @click.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--key", default=None, metavar="NAME",
-              help="Key to sign with (created if missing); default: the folder's name.")
+              help="Key to sign with (created if missing); default: the key this folder was "
+                   "published with, or a new one.")
 @click.option("--no-index", is_flag=True, help="Publish even without an index.html.")
 @click.option("--tracker", "trackers", multiple=True, metavar="URL",
               help="A tracker to list in the site (repeatable), e.g. one run with "
@@ -59,13 +60,24 @@ def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, 
     if out.json:
         out.record(result)
         return
-    out.text(f"published {plural(result['files'], 'file')} ({human(result['size'])}) as "
-             f"version {result['version']}")
+    what = f"{plural(result['files'], 'file')} ({human(result['size'])})"
+    if result.get("unchanged"):
+        out.text(f"unchanged: {what}, still version {result['version']}")
+    else:
+        out.text(f"published {what} as version {result['version']}")
+    previous, source = result.get("previous_version"), result.get("version_from")
+    if previous and source not in (None, "none", "state"):
+        out.text(f"  (the last version known was v{previous}, learned from the {source})")
     out.text(f"  site id:   {result['site_id']}")
-    signer = KeyStore(data_dir / "keys").find_by_site_id(result["site_id"])
-    if signer is not None:
-        out.text(f"  key:       {signer.name} (back it up: peerweb key export {signer.name} "
-                 "-o FILE)")
+    name = result.get("key")
+    if name is None:
+        signer = KeyStore(data_dir / "keys").find_by_site_id(result["site_id"])
+        name = signer.name if signer is not None else None
+    if name is not None:
+        out.text(f"  key:       {name}")
+    if result.get("key_created"):
+        out.note(f"  created key {name!r}: the site's only key. Back it up now: "
+                 f"peerweb key export {name} -o {name}.pem")
     out.text(f"  url:       {result['url']}")
     out.text(f"  magnet:    {result['magnet']}")
     out.text(f"  snapshot:  {result['infohash']}")

@@ -188,6 +188,7 @@ class KeyStore:
             self._path(name).unlink()
         except FileNotFoundError:
             raise NotFound(f"no key named {name!r}; `peerweb key list` shows them") from None
+        self._signed_path(name).unlink(missing_ok=True)  # a new key of that name starts afresh
 
     def names(self) -> list[str]:
         if not self.directory.is_dir():
