@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 REQUEST_TIMEOUT = 30.0
-MAX_IN_FLIGHT = 64  # probes beyond this are logged as dropped: the client, not a gateway, lagged
+MAX_IN_FLIGHT = 16  # per node: probes beyond this are logged as not sent (that node stalls)
 BROWSER_PARALLEL = 6
 
 
@@ -94,7 +94,7 @@ class Sessions:
 
 async def probe(targets: Targets, log: Log, rate: float, deadline: float) -> None:
     sessions = Sessions()
-    in_flight: set[asyncio.Task[None]] = set()
+    in_flight: dict[str, set[asyncio.Task[None]]] = {}
     rng = random.Random(1)
     interval = 1.0 / rate
 
@@ -116,15 +116,17 @@ async def probe(targets: Targets, log: Log, rate: float, deadline: float) -> Non
             if not cached:
                 continue
             entry = rng.choice(cached)
-            if len(in_flight) >= MAX_IN_FLIGHT:
+            pending = in_flight.setdefault(entry["node"], set())
+            if len(pending) >= MAX_IN_FLIGHT:
                 log.write(role="probe", t=due - log.epoch, node=entry["node"], dropped=True)
                 continue
             base = data["nodes"][entry["node"]]["gateway"]
             task = asyncio.create_task(one(due, entry["node"], base, entry))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-        if in_flight:
-            await asyncio.wait(in_flight, timeout=REQUEST_TIMEOUT + 5)
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        left = set().union(*in_flight.values())
+        if left:
+            await asyncio.wait(left, timeout=REQUEST_TIMEOUT + 5)
     finally:
         await sessions.close()
 

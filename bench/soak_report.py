@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 WINDOW_S = 10.0
+# Roles whose answers carry a site's bytes (pushes and help requests carry none).
+CONTENT_ROLES = frozenset({"probe", "visit", "warmup", "tamper", "mirror", "endcheck"})
 CACHED_P99_TARGET_MS = 100.0
 
 
 def error_kind(record: dict[str, Any]) -> str | None:
     """None for a 200; otherwise 'HTTP <status>' or the exception class."""
     if record.get("dropped"):
-        return "probe dropped (client lagging)"
+        return "probe not sent: too many requests outstanding at that node"
     if record.get("status") == 200:
         return None
     if record.get("status") is not None:
@@ -59,6 +61,7 @@ def timeline(records: list[dict[str, Any]], duration: float,
     """Per window: cached-probe count, p50, p99, max (ms), and errors of every role."""
     count = max(1, math.ceil(duration / window))
     latencies: list[list[float]] = [[] for _ in range(count)]
+    by_node: list[dict[str, list[float]]] = [{} for _ in range(count)]
     errors: list[Counter[str]] = [Counter() for _ in range(count)]
     for record in records:
         index = min(count - 1, max(0, int(record.get("t", 0.0) // window)))
@@ -67,10 +70,17 @@ def timeline(records: list[dict[str, Any]], duration: float,
             errors[index][f"{record.get('role')}: {kind}"] += 1
         elif is_cached_probe(record):
             latencies[index].append(float(record["ms"]))
+            by_node[index].setdefault(str(record["node"]), []).append(float(record["ms"]))
     return [{"start_s": i * window, "cached_requests": len(lat),
              "p50_ms": _round(percentile(lat, 50)), "p99_ms": _round(percentile(lat, 99)),
              "max_ms": _round(max(lat) if lat else math.nan),
-             "errors": dict(errors[i])} for i, lat in enumerate(latencies)]
+             "errors": dict(errors[i]),
+             # Nodes whose own p99 broke the target in this window, to tell a stall of one
+             # node from the whole machine's.
+             "p99_over_target_by_node": {
+                 node: _round(percentile(values, 99)) for node, values in
+                 sorted(by_node[i].items()) if percentile(values, 99) > CACHED_P99_TARGET_MS}}
+            for i, lat in enumerate(latencies)]
 
 
 def _round(value: float) -> float | None:
@@ -91,12 +101,16 @@ def summary(records: list[dict[str, Any]], expected: dict[str, dict[str, str]],
             kinds[f"{record.get('role')}: {kind}"] += 1
             by_node_role[f"{roles.get(str(record.get('node')), '?')}: {kind}"] += 1
             continue
-        judged = verdict(record, expected)
+        judged = verdict(record, expected) if record.get("role") in CONTENT_ROLES else "ok"
         if judged != "ok":
             wrong.append({k: record.get(k) for k in
                           ("role", "t", "node", "site", "path", "snapshot", "sha256", "size")}
                          | {"verdict": judged})
     cached = [float(r["ms"]) for r in records if is_cached_probe(r)]
+    per_node: dict[str, list[float]] = {}
+    for r in records:
+        if is_cached_probe(r):
+            per_node.setdefault(str(r["node"]), []).append(float(r["ms"]))
     moved = sum(1 for r in records if r.get("role") == "probe" and r.get("status") == 200
                 and r.get("snapshot") != r.get("want"))
     return {
@@ -109,6 +123,10 @@ def summary(records: list[dict[str, Any]], expected: dict[str, dict[str, str]],
         "cached_p999_ms": _round(percentile(cached, 99.9)),
         "cached_max_ms": _round(max(cached) if cached else math.nan),
         "probes_answered_from_a_newer_snapshot": moved,
+        "cached_by_node": {node: {"requests": len(v), "p50_ms": _round(percentile(v, 50)),
+                                  "p99_ms": _round(percentile(v, 99)),
+                                  "max_ms": _round(max(v))}
+                           for node, v in sorted(per_node.items())},
     }
 
 
