@@ -130,6 +130,7 @@ class Soak:
         self.targets = work / "targets.json"
         self.clients: list[asyncio.subprocess.Process] = []
         self.kill_lock = asyncio.Lock()
+        self.flooded: Member | None = None  # not killed while flooded (one fault at a time)
         self.background: set[asyncio.Task[Any]] = set()
         self.http: aiohttp.ClientSession | None = None
 
@@ -349,7 +350,7 @@ class Soak:
                               sha256=hashlib.sha256(body).hexdigest()
                               if response.status == 200 else None, size=len(body))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            record.update(status=None, error=type(exc).__name__)
+            record.update(status=None, error=type(exc).__name__, message=str(exc)[:160])
         record["ms"] = (time.monotonic() - started) * 1000
         self.records.append(record)
         return record
@@ -432,14 +433,15 @@ class Soak:
             if mid_download:
                 victim = await self.catch_mid_download(media)
             if victim is None:
-                candidates = [m for m in self.members if m.up]
+                candidates = [m for m in self.members if m.up and m is not self.flooded]
                 victim = self.rng.choice(candidates)
             await self.crash(victim, "mid-download" if mid_download else "idle")
 
     async def catch_mid_download(self, media: Site) -> Member | None:
         """Publish a new media version and find a holder that has begun fetching it (the
         kill comes ~1.5 s later: about halfway at 4 MB/s)."""
-        holders = [m for m in self.regular("node") if media.site_id in m.held]
+        holders = [m for m in self.regular("node") if media.site_id in m.held
+                   and m is not self.flooded]
         if not holders or not media.publisher.up:
             return None
         await self.update(media)
@@ -467,6 +469,7 @@ class Soak:
         self.event("kill", node=victim.name, role=victim.role, how=kind)
         on_disk = {e["infohash"]: e.get("bytes_on_disk", 0) for e in before.get("sites", [])
                    if "progress" in e}
+        held_sites = {e["site_id"] for e in before.get("sites", []) if "progress" in e}
         missing = sum(max(0, sum(self.sizes.get(t, {}).values()) - d) for t, d in
                       on_disk.items() if t in self.sizes)
         await asyncio.sleep(2.0)
@@ -491,7 +494,7 @@ class Soak:
                                      if done > kept.get(tid, 0)}
         self.event("restarted", node=victim.name, restart_s=crash["restart_s"],
                    lost_bytes=crash["lost_bytes"])
-        self.spawn(self.follow_recovery(victim, crash, set(on_disk)))
+        self.spawn(self.follow_recovery(victim, crash, held_sites))
 
     async def restart_after_crash(self, member: Member) -> None:
         async with self.kill_lock:
@@ -499,16 +502,20 @@ class Soak:
                 await self.start(member)
 
     async def follow_recovery(self, member: Member, crash: dict[str, Any],
-                              tids: set[str]) -> None:
-        """Until every snapshot held at the kill (and still current there) is complete."""
+                              sites: set[str]) -> None:
+        """Until every site held at the kill is complete again, at whatever version it is
+        now: a snapshot that came back without its torrent (no resume data) is not."""
         began = time.monotonic()
         while time.monotonic() - began < RECOVER_TIMEOUT:
             status = await self.status(member)
             if status is not None:
                 crash["downloaded_after_restart"] = status["downloaded"]
-                current = [e for e in status["sites"] if "progress" in e
-                           and e["infohash"] in tids]
-                if all(e["progress"] >= 1 or e.get("error") for e in current):
+                current = [e for e in status["sites"] if e["site_id"] in sites]
+                # Not libtorrent's progress: while a torrent checks its files after a restart
+                # that is the check's progress, 1.0 before a byte of it is verified.
+                if all(e.get("error") or e.get("bytes_on_disk", 0)
+                       >= sum(self.sizes.get(e["infohash"], {"?": 1}).values())
+                       for e in current):
                     crash["recovered_s"] = round(time.monotonic() - began, 2)
                     return
             await asyncio.sleep(1.0)
@@ -571,6 +578,7 @@ class Soak:
     async def flood(self) -> None:
         """FLOOD_POINTERS validly signed pointers for fresh keys on one node's peer port."""
         member = self.rng.choice(self.regular("node"))
+        self.flooded = member
         state = member.data_dir / "state.json"
         size_before = state.stat().st_size if state.exists() else 0
         sites_before = len(member.last_status.get("sites", []))
@@ -582,7 +590,7 @@ class Soak:
         answers: dict[str, int] = {}
         queue = list(pointers)
         began = time.monotonic()
-        deadline = began + 120
+        deadline = began + min(120.0, 0.4 * self.duration)
 
         async def sender() -> None:
             while queue and time.monotonic() < deadline:
@@ -594,7 +602,10 @@ class Soak:
                 except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                     key = type(exc).__name__
                 answers[key] = answers.get(key, 0) + 1
-        await asyncio.gather(*(sender() for _ in range(FLOOD_PARALLEL)))
+        try:
+            await asyncio.gather(*(sender() for _ in range(FLOOD_PARALLEL)))
+        finally:
+            self.flooded = None
         spent = time.monotonic() - began
         await asyncio.sleep(2.0)
         status = await self.status(member) or {}
@@ -696,6 +707,8 @@ class Soak:
                           for line in log.read_text().splitlines() if line.strip()]
         quiet_s = await self.quiesce()
         end = await self.end_check()
+        with open(self.work / "orchestrator.ndjson", "w") as out:  # kept with --keep
+            out.writelines(json.dumps(r) + "\n" for r in self.records)
         return self.result(client_records + self.records, load_s, quiet_s, end)
 
     async def wait_dht(self) -> None:

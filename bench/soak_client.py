@@ -70,7 +70,7 @@ async def fetch(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
                     "sha256": hashlib.sha256(body).hexdigest() if response.status == 200
                     else None, "size": len(body)}
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return {"status": None, "error": type(exc).__name__}
+        return {"status": None, "error": type(exc).__name__, "message": str(exc)[:160]}
 
 
 class Sessions:
