@@ -233,7 +233,8 @@ async def test_a_mixed_swarm_moves_pieces_both_ways(tmp_path, tracker_url):
             received = snapshot.handle.status().all_time_download  # aria2 -> peerweb
             print(f"peerweb -> aria2: {sent} bytes; aria2 -> peerweb: {received} bytes")
         finally:
-            seeder.kill()
+            if seeder.returncode is None:  # an aria2 that exited early must not hide why
+                seeder.kill()
             await seeder.wait()
 
 
