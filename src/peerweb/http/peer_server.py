@@ -4,7 +4,9 @@
 verifies the signature, keeps it only if it is newer, and then forwards it (see
 propagation.py). ``GET /peerweb/v1/pointer/<site-id>`` returns the newest pointer a node
 holds, so a site stays resolvable from its holders while the publisher is offline and the
-DHT item has expired. Nothing unsigned is ever accepted, so this port can face the network.
+DHT item has expired. Nothing unsigned is ever accepted, so this port can face the network;
+pushes are rate-limited per source address (429) and kept only for sites the node knows
+(``policy.admission``), and a volunteer bounds the help it gives (``Node.mirror``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def make_app(node: Node) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
 
     async def offer(request: web.Request) -> web.Response:
+        # Before reading or verifying anything: a flood costs a dictionary lookup each.
+        wait = node.admit_push(request.remote or "")
+        if wait:
+            return web.json_response({"error": "too many pushes from this address"},
+                                     status=429,
+                                     headers={"Retry-After": str(max(1, round(wait)))})
         try:
             raw = json.loads(await request.read())
             pointer = Pointer.from_json(raw["pointer"])
@@ -41,7 +49,7 @@ def make_app(node: Node) -> web.Application:
             return web.json_response({"error": f"not a validly signed pointer: {exc}"},
                                      status=400)
         sender = (request.remote or "", port) if port else None
-        accepted = node.accept_pointer(pointer, source=sender)
+        accepted = node.accept_pointer(pointer, source=sender, unsolicited=True)
         return web.json_response({"accepted": accepted})
 
     async def current(request: web.Request) -> web.Response:
@@ -60,7 +68,7 @@ def make_app(node: Node) -> web.Application:
             return web.json_response({"error": "not a volunteer"}, status=404)
         try:
             site_id = str((await request.json())["site_id"])
-            pointer = await node.mirror(site_id)
+            pointer = await node.mirror(site_id, requester=request.remote or "")
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "needs a JSON body with 'site_id'"}, status=400)
         except PeerwebError as exc:

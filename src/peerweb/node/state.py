@@ -57,6 +57,11 @@ class SiteRecord:
     history: list[VersionEntry] = field(default_factory=list)
     mirrored_until: float = 0.0
     """Volunteer mode: pinned for an origin in need until then (0: not a mirror lease)."""
+    mirrored_since: float = 0.0
+    """Volunteer mode: when the current chain of renewed mirror leases began (0: none)."""
+    unconfirmed: bool = False
+    """Known only from a pointer pushed to this node: the DHT and the holders are asked
+    before a visit is served from it."""
 
     def remember(self, pointer: Pointer, seen: float) -> None:
         """Add a version to the history (once per info-hash)."""
@@ -92,7 +97,8 @@ class NodeState:
             "sites": {
                 sid: {"pointer": r.pointer.to_json(), "last_used": r.last_used,
                       "pinned": r.pinned, "history": [e.to_json() for e in r.history],
-                      "mirrored_until": r.mirrored_until}
+                      "mirrored_until": r.mirrored_until,
+                      "mirrored_since": r.mirrored_since, "unconfirmed": r.unconfirmed}
                 for sid, r in self.sites.items()
             },
             "exports": dict(self.exports),
@@ -120,7 +126,9 @@ class NodeState:
             history = [e for e in history if e.version <= pointer.version]
             record = SiteRecord(pointer, float(raw.get("last_used", 0)),
                                 bool(raw.get("pinned", False)), history,
-                                float(raw.get("mirrored_until", 0.0)))
+                                float(raw.get("mirrored_until", 0.0)),
+                                float(raw.get("mirrored_since", 0.0)),
+                                bool(raw.get("unconfirmed", False)))
             record.remember(pointer, record.last_used)
             state.sites[sid] = record
         state.exports = {str(k): str(v) for k, v in data.get("exports", {}).items()}
