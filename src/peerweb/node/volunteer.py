@@ -29,7 +29,7 @@ from ..swarm.engine import Swarm
 from .persistence import Persistence
 from .resolver import Resolver
 from .retention import Retention
-from .snapshots import SnapshotStore
+from .snapshots import SnapshotStore, torrent_size
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Volunteer:
             if not record.pinned:  # held as a visit: it must fit beside the pins from now on
                 snapshot = self._store.get(tid)
                 if snapshot is not None:
-                    self._check_disk(tid, sum(snapshot.sizes))
+                    self._check_disk(tid, torrent_size(snapshot.handle))
             since, until = rule.renew_lease(record.mirrored_since, record.mirrored_until,
                                             time.time(), self._config.mirror_lease)
             self._retention.set_pinned(site_id, True)
@@ -106,7 +106,7 @@ class Volunteer:
         """StorageError unless a snapshot of ``size`` bytes fits the quota beside everything
         the quota cannot evict (published and pinned snapshots, whole once complete)."""
         keep = self._retention.protected() - {tid}
-        committed = sum(sum(s.sizes) for s in self._store.all() if s.tid in keep)
+        committed = sum(torrent_size(s.handle) for s in self._store.all() if s.tid in keep)
         quota = self._retention.quota
         if not rule.fits_disk(size, committed, quota):
             raise StorageError(f"this site needs {size} bytes; this volunteer keeps "
