@@ -57,7 +57,7 @@ async def test_a_flood_of_pushes_stores_nothing_and_does_not_slow_visits(tmp_pat
         headers = {"Host": f"{published.site_id}.localhost", "Range": "bytes=0-3"}
         latencies: list[float] = []
 
-        async def visit_during(flooding: asyncio.Task[dict[int, int]]) -> None:
+        async def visit_during(flooding: asyncio.Future[dict[int, int]]) -> None:
             async with aiohttp.ClientSession() as session:
                 while not flooding.done():
                     started = time.monotonic()
@@ -67,7 +67,9 @@ async def test_a_flood_of_pushes_stores_nothing_and_does_not_slow_visits(tmp_pat
                     latencies.append(time.monotonic() - started)
                     await asyncio.sleep(0.05)
 
-        flooding = asyncio.create_task(flood(url, bodies))
+        # The flood runs on an event loop of its own (another thread): the latencies measured
+        # are the node's, not those of a client loop busy sending 3,000 requests.
+        flooding = asyncio.create_task(asyncio.to_thread(asyncio.run, flood(url, bodies)))
         await visit_during(flooding)
         statuses = flooding.result()
         sites = set(node.node.state.sites)
@@ -81,7 +83,7 @@ async def test_a_flood_of_pushes_stores_nothing_and_does_not_slow_visits(tmp_pat
     assert statuses.get(200, 0) + statuses.get(429, 0) == FLOOD
     assert statuses.get(429, 0) >= FLOOD - SOURCES * 40
     assert size_after < size_before * 1.5
-    assert max(latencies) < 1.0
+    assert sorted(latencies)[len(latencies) // 2] < 0.25 and max(latencies) < 2.0
 
 
 async def push(url: str, pointer: ptr.Pointer) -> dict[str, object]:

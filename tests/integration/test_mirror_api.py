@@ -53,7 +53,7 @@ async def test_a_volunteer_makes_the_torrent_once_it_holds_a_snapshot(tmp_path) 
         async with session.get(f"{base}/torrent/{published.infohash}") as response:
             assert response.status == 200
             torrent = await response.read()
-            assert torrent == volunteer._torrent_files[published.infohash]
+            assert torrent == volunteer.kept_torrent(published.infohash)
         # A worker's first request: the record with that torrent, in one bencoded answer.
         async with session.get(f"{base}/record/{published.site_id}") as response:
             record = await response.read()
