@@ -82,7 +82,13 @@ class Timings:
     reput_retry: float = 5.0
     """After a put no DHT node confirmed (no peers yet, or a lost reply), try again this soon."""
     resume_save_interval: float = 60.0
-    """Resume data of every torrent is saved at least this often."""
+    """Resume data of an idle torrent is saved at least this often."""
+    resume_active_interval: float = 3.0
+    """Resume data of a torrent that is downloading is saved this often: a node killed with
+    kill -9 fetches again at most this many seconds of download."""
+    state_write_interval: float = 1.0
+    """``state.json`` is written at most once per this interval however often it changes
+    (always on stop): a flood of pushes costs one write, not one fsync each."""
     resume_coalesce: float = 0.5
     """Resume data asked for by completed files is written at most this often per torrent."""
     dht_get_timeout: float = 5.0

@@ -30,11 +30,15 @@ class FakeNode:
         self.accepted: list[tuple[ptr.Pointer, tuple[str, int] | None]] = []
         self.mirrored: list[str] = []
 
-    def accept_pointer(self, pointer: ptr.Pointer, source: tuple[str, int] | None) -> bool:
+    def admit_push(self, _address: str) -> float:
+        return 0.0  # never rate-limited here: these tests are about bodies
+
+    def accept_pointer(self, pointer: ptr.Pointer, source: tuple[str, int] | None,
+                       unsolicited: bool = False) -> bool:
         self.accepted.append((pointer, source))
         return True
 
-    async def mirror(self, site_id: str) -> ptr.Pointer:
+    async def mirror(self, site_id: str, requester: str = "") -> ptr.Pointer:
         self.mirrored.append(site_id)
         record = self.state.sites.get(site_id)
         if record is None:

@@ -45,3 +45,33 @@ def test_visitors_go_to_the_least_loaded_first_equal_loads_in_order():
     ready = [report("p", 0.5, 2), report("q", None, 2), report("r", 0.5, 2),
              report("s", 0.1, 2)]
     assert names(rule.ranked(ready)) == ["q", "s", "p", "r"]
+
+
+def test_a_volunteer_takes_only_what_fits_its_disk_and_upload() -> None:
+    from peerweb.policy.volunteers import fits_disk, has_upload_room
+
+    assert fits_disk(3, 2, 5) and not fits_disk(68_000_000, 0, 5_000_000)
+    assert not fits_disk(4, 2, 5)
+    assert has_upload_room(10**9, 0)  # no limit
+    assert has_upload_room(80, 100) and not has_upload_room(90, 100)
+
+
+def test_a_requester_has_a_few_sites_mirrored_at_most() -> None:
+    from peerweb.policy.volunteers import MAX_SITES_PER_REQUESTER, requester_may_ask
+
+    full = {f"s{i}" for i in range(MAX_SITES_PER_REQUESTER)}
+    assert requester_may_ask(set(), "a")
+    assert requester_may_ask(full, "s0")  # renewing its own
+    assert not requester_may_ask(full, "other")
+
+
+def test_renewed_leases_end_after_a_bounded_chain() -> None:
+    from peerweb.policy.volunteers import renew_lease
+
+    assert renew_lease(0.0, 0.0, 100.0, 10.0, renewals=3) == (100.0, 110.0)
+    assert renew_lease(100.0, 110.0, 105.0, 10.0, renewals=3) == (100.0, 115.0)
+    # However often strangers ask, the chain ends 3 leases after it began...
+    assert renew_lease(100.0, 128.0, 127.0, 10.0, renewals=3) == (100.0, 130.0)
+    assert renew_lease(100.0, 130.0, 129.9, 10.0, renewals=3) == (100.0, 130.0)
+    # ... and once a lease has run out, a new request starts a new one.
+    assert renew_lease(100.0, 130.0, 131.0, 10.0, renewals=3) == (131.0, 141.0)

@@ -4,7 +4,9 @@
 verifies the signature, keeps it only if it is newer, and then forwards it (see
 propagation.py). ``GET /peerweb/v1/pointer/<site-id>`` returns the newest pointer a node
 holds, so a site stays resolvable from its holders while the publisher is offline and the
-DHT item has expired. Nothing unsigned is ever accepted, so this port can face the network.
+DHT item has expired. Nothing unsigned is ever accepted, so this port can face the network;
+pushes are rate-limited per source address (429) and kept only for sites the node knows
+(``policy.admission``), and a volunteer bounds the help it gives (``Node.mirror``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ def make_app(node: Node) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
 
     async def offer(request: web.Request) -> web.Response:
+        # Before reading or verifying anything: a flood costs a dictionary lookup each.
+        wait = node.admit_push(request.remote or "")
+        if wait:
+            return web.json_response({"error": "too many pushes from this address"},
+                                     status=429,
+                                     headers={"Retry-After": str(max(1, round(wait)))})
         try:
             offered = parse_offer(await _body(request))
         except TooLarge as exc:
@@ -107,7 +115,7 @@ def make_app(node: Node) -> web.Application:
                 else "not a pointer offer"
             return _error(400, f"{what}: {exc}")
         sender = (request.remote or "", offered.port) if offered.port else None
-        accepted = node.accept_pointer(offered.pointer, source=sender)
+        accepted = node.accept_pointer(offered.pointer, source=sender, unsolicited=True)
         return web.json_response({"accepted": accepted})
 
     async def current(request: web.Request) -> web.Response:
@@ -125,7 +133,7 @@ def make_app(node: Node) -> web.Application:
             return _error(404, "not a volunteer")
         try:
             site_id = parse_help(await _body(request))
-            pointer = await node.mirror(site_id)
+            pointer = await node.mirror(site_id, requester=request.remote or "")
         except PeerwebError as exc:
             return _error(exc.http_status, str(exc))
         return web.json_response({"site_id": site_id, "version": pointer.version})

@@ -74,7 +74,7 @@ class Node:
         self._publisher = Publisher(config, self.keys, self.swarm, self._disk, self._store,
                                     self._resolver, self.peers, self.gateway_url)
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
-                                    self._retention, self.holds, self._gateway_base)
+                                    self._retention, self._store, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
         self.content_dir: Path = self._disk.content_dir
         self.resume_dir: Path = self._disk.resume_dir
@@ -117,7 +117,13 @@ class Node:
         self.swarm.on_torrent_finished = self._on_finished
         self.swarm.on_file_completed = self._disk.on_file_completed
         await self.swarm.start()
-        self._disk.restore()
+        for handle in self._disk.restore():
+            if handle.torrent_file() is None:  # resume data without metadata: an orphan
+                self.swarm.remove(handle, delete_files=True)
+                continue
+            # Every torrent in the session is a snapshot: counted in status and the quota,
+            # its resume data kept up to date, whether or not anyone visits it again.
+            await self._store.register(handle)
         self._jobs.spawn(self._publisher.republish_loop())
         self._jobs.spawn(self._disk.resume_loop())
         self._jobs.spawn(self._resolver.announce_loop())
@@ -159,9 +165,15 @@ class Node:
     # -- sites and snapshots (resolver, snapshots) -------------------------------------------
 
     def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
-                       source: Endpoint | None = None) -> bool:
-        """Keep ``candidate`` if newer than the pointer held (``Resolver.accept_pointer``)."""
-        return self._resolver.accept_pointer(candidate, force, source)
+                       source: Endpoint | None = None, unsolicited: bool = False) -> bool:
+        """Keep ``candidate`` if newer than the pointer held (``Resolver.accept_pointer``);
+        ``unsolicited``: pushed to the peer port, kept only for a site known here."""
+        return self._resolver.accept_pointer(candidate, force, source, unsolicited)
+
+    def admit_push(self, address: str) -> float:
+        """A push from ``address`` to the peer port: 0 if it may go on, else the seconds it
+        should wait (``policy.admission``)."""
+        return self._resolver.admit_push(address, time.monotonic())
 
     async def refresh_pointer(self, site_id: str) -> ptr.Pointer | None:
         """Ask the DHT for the site's newest pointer; one query per site at a time."""
@@ -243,9 +255,10 @@ class Node:
 
     # -- volunteering ----------------------------------------------------------------------
 
-    async def mirror(self, site_id: str) -> ptr.Pointer:
-        """Volunteer: start mirroring a site that asked for help (signed sites only)."""
-        return await self._volunteer.mirror(site_id)
+    async def mirror(self, site_id: str, requester: str | None = None) -> ptr.Pointer:
+        """Volunteer: start mirroring a site that asked for help (signed sites only), within
+        the disk quota, the upload capacity and ``requester``'s share (None: the user's)."""
+        return await self._volunteer.mirror(site_id, requester)
 
     async def load_report(self) -> dict[str, Any]:
         """What a volunteer tells origins: its load and the versions it holds."""
@@ -262,7 +275,10 @@ class Node:
         stats = await self.swarm.statistics()
         sites = []
         by_tid = {s.pointer.infohash.hex(): (sid, s) for sid, s in self.state.sites.items()}
-        disk = 0
+        # Every snapshot held counts, whether a site's current version, an older one or an
+        # /ih/ fetch (a v1 export shares its snapshot's files).
+        disk = sum(int(s.handle.status().total_wanted_done) for s in self._store.all()
+                   if s.handle.is_valid())
         for sid, record in sorted(self.state.sites.items()):
             tid = record.pointer.infohash.hex()
             handle = self.swarm.find(tid)
@@ -281,7 +297,6 @@ class Node:
                              downloaded=int(st.all_time_download),
                              redundant=int(st.total_redundant_bytes),
                              bytes_on_disk=int(st.total_wanted_done))
-                disk += int(st.total_wanted_done)
                 error = self.swarm.torrent_error(tid)
                 if error:
                     entry["error"] = error

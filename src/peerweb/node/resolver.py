@@ -6,6 +6,12 @@ A site known here is served at once and its pointer refreshed behind (stale-whil
 (``propagation.poll_interval``). A new version is pushed on to a few other holders, and a
 holder fetches it at once (only the files that changed). Holders announce their peer port
 under the site's holders key, so that pushes and lookups find them.
+
+Pushes are someone else's idea (``policy.admission``): each source address has a token
+bucket, and a pushed pointer is kept only for a site this node knows or asked about a moment
+ago. One kept for a site not yet visited is *unconfirmed*: before a visit is served from it,
+the DHT and the site's holders are asked, so a genuine but superseded pointer pushed to a
+fresh node cannot roll its first visit back.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from ..config import NodeConfig
 from ..content import pointer as ptr
 from ..content.identity import public_key_from_site_id
 from ..errors import NotFound, PeerwebError, SwarmTimeout
 from ..http.peer_client import PeerClient
-from ..policy import cooldowns, propagation, versions
+from ..policy import admission, cooldowns, propagation, versions
 from ..policy import retention as retention_rule
 from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
@@ -53,6 +60,7 @@ class Resolver:
         """When each site's pointer was last looked up (``time.monotonic``)."""
         self._next_poll: dict[str, float] = {}
         self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
+        self._pushes = admission.TokenBucket(admission.PUSH_RATE, admission.PUSH_BURST)
 
     @property
     def peer_port(self) -> int:
@@ -76,31 +84,46 @@ class Resolver:
 
     # -- pointers --------------------------------------------------------------------------
 
+    def admit_push(self, address: str, now: float) -> float:
+        """A push from ``address`` at ``now`` (``time.monotonic``): 0 if it may go on, else the
+        seconds it should wait (its token bucket is empty)."""
+        if self._pushes.take(address, now):
+            return 0.0
+        return max(self._pushes.retry_after(address, now), 1e-3)
+
     def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
-                       source: Endpoint | None = None) -> bool:
+                       source: Endpoint | None = None, unsolicited: bool = False) -> bool:
         """Keep ``candidate`` if it is newer than what we hold; never go back a version.
 
         ``force`` replaces a pointer of the same version (our own re-signed pointer). A new
-        version is pushed on to other holders (not back to ``source``, who sent it)."""
+        version is pushed on to other holders (not back to ``source``, who sent it).
+        ``unsolicited``: pushed to the peer port, kept only for a site known here or asked
+        about a moment ago (``admission.store_unsolicited``)."""
         site_id = candidate.site_id
         sites = self._disk.state.sites
         record = sites.get(site_id)
         current = record.pointer if record else None
+        if unsolicited and not admission.store_unsolicited(
+                record is not None, self._asked_at(site_id), time.monotonic()):
+            log.debug("ignored a pushed pointer for %s: not a site this node knows",
+                      site_id[:12])
+            return False
         if not versions.pointer_update(current, candidate, force):
             if current is not None and candidate.version < current.version:
                 log.info("ignored pointer v%d for %s: v%d already seen", candidate.version,
                          site_id[:12], current.version)
             return False
         if record is None:
-            record = sites[site_id] = state.SiteRecord(candidate, last_used=time.time())
-            self._disk.save_state()  # a site learned is not forgotten by a crash
+            record = sites[site_id] = state.SiteRecord(candidate, last_used=time.time(),
+                                                       unconfirmed=unsolicited)
+            self._disk.save_state_soon()  # a site learned is not forgotten by a crash
         else:
             record.pointer = candidate
         record.remember(candidate, time.time())
         self._disk.mark_dirty()
         if current is not None and current.infohash != candidate.infohash:
             log.info("site %s moved to v%d", site_id[:12], candidate.version)
-            self._disk.save_state()
+            self._disk.save_state_soon()
             self._jobs.spawn(self._push(candidate, source))
             if (self._store.held_versions(site_id) and site_id not in self._disk.state.published
                     and self.seeds(site_id)):
@@ -125,8 +148,18 @@ class Resolver:
         return await self._jobs.single_flight(self._refreshing, site_id,
                                               lambda: self._refresh(site_id))
 
+    def _asked_at(self, site_id: str) -> float | None:
+        """When this node last looked a site up itself (now, if a lookup is running)."""
+        if site_id in self._refreshing:
+            return time.monotonic()
+        return self._checked.get(site_id)
+
     async def _refresh(self, site_id: str) -> ptr.Pointer | None:
         public_key = public_key_from_site_id(site_id)
+        # A pointer known only from a push is checked with the holders too, whatever the
+        # DHT says: either may hold a newer version than the one pushed.
+        known = self._disk.state.sites.get(site_id)
+        thorough = known is not None and known.unconfirmed
         if not await self._swarm.wait_dht_ready(timeout=min(self._timings.dht_get_timeout,
                                                             self._config.fetch_timeout)):
             raise SwarmTimeout("this node has no DHT peers yet; check --bootstrap")
@@ -145,7 +178,7 @@ class Resolver:
             if delay is None:
                 break
             await asyncio.sleep(delay)
-        if found is None:
+        if found is None or thorough:
             # The publisher may be offline and its DHT item expired: holders keep the
             # signed pointer and hand it over themselves.
             offered = await self._peers.fetch_any(await self.holders(site_id), site_id)
@@ -156,6 +189,9 @@ class Resolver:
         if found is not None:
             self.accept_pointer(found)
         record = self._disk.state.sites.get(site_id)
+        if record is not None and record.unconfirmed:
+            record.unconfirmed = False
+            self._disk.mark_dirty()
         return record.pointer if record else None
 
     async def poll(self, now: float) -> None:
@@ -175,11 +211,13 @@ class Resolver:
 
     # -- visits ----------------------------------------------------------------------------
 
-    async def open_site(self, site_id: str) -> Snapshot:
-        """The snapshot to serve for a site: the cached version at once, refreshed behind."""
+    async def open_site(self, site_id: str,
+                        admit: Callable[[int], None] | None = None) -> Snapshot:
+        """The snapshot to serve for a site: the cached version at once, refreshed behind
+        (``admit``: as for ``SnapshotStore.open``)."""
         public_key_from_site_id(site_id)  # BadAddress for a malformed id
         record = self._visit_site(site_id)
-        if record is None:
+        if record is None or record.unconfirmed:
             found = await self.refresh_pointer(site_id)
             if found is None:
                 raise NotFound(
@@ -188,12 +226,12 @@ class Resolver:
                 )
             record = self._disk.state.sites[site_id]
             record.last_used = time.time()
-        return await self._store.open(record.pointer.infohash.hex(), site_id)
+        return await self._store.open(record.pointer.infohash.hex(), site_id, admit=admit)
 
     def _visit_site(self, site_id: str) -> state.SiteRecord | None:
         """A visit to a known site: mark it used and check for a newer version now and then."""
         record = self._disk.state.sites.get(site_id)
-        if record is None:
+        if record is None or record.unconfirmed:
             return None
         if (site_id not in self._disk.state.published
                 and not cooldowns.pointer_fresh(self._checked.get(site_id, 0.0),

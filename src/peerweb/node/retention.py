@@ -84,7 +84,8 @@ class Retention:
             raise NotFound(f"this node does not know site {site_id}; visit it first")
         record.pinned = pinned
         record.mirrored_until = 0.0  # an explicit pin or unpin ends any mirror lease
-        self._disk.save_state()
+        record.mirrored_since = 0.0
+        self._disk.save_state_soon()
         tid = record.pointer.infohash.hex()
         if pinned and tid in self._store.paused:
             self._store.resume(tid)  # metered mode seeds pinned sites

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..config import NodeConfig
 from ..content.sitemap import SiteMap
-from ..errors import BadAddress, StorageError
+from ..errors import BadAddress, PeerwebError, StorageError
 from ..swarm.engine import DISK_ADVICE, Swarm, is_pad_file, torrent_id
 from .jobs import Jobs
 from .memcache import BytesLRU
@@ -142,7 +142,7 @@ class SnapshotStore:
         self._last_used.pop(tid, None)
         log.info("%s: removing snapshot %s", reason, tid)
         self._swarm.remove(snapshot.handle, delete_files=True)
-        (self._disk.resume_dir / f"{tid}.resume").unlink(missing_ok=True)
+        self._disk.forget_resume(tid)
         for index in range(len(snapshot.sizes)):
             self.small_files.discard((tid, index))
         return snapshot
@@ -150,8 +150,13 @@ class SnapshotStore:
     # -- opening ---------------------------------------------------------------------------
 
     async def open(self, tid: str, site_id: str | None = None,
-                   trackers: tuple[str, ...] = ()) -> Snapshot:
-        """A torrent by info-hash (hex), fetched from peers if this node does not have it."""
+                   trackers: tuple[str, ...] = (),
+                   admit: Callable[[int], None] | None = None) -> Snapshot:
+        """A torrent by info-hash (hex), fetched from peers if this node does not have it.
+
+        ``admit`` is given the torrent's size once its metadata came and before anything is
+        downloaded; if it raises, the torrent and its files are removed again. A fetch whose
+        metadata never comes is removed too: every torrent in the session is a snapshot."""
         snapshot = self.visit(tid)
         if snapshot is not None:
             for url in trackers:
@@ -161,22 +166,35 @@ class SnapshotStore:
             raise BadAddress(f"not an info-hash (40 or 64 lowercase hex digits): {tid[:80]!r}")
         self._last_used[tid] = time.monotonic()
         return await self._jobs.single_flight(self._opening, tid,
-                                              lambda: self._open(tid, site_id, trackers))
+                                              lambda: self._open(tid, site_id, trackers, admit))
 
-    async def _open(self, tid: str, site_id: str | None, trackers: tuple[str, ...]) -> Snapshot:
+    async def _open(self, tid: str, site_id: str | None, trackers: tuple[str, ...],
+                    admit: Callable[[int], None] | None) -> Snapshot:
         await self._swarm.wait_removed(tid, timeout=self._config.fetch_timeout)
         handle = self._swarm.find(tid)
         older: list[Snapshot] = []
+        added = handle is None
         if handle is None:
             older = self.held_versions(site_id) if site_id else []
             # With an older version here, download nothing until its unchanged files are
-            # in place: a new version costs only what changed.
+            # in place: a new version costs only what changed; with ``admit``, nothing until
+            # the size is known and agreed to.
             record = self._disk.state.sites.get(site_id) if site_id else None
             trackers = trackers or (record.pointer.trackers if record else ())
-            handle = self._swarm.add_magnet(tid, self._disk.content_dir / tid, hold=bool(older),
+            handle = self._swarm.add_magnet(tid, self._disk.content_dir / tid,
+                                            hold=bool(older) or admit is not None,
                                             trackers=trackers,
                                             web_seeds=record.pointer.web_seeds if record else ())
-        await self._swarm.wait_metadata(handle, self._config.fetch_timeout)
+        try:
+            await self._swarm.wait_metadata(handle, self._config.fetch_timeout)
+            if admit is not None:
+                admit(torrent_size(handle))
+        except PeerwebError:
+            if added:  # nobody else's: gone, files and all, not downloading behind our back
+                self._last_used.pop(tid, None)
+                self._swarm.remove(handle, delete_files=True)
+                self._disk.forget_resume(tid)
+            raise
         if older:
             await self._reuse_files(handle, older)
             # With a few changed pieces and many holders, libtorrent's end game would ask
@@ -184,6 +202,8 @@ class SnapshotStore:
             handle.set_max_connections(UPDATE_CONNECTIONS)
             self._swarm.release(handle)
             self._jobs.spawn(self._lift_connection_cap(handle))
+        elif added and admit is not None:
+            self._swarm.release(handle)
         snapshot = await self.register(handle)
         self._jobs.spawn(self._disk.save_resume(handle))
         return snapshot
@@ -298,6 +318,12 @@ class SnapshotStore:
             raise StorageError(f"this site's download stopped on a disk error: {error}; "
                                f"{DISK_ADVICE}")
         return self._swarm.read(snapshot.handle, index, start, end, self._config.fetch_timeout)
+
+
+def torrent_size(handle: Any) -> int:
+    """Bytes a torrent's files hold on disk once complete (BEP 47 padding is never written)."""
+    files = handle.torrent_file().layout()
+    return sum(files.file_size(i) for i in range(files.num_files()) if not is_pad_file(files, i))
 
 
 def changed_paths(old: Snapshot, new: Snapshot) -> list[str]:

@@ -77,6 +77,11 @@ class SiteRecord:
     history: list[VersionEntry] = field(default_factory=list)
     mirrored_until: float = 0.0
     """Volunteer mode: pinned for an origin in need until then (0: not a mirror lease)."""
+    mirrored_since: float = 0.0
+    """Volunteer mode: when the current chain of renewed mirror leases began (0: none)."""
+    unconfirmed: bool = False
+    """Known only from a pointer pushed to this node: the DHT and the holders are asked
+    before a visit is served from it."""
 
     def remember(self, pointer: Pointer, seen: float) -> None:
         """Add a version to the history (once per info-hash)."""
@@ -114,7 +119,8 @@ class NodeState:
             "sites": {
                 sid: {"pointer": r.pointer.to_json(), "last_used": r.last_used,
                       "pinned": r.pinned, "history": [e.to_json() for e in r.history],
-                      "mirrored_until": r.mirrored_until}
+                      "mirrored_until": r.mirrored_until,
+                      "mirrored_since": r.mirrored_since, "unconfirmed": r.unconfirmed}
                 for sid, r in self.sites.items()
             },
             "exports": dict(self.exports),
@@ -231,7 +237,8 @@ def _flag(value: object) -> bool | None:
 
 
 _SITE_FIELDS: tuple[tuple[str, Callable[[object], object]], ...] = (
-    ("last_used", _number), ("pinned", _flag), ("mirrored_until", _number))
+    ("last_used", _number), ("pinned", _flag), ("mirrored_until", _number),
+    ("mirrored_since", _number), ("unconfirmed", _flag))
 
 
 def _decode_sites(state: NodeState, section: dict[str, Any], dropped: list[Dropped]) -> None:

@@ -46,3 +46,47 @@ def took(asked: Sequence[Report], answers: Sequence[int | None], version: int) -
 def ranked(ready: Sequence[Report]) -> list[Report]:
     """Ready volunteers least loaded first (equal loads keep their order)."""
     return sorted(ready, key=load_of)
+
+
+# -- the volunteer's side: what it agrees to mirror ------------------------------------------
+
+# Sites one requester address may have this volunteer mirror at the same time: an origin
+# asks for its own site (or a few); more is someone spending the volunteer's disk.
+MAX_SITES_PER_REQUESTER = 3
+# A volunteer whose upload runs at this share of its capacity or more takes no new site:
+# its visitors would get less than the origin in need hopes for.
+BUSY_LOAD = 0.9
+# How long a chain of renewed mirror leases may last, in leases: requests for help keep a
+# site pinned for at most this many leases in a row (then it is evictable like any visit).
+MAX_LEASE_RENEWALS = 8
+
+
+def fits_disk(size: int, committed: int, quota: int) -> bool:
+    """Whether a site of ``size`` bytes fits beside the ``committed`` bytes of the sites
+    the quota cannot evict (published, pinned, mirrored) within ``quota`` bytes."""
+    return size >= 0 and committed + size <= quota
+
+
+def has_upload_room(upload_rate: int, capacity: int, busy: float = BUSY_LOAD) -> bool:
+    """Whether a volunteer uploading ``upload_rate`` B/s of its ``capacity`` (0: unlimited)
+    can take another site."""
+    return capacity <= 0 or upload_rate < busy * capacity
+
+
+def requester_may_ask(asked_for: set[str], site_id: str,
+                      limit: int = MAX_SITES_PER_REQUESTER) -> bool:
+    """Whether a requester already mirrored for (``asked_for``: its live leases) may have
+    ``site_id`` mirrored too (renewing one of its own is always fine)."""
+    return site_id in asked_for or len(asked_for) < limit
+
+
+def renew_lease(since: float, until: float, now: float, lease: float,
+                renewals: int = MAX_LEASE_RENEWALS) -> tuple[float, float]:
+    """A mirror lease after a request for help at ``now``: (start of the chain, end).
+
+    A lease that has run out (``until`` 0 or past) starts a new chain; a live one is extended
+    by ``lease``, but never past ``renewals`` leases after the chain started, so strangers
+    asking again and again cannot keep a site pinned forever."""
+    if not until or now > until or not since:
+        return now, now + lease
+    return since, min(now + lease, since + renewals * lease)
