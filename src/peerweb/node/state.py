@@ -18,7 +18,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,9 +241,12 @@ _SITE_FIELDS: tuple[tuple[str, Callable[[object], object]], ...] = (
     ("mirrored_since", _number), ("unconfirmed", _flag))
 
 
-def _decode_sites(state: NodeState, section: dict[str, Any], dropped: list[Dropped]) -> None:
+def _site_entries(name: str, section: dict[str, Any], dropped: list[Dropped],
+                  ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(key as written, where, normalised site id, entry) of each entry of a section keyed by
+    site id that is an object; the others are set aside."""
     for key, raw in section.items():
-        where = _where("sites", key)
+        where = _where(name, key)
         try:
             sid = normalise_site_id(key)
         except BadAddress:
@@ -252,6 +255,11 @@ def _decode_sites(state: NodeState, section: dict[str, Any], dropped: list[Dropp
         if not isinstance(raw, dict):
             dropped.append(Dropped(where, f"a JSON {_kind(raw)}, not an object"))
             continue
+        yield key, where, sid, raw
+
+
+def _decode_sites(state: NodeState, section: dict[str, Any], dropped: list[Dropped]) -> None:
+    for key, where, sid, raw in _site_entries("sites", section, dropped):
         try:
             pointer = Pointer.from_json(raw.get("pointer"))
         except ForgedPointer as exc:
@@ -304,16 +312,7 @@ def _decode_history(raw: object, pointer: Pointer, key: str,
 
 def _decode_published(state: NodeState, section: dict[str, Any],
                       dropped: list[Dropped]) -> None:
-    for key, raw in section.items():
-        where = _where("published", key)
-        try:
-            sid = normalise_site_id(key)
-        except BadAddress:
-            dropped.append(Dropped(where, "not a site id"))
-            continue
-        if not isinstance(raw, dict):
-            dropped.append(Dropped(where, f"a JSON {_kind(raw)}, not an object"))
-            continue
+    for key, where, sid, raw in _site_entries("published", section, dropped):
         name, version, tid = raw.get("key"), _positive_int(raw.get("version")), \
             raw.get("infohash")
         problem = ("no key name" if not isinstance(name, str) or not name
