@@ -84,7 +84,7 @@ class Geography:
             return 0.0
         dot = self._x[a] * self._x[b] + self._y[a] * self._y[b] + self._z[a] * self._z[b]
         angle = math.acos(max(-1.0, min(1.0, dot)))
-        return angle * self._per_rad + self._access[a] + self._access[b]
+        return float(angle * self._per_rad + self._access[a] + self._access[b])
 
     def one_way(self, a: int, b: int) -> float:
         return self.rtt(a, b) / 2

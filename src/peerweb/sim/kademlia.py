@@ -406,8 +406,11 @@ def build_tables(hi: np.ndarray, k: int, gen: np.random.Generator,
         end = np.searchsorted(sorted_hi, lo | (width - one), side="right")
         count = end - start
         slots = np.arange(k)[None, :]
-        spread = start[:, None] + ((slots + gen.random((len(active), k)))
-                                   * (count[:, None] / k)).astype(np.int64)
+        # Slice j of the range is [floor(j*c/k), floor((j+1)*c/k)): disjoint, never empty.
+        first = slots * count[:, None] // k
+        slice_width = (slots + 1) * count[:, None] // k - first
+        offset = (gen.random((len(active), k)) * slice_width).astype(np.int64)
+        spread = start[:, None] + first + offset
         take = np.where(count[:, None] <= k, start[:, None] + slots, spread)
         column = np.full((n, k), -1, dtype=np.int32)
         valid = slots < count[:, None]

@@ -302,8 +302,10 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
 
     def discover(origin: int) -> None:
         began[origin] = sim.now
+        def then(result: LookupResult) -> None:
+            got(origin, result)
         for key in rng.sample(keys, lookups_left[origin]):
-            dht.lookup(origin, key, Kind.GET_PEERS, lambda r, o=origin: got(o, r))
+            dht.lookup(origin, key, Kind.GET_PEERS, then)
 
     def got(origin: int, result: LookupResult) -> None:
         found[origin].update(result.peers)
