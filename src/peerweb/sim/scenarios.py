@@ -1,0 +1,348 @@
+"""peerweb's protocols on the simulated DHT, driven by the node's own decision code.
+
+``update_flood``: holders of a site announce under ``propagation.holders_key``; the
+publisher puts version 2 (BEP 44) and pushes it to ``push_targets`` of the holders it finds;
+a holder that takes it as news (its version was older) looks the holders up and pushes on,
+once (forward-once, as ``Resolver.accept_pointer`` does); every holder also polls the
+pointer every ``propagation.poll_interval``, the safety net.
+
+``volunteer_discovery``: volunteers announce under ``propagation.VOLUNTEERS_KEY`` (or one of
+``shards`` keys derived from it); ``origins`` overloaded origins look them up at once, ask
+every volunteer found for its load, and ask ``volunteers.to_ask`` of them to mirror.
+
+A push is a peer-protocol message, not a DHT one: it reaches its target 1.5 RTT after it is
+sent (TCP handshake, then the pointer). Loads, reports and pushes are not rate-limited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from peerweb.policy import propagation
+from peerweb.policy import volunteers as volunteer_rule
+
+from .core import Simulator
+from .kademlia import Dht, DhtConfig, Kind, LookupResult
+
+PUSH_RTTS = 1.5
+"""A push arrives after a TCP handshake (1 RTT) and half a round trip more."""
+PORT = 6881
+
+
+def key_prefix(key: bytes) -> int:
+    """A 20-byte DHT key as the 64-bit prefix the simulated DHT compares distances on."""
+    return int.from_bytes(key[:8], "big")
+
+
+def shard_key(base: bytes, shard: int, shards: int) -> bytes:
+    """The key of one of ``shards`` shards of ``base`` (one shard: ``base`` itself).
+
+    The proposal of docs/simulator.md: announce under ``sha1(base + shard)``, a shard
+    chosen at random, and look up a few shards at random."""
+    if shards == 1:
+        return base
+    return hashlib.sha1(base + b"#" + shard.to_bytes(2, "big")).digest()
+
+
+def endpoint(node: int) -> propagation.Endpoint:
+    return (f"n{node}", PORT)
+
+
+def node_of(where: propagation.Endpoint) -> int:
+    return int(where[0][1:])
+
+
+@dataclass(frozen=True)
+class Load:
+    """DHT requests each node received in one phase of a scenario (peerweb's traffic only)."""
+
+    busiest: int
+    p99: float
+    median: float
+    mean: float
+    dropped: int
+    """Requests dropped by the reply rate limit, all nodes."""
+    busiest_dropped: int
+    seconds: float
+    """Length of the phase."""
+
+    @property
+    def busiest_per_second(self) -> float:
+        return self.busiest / self.seconds if self.seconds else 0.0
+
+    @property
+    def busiest_over_mean(self) -> float:
+        return self.busiest / self.mean if self.mean else 0.0
+
+
+def load_between(before: Sequence[int], after: Sequence[int], dropped_before: Sequence[int],
+                 dropped_after: Sequence[int], seconds: float) -> Load:
+    got = np.asarray(after) - np.asarray(before)
+    drops = np.asarray(dropped_after) - np.asarray(dropped_before)
+    top = int(np.argmax(got))
+    return Load(int(got[top]), float(np.percentile(got, 99)), float(np.median(got)),
+                float(got.mean()), int(drops.sum()), int(drops[top]), seconds)
+
+
+# -- the update flood ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FloodConfig:
+    nodes: int = 10_000
+    holders: int = 1_000
+    shards: int = 1
+    """Holders announce under one of this many keys (1: ``holders_key`` alone, as today);
+    a forwarding holder looks up one at random."""
+    fanout: int = propagation.FANOUT
+    announce_window: float = 60.0
+    """Holders announce at random times over this many seconds before the update."""
+    idle_seconds: float = 0.0
+    """How long ago every holder last used the site: sets its ``poll_interval``."""
+    poll: bool = True
+    pointer_size: int = 400
+    """Bytes of the BEP 44 item (the signed pointer)."""
+    horizon: float = 200.0
+    """Seconds after the update that the run stops, whoever has not heard of it."""
+    offline: float = 0.0
+    """Share of the DHT's nodes off line at the start (their contacts stay in tables)."""
+    churn_per_hour: float = 0.0
+    dht: DhtConfig = field(default_factory=DhtConfig)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FloodResult:
+    config: FloodConfig
+    accepted_at: list[float]
+    """Seconds after the update at which each holder that heard of it took it, sorted."""
+    by_push: int
+    by_poll: int
+    pushes: int
+    pushes_news: int
+    dht_queries: int
+    """Queries sent by the publisher's and holders' lookups after the update."""
+    holders_in_dht: int
+    """Distinct holders stored at the ``k`` nodes closest to the holders key(s)."""
+    load_announce: Load
+    load_update: Load
+    wall_seconds: float
+    events: int
+
+    def time_to(self, share: float) -> float | None:
+        """Seconds until ``share`` of the holders had taken the update (None: never)."""
+        need = max(1, int(np.ceil(share * self.config.holders)))
+        return self.accepted_at[need - 1] if len(self.accepted_at) >= need else None
+
+    @property
+    def messages_per_holder(self) -> float:
+        return (self.pushes + self.dht_queries) / self.config.holders
+
+
+def update_flood(config: FloodConfig) -> FloodResult:
+    started = time.perf_counter()
+    sim = Simulator(config.seed)
+    dht = Dht(sim, config.nodes, config.dht)
+    rng = sim.rng
+    chosen = rng.sample(range(config.nodes), config.holders + 1)
+    publisher, holders = chosen[0], chosen[1:]
+    if config.offline:
+        dht.take_offline(config.offline, protect=set(chosen))
+    public_key = rng.randbytes(32)
+    base = propagation.holders_key(public_key)
+    keys = [key_prefix(shard_key(base, s, config.shards)) for s in range(config.shards)]
+    pointer_key = key_prefix(hashlib.sha1(public_key).digest())
+    version = dict.fromkeys(holders, 1)
+    accepted: dict[int, float] = {}
+    how = {"push": 0, "poll": 0}
+    counts = {"pushes": 0, "news": 0, "queries": 0}
+
+    for holder in holders:
+        sim.at(rng.uniform(0, config.announce_window), dht.announce, holder,
+               keys[rng.randrange(config.shards)])
+    t0 = config.announce_window + 5.0
+
+    def counted(then: LookupResult) -> None:
+        counts["queries"] += then.queries
+
+    def push_on(node: int, exclude: list[int]) -> None:
+        """``Resolver._push``: look the holders up, push to ``push_targets`` of them."""
+        def found(result: LookupResult) -> None:
+            counted(result)
+            targets = propagation.push_targets([endpoint(p) for p in result.peers],
+                                               endpoint(node), [endpoint(e) for e in exclude],
+                                               fanout=config.fanout, rng=rng)
+            for target in map(node_of, targets):
+                counts["pushes"] += 1
+                sim.after(PUSH_RTTS * dht.geo.rtt(node, target), pushed, node, target)
+        dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found)
+
+    def accept(node: int, source: int | None, via: str) -> None:
+        """``Resolver.accept_pointer`` for version 2: news only once, then forward."""
+        if version.get(node, 0) >= 2:
+            return
+        version[node] = 2
+        accepted[node] = sim.now - t0
+        how[via] += 1
+        push_on(node, [source] if source is not None else [])
+
+    def pushed(sender: int, target: int) -> None:
+        if version.get(target, 0) < 2:
+            counts["news"] += 1
+        accept(target, sender, "push")
+
+    def poll(node: int) -> None:
+        def got(result: LookupResult) -> None:
+            counted(result)
+            if result.item is not None and result.item[0] >= 2:
+                accept(node, None, "poll")
+        if sim.now > t0 and node not in accepted:
+            dht.lookup(node, pointer_key, Kind.GET, got)
+        sim.after(propagation.poll_interval(config.idle_seconds, rng), poll, node)
+
+    def update() -> None:
+        marks["update"] = (list(dht.received), list(dht.dropped))
+        version[publisher] = 2
+        dht.put(publisher, pointer_key, 2, config.pointer_size, counted)
+        push_on(publisher, [])
+
+    marks: dict[str, tuple[list[int], list[int]]] = {}
+    sim.at(t0, update)
+    if config.poll:
+        for holder in holders:
+            first = propagation.poll_interval(config.idle_seconds, rng) * rng.random()
+            sim.at(t0 + first, poll, holder)
+    if config.churn_per_hour:
+        dht.churn(config.churn_per_hour, protect=set(chosen))
+    sim.run(until=t0 - 1e-9)
+    announce_load = load_between([0] * dht.n, dht.received, [0] * dht.n, dht.dropped, t0)
+    stored: set[int] = set()
+    for key in keys:
+        for node in dht.true_closest(key, dht.config.k):
+            peers = dht.peer_store.get(node, {}).get(key)
+            if peers is not None:
+                stored.update(peers.members)
+    sim.run(until=t0 + config.horizon, stop=lambda: len(accepted) == config.holders)
+    before, dropped_before = marks["update"]
+    update_load = load_between(before, dht.received, dropped_before, dht.dropped,
+                               sim.now - t0)
+    return FloodResult(config, sorted(accepted.values()), how["push"], how["poll"],
+                       counts["pushes"], counts["news"], counts["queries"], len(stored),
+                       announce_load, update_load, time.perf_counter() - started,
+                       sim.events_run)
+
+
+# -- volunteer discovery -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    nodes: int = 10_000
+    volunteers: int = 1_000
+    origins: int = 100
+    shards: int = 1
+    """Volunteers announce under one of this many keys (1: ``VOLUNTEERS_KEY``, as today)."""
+    probes: int = 2
+    """Shards an origin looks up, at random (all of them when there are fewer)."""
+    wanted: int = 3
+    """Ready volunteers an origin wants (``Volunteer.ask_for_help``)."""
+    announce_window: float = 60.0
+    discovery_window: float = 10.0
+    """The origins start their lookups at random times over this many seconds."""
+    offline: float = 0.0
+    dht: DhtConfig = field(default_factory=DhtConfig)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    config: DiscoveryConfig
+    found: list[int]
+    """Volunteers each origin found."""
+    seconds: list[float]
+    """Per origin: lookups done and every found volunteer's load report in."""
+    visible: int
+    """Distinct volunteers any origin found."""
+    load_requests_busiest: int
+    """Load-report requests the busiest volunteer answered."""
+    asked_busiest: int
+    """Mirror requests (``to_ask``) the busiest volunteer received."""
+    load_announce: Load
+    load_discovery: Load
+    wall_seconds: float
+    events: int
+
+
+def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
+    started = time.perf_counter()
+    sim = Simulator(config.seed)
+    dht = Dht(sim, config.nodes, config.dht)
+    rng = sim.rng
+    chosen = rng.sample(range(config.nodes), config.volunteers + config.origins)
+    volunteers, origins = chosen[:config.volunteers], chosen[config.volunteers:]
+    if config.offline:
+        dht.take_offline(config.offline, protect=set(chosen))
+    keys = [key_prefix(shard_key(propagation.VOLUNTEERS_KEY, s, config.shards))
+            for s in range(config.shards)]
+    for v in volunteers:
+        sim.at(rng.uniform(0, config.announce_window), dht.announce, v,
+               keys[rng.randrange(config.shards)])
+    load = {v: rng.random() for v in volunteers}
+    t0 = config.announce_window + 5.0
+    found: dict[int, set[int]] = {o: set() for o in origins}
+    lookups_left = dict.fromkeys(origins, min(config.probes, config.shards))
+    finished: dict[int, float] = {}
+    load_requests = dict.fromkeys(volunteers, 0)
+    asked = dict.fromkeys(volunteers, 0)
+    began: dict[int, float] = {}
+
+    def discover(origin: int) -> None:
+        began[origin] = sim.now
+        def then(result: LookupResult) -> None:
+            got(origin, result)
+        for key in rng.sample(keys, lookups_left[origin]):
+            dht.lookup(origin, key, Kind.GET_PEERS, then)
+
+    def got(origin: int, result: LookupResult) -> None:
+        found[origin].update(result.peers)
+        lookups_left[origin] -= 1
+        if lookups_left[origin]:
+            return
+        mine = sorted(found[origin])
+        for v in mine:
+            load_requests[v] += 1
+        # The load reports come back in parallel: the slowest decides.
+        slowest = max((dht.geo.rtt(origin, v) for v in mine), default=0.0)
+        finished[origin] = sim.now + PUSH_RTTS * slowest - began[origin]
+        reports = [{"endpoint": endpoint(v), "load": load[v], "sites": {}} for v in mine]
+        for report in volunteer_rule.to_ask(reports, "site", 1, config.wanted):
+            asked[node_of(report["endpoint"])] += 1
+
+    for origin in origins:
+        sim.at(t0 + rng.uniform(0, config.discovery_window), discover, origin)
+    sim.run(until=t0 - 1e-9)
+    announce_load = load_between([0] * dht.n, dht.received, [0] * dht.n, dht.dropped, t0)
+    before, dropped_before = list(dht.received), list(dht.dropped)
+    sim.run()
+    discovery_load = load_between(before, dht.received, dropped_before, dht.dropped,
+                                  sim.now - t0)
+    visible = set().union(*found.values()) if found else set()
+    return DiscoveryResult(config, [len(found[o]) for o in origins],
+                           [finished[o] for o in origins if o in finished], len(visible),
+                           max(load_requests.values(), default=0),
+                           max(asked.values(), default=0), announce_load, discovery_load,
+                           time.perf_counter() - started, sim.events_run)
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Median, p95 and max of a list (empty: zeros), for the benches' JSON."""
+    if not values:
+        return {"median": 0.0, "p95": 0.0, "max": 0.0}
+    ordered = sorted(values)
+    return {"median": statistics.median(ordered),
+            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            "max": ordered[-1]}

@@ -1,0 +1,60 @@
+"""The simulator's peerweb scenarios, small: they run the node's own policy code."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("numpy")
+
+from peerweb.policy import propagation  # noqa: E402
+from peerweb.sim import scenarios  # noqa: E402
+from peerweb.sim.scenarios import (  # noqa: E402
+    DiscoveryConfig,
+    FloodConfig,
+    update_flood,
+    volunteer_discovery,
+)
+
+
+def test_an_update_floods_every_holder_mostly_by_push(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = propagation.push_targets
+
+    def spy(*args: object, **kwargs: object) -> list[propagation.Endpoint]:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(propagation, "push_targets", spy)
+    result = update_flood(FloodConfig(nodes=1000, holders=60, seed=1))
+    assert len(result.accepted_at) == 60
+    assert result.by_push >= 55 and result.by_push + result.by_poll == 60
+    # Forward-once: the publisher and each holder push once at most (the run stops when
+    # the last holder has it, some lookups still in flight), FANOUT targets each.
+    assert 0 < len(calls) <= 61
+    assert result.pushes <= len(calls) * propagation.FANOUT
+    t50, t100 = result.time_to(0.5), result.time_to(1.0)
+    assert t50 is not None and t100 is not None and 0 < t50 <= t100 < 65
+
+
+def test_without_pushes_polls_still_deliver_within_one_interval() -> None:
+    result = update_flood(FloodConfig(nodes=800, holders=30, fanout=0, seed=2))
+    assert result.by_push == 0 and len(result.accepted_at) == 30
+    t100 = result.time_to(1.0)
+    assert t100 is not None and t100 <= propagation.POLL_ACTIVE * 1.1 + 10
+
+
+def test_one_volunteers_key_is_a_hot_spot_and_shards_spread_it() -> None:
+    one = volunteer_discovery(DiscoveryConfig(nodes=2000, volunteers=300, origins=40,
+                                              seed=3))
+    sharded = volunteer_discovery(DiscoveryConfig(nodes=2000, volunteers=300, origins=40,
+                                                  shards=8, probes=2, seed=3))
+    assert one.load_announce.busiest >= 300  # every volunteer asks the nodes by the key
+    assert sharded.load_announce.busiest < one.load_announce.busiest / 3
+    assert min(sharded.found) >= 3 and min(one.found) >= 3
+
+
+def test_shard_keys_leave_one_shard_as_the_key_itself() -> None:
+    base = propagation.VOLUNTEERS_KEY
+    assert scenarios.shard_key(base, 0, 1) == base
+    keys = {scenarios.shard_key(base, s, 4) for s in range(4)}
+    assert len(keys) == 4 and base not in keys
