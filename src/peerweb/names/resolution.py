@@ -68,7 +68,7 @@ class Resolution:
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "target": self.target.value, "ident": self.ident,
-                "chain": list(self.chain)}
+                "trackers": list(self.trackers), "chain": list(self.chain)}
 
 
 def split_name(name: str) -> list[str]:
