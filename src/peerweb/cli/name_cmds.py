@@ -54,6 +54,7 @@ def name_add(petname: str, target: str, replace: bool, out: Output, data_dir: Pa
 @name.command("list")
 @json_option
 @data_dir_option
+@with_examples("peerweb name list", "peerweb name list --json")
 def name_list(out: Output, data_dir: Path) -> None:
     """List your petnames and what they name, one a line."""
     entries = _book(data_dir).entries()
@@ -69,6 +70,7 @@ def name_list(out: Output, data_dir: Path) -> None:
 @click.argument("petname")
 @json_option
 @data_dir_option
+@with_examples("peerweb name rm blog")
 def name_rm(petname: str, out: Output, data_dir: Path) -> None:
     """Remove PETNAME from your address book."""
     entry = _book(data_dir).remove(petname)
@@ -108,6 +110,7 @@ def name_publish(key_name: str, label: str, target: str, ttl: int, out: Output,
 @_TTL
 @json_option
 @data_dir_option
+@with_examples("peerweb name revoke --key alice friends-blog")
 def name_revoke(key_name: str, label: str, ttl: int, out: Output, data_dir: Path) -> None:
     """Withdraw LABEL from the zone of key KEY (a signed revocation, a higher version)."""
     _published(out, NodeClient(data_dir).publish_name(key_name, label, None, ttl))
