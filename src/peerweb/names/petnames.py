@@ -55,8 +55,9 @@ def check_petname(name: str) -> str:
     a site id or an info-hash (a host name must mean one thing)."""
     label = check_label(name)
     with contextlib.suppress(BadAddress):
-        parse_cli_address(label)
-        raise UsageError(f"{name!r} reads as a site id or an info-hash; pick another name")
+        if parse_cli_address(label).target is not Target.NAME:
+            raise UsageError(f"{name!r} reads as a site id or an info-hash; pick another "
+                             "name")
     return label
 
 

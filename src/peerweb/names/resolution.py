@@ -123,7 +123,7 @@ class Walk:
                 self._start = entry
             else:
                 self._zone, self._zone_name = public_key_from_site_id(entry.ident), top
-        self._labels = labels[::-1]  # the next label to look up last
+        self._labels = labels  # the next to look up is the last: the one nearest the top
 
     def next_query(self) -> Query | None:
         """The record needed next, or None once the walk is done (see ``result``)."""
