@@ -113,7 +113,8 @@ class Walk:
         else:
             entry = self.petname(top)
             if entry is None:
-                raise UnknownName(f"no petname {top!r} in your address book; add it with "
+                raise UnknownName(f"{top!r} is not a site id (52 base32 characters) and no "
+                                  "petname in your address book; add it with "
                                   f"`peerweb name add {top} SITE-ID`")
             self._chain.append(f"{top}: petname for {entry.target.value} {entry.ident}")
             if entry.target is Target.SNAPSHOT:
