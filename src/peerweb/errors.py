@@ -5,6 +5,8 @@
     │   ├── BadAddress                not a site id, info-hash or magnet link (400)
     │   └── PublishError              a folder that cannot be published as a site (400)
     ├── NotFound                      no such file in a site, or unknown key (404)
+    │   └── UnknownName               a name that resolves to nothing: no petname, no
+    │                                 record, or a revoked one (404)
     ├── TooLarge                      more than one answer may hold (413)
     ├── PeerError                     a peer or the network misbehaved
     │   ├── ForgedPointer             bad signature or malformed signed value (502)
@@ -45,6 +47,10 @@ class NotFound(PeerwebError):
     kind = "not_found"
 
 
+class UnknownName(NotFound):
+    kind = "unknown_name"
+
+
 class TooLarge(PeerwebError):
     http_status = 413
     kind = "too_large"
@@ -76,7 +82,8 @@ class NodeNotRunning(PeerwebError):
 
 _BY_KIND: dict[str, type[PeerwebError]] = {
     cls.kind: cls
-    for cls in (PeerwebError, UsageError, BadAddress, PublishError, NotFound, TooLarge,
+    for cls in (PeerwebError, UsageError, BadAddress, PublishError, NotFound, UnknownName,
+                TooLarge,
                 PeerError, ForgedPointer, SwarmTimeout, StorageError, NodeNotRunning)
 }
 

@@ -22,6 +22,7 @@ from peerweb.content.addressing import (
     parse_cli_address,
     parse_infohash,
     parse_magnet,
+    parse_name,
     route,
 )
 from peerweb.content.identity import SiteKey, normalise_site_id, public_key_from_site_id
@@ -238,6 +239,9 @@ def check_address(address: Address) -> None:
         assert len(public_key_from_site_id(address.ident)) == 32
     elif address.target is Target.SNAPSHOT:
         assert _HEX_IDENT.fullmatch(address.ident)
+    elif address.target is Target.NAME:  # dotted DNS labels, lowercase, never a site id
+        assert parse_name(address.ident) == address.ident
+        assert address.ident.isascii() and address.ident == address.ident.lower()
     else:
         assert address.ident == ""
 

@@ -1,6 +1,6 @@
 import pytest
 
-from peerweb.content.addressing import Target, parse_cli_address, parse_magnet, route
+from peerweb.content.addressing import Address, Target, parse_cli_address, parse_magnet, route
 from peerweb.content.identity import SiteKey
 from peerweb.errors import BadAddress
 
@@ -25,12 +25,13 @@ def test_path_forms():
 
 def test_foreign_hosts_are_refused():
     assert route("evil.example", "/", set()).target is Target.UNKNOWN_HOST
-    assert route(f"a.{SID}.localhost", "/", set()).target is Target.UNKNOWN_HOST
+    assert route("a_b.x.localhost", "/", set()).target is Target.UNKNOWN_HOST
     assert route("gw.lan", "/", {"gw.lan"}).target is Target.HOME
 
 
-@pytest.mark.parametrize("host_path", [("bad.localhost", "/"), ("localhost", "/s/nothex/"),
-                                       ("localhost", "/ih/xyz/")])
+@pytest.mark.parametrize("host_path", [(f"{SID[:-1]}z.localhost", "/"),
+                                       ("localhost", "/s/nothex/"), ("localhost", "/ih/xyz/"),
+                                       ("localhost", "/n/not_a_name/")])
 def test_bad_ids_raise(host_path):
     with pytest.raises(BadAddress):
         route(*host_path, set())
@@ -51,7 +52,22 @@ def test_cli_addresses():
     assert parse_cli_address(IH).target is Target.SNAPSHOT
     assert parse_cli_address(f"http://{SID}.localhost:8080/x").path == "/x"
     with pytest.raises(BadAddress):
-        parse_cli_address("not-a-site/x")
+        parse_cli_address("not_a_site/x")
+
+
+def test_names_are_addresses_too():
+    """Anything that is not a site id but reads as a host name is a name to resolve
+    (peerweb.names), in every form a site id is accepted."""
+    assert route("blog.localhost", "/a", set()) == Address(Target.NAME, "blog", "/a")
+    assert route("Blog.Bob.Alice.localhost", "/", set()).ident == "blog.bob.alice"
+    assert route(f"a.{SID}.localhost", "/", set()) == Address(Target.NAME, f"a.{SID}", "/")
+    assert route("localhost", "/n/blog.bob/x", set()) == Address(Target.NAME, "blog.bob",
+                                                                 "/x", "/n/blog.bob")
+    assert route("localhost", "/n/blog", set()).path == ""  # needs the slash
+    assert parse_cli_address("blog/") == Address(Target.NAME, "blog", "/")
+    assert parse_cli_address("friends-blog.alice/a.css").ident == "friends-blog.alice"
+    # A site id is never a name, even one spelt in capitals.
+    assert route(f"{SID.upper()}.localhost", "/", set()).target is Target.SITE
 
 
 def test_site_ids_in_any_case_name_one_site():

@@ -96,7 +96,8 @@ def test_global_options_go_before_or_after_the_command(tmp_path):
 def test_errors_under_json_are_one_object_on_stderr(tmp_path):
     cases = [
         (("status", "--json", "--data-dir", str(tmp_path)), "node_not_running"),
-        (("--json", "get", "not-a-site/x"), "bad_address"),
+        (("--json", "get", "not_a_site/x"), "bad_address"),
+        (("name", "rm", "nope", "--json", "--data-dir", str(tmp_path)), "not_found"),
         (("get", "0" * 40, "--json"), "bad_address"),  # well formed, names nothing
         (("key", "rm", "nope", "--json", "--data-dir", str(tmp_path)), "not_found"),
         (("status", "--json", "--no-such-option"), "usage"),

@@ -2,8 +2,9 @@
 control API, or start one.
 
 May import: ``peerweb.http.control_client``, ``peerweb.content``, ``peerweb.config``,
-``peerweb.errors`` at import time; anything that pulls in libtorrent or aiohttp's server
-(the node, the origin, the tracker) only inside the command that needs it.
+``peerweb.errors`` and ``peerweb.names`` (the address book) at import time; anything that
+pulls in libtorrent or aiohttp's server (the node, the origin, the tracker) only inside the
+command that needs it.
 """
 
 from .main import main

@@ -56,16 +56,18 @@ _TEXT_TYPES = ("application/json", "application/javascript", "application/xml",
 @json_option
 @data_dir_option
 @with_examples("peerweb get SITE-ID                      # the home page, to the terminal",
+               "peerweb get blog/ -o blog                # a site by its petname",
                "peerweb get SITE-ID/about/ -o about.html  # a page",
                "peerweb get SITE-ID/media/video.mp4 -O    # saved as video.mp4",
                "peerweb get SITE-ID/ -o my-copy           # every file of the site",
                "peerweb get 'magnet:?xt=urn:btih:HASH&tr=URL' -o page.html")
 def get(address: str, output: Path | None, remote_name: bool, out: Output,
         data_dir: Path) -> None:
-    """Fetch ADDRESS[/PATH] through the running node: a site id, an info-hash, a magnet or a
-    gateway URL. A PATH ending in / is a folder: with -o DIR or -O every file under it is
-    written, byte for byte (-o NAME.html writes only its index page); to the terminal, its
-    index page. Binary files are never written to a terminal."""
+    """Fetch ADDRESS[/PATH] through the running node: a site id, a name (`blog`,
+    `friends-blog.alice`: see `peerweb name`), an info-hash, a magnet or a gateway URL. A
+    PATH ending in / is a folder: with -o DIR or -O every file under it is written, byte for
+    byte (-o NAME.html writes only its index page); to the terminal, its index page. Binary
+    files are never written to a terminal."""
     parsed = parse_cli_address(address)
     check_infohash(parsed)
     if output is not None and remote_name:
@@ -74,6 +76,8 @@ def get(address: str, output: Path | None, remote_name: bool, out: Output,
     if remote_name:
         output = Path(remote_name_of(parsed, folder))
     client = NodeClient(data_dir)
+    if parsed.target is Target.NAME:  # a petname or label.zone: the node resolves it once
+        parsed = resolved(client, parsed)
     if parsed.trackers:  # a magnet's trackers: the node must announce to them to find peers
         client.add_snapshot(parsed.ident, parsed.trackers)
     if folder and output is not None and writes_tree(output):
@@ -92,6 +96,14 @@ def get(address: str, output: Path | None, remote_name: bool, out: Output,
     out.text(f"wrote {output} ({human(received)})", err=True)
     if out.json:
         out.record({"path": str(output), "size": received, "url": url})
+
+
+def resolved(client: NodeClient, parsed: Address) -> Address:
+    """The site or snapshot a name names, at the same path (UnknownName: what to do)."""
+    found = client.resolve_name(parsed.ident)
+    target = Target.SITE if found["target"] == Target.SITE.value else Target.SNAPSHOT
+    return Address(target, str(found["ident"]), parsed.path,
+                   trackers=tuple(str(t) for t in found.get("trackers", ())))
 
 
 def writes_tree(output: Path) -> bool:

@@ -11,16 +11,19 @@ from enum import Enum
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from ..errors import BadAddress
-from .identity import normalise_site_id, site_id_from_public_key
+from .identity import SITE_ID_LENGTH, normalise_site_id, site_id_from_public_key
 from .pointer import valid_tracker
 
 _HEX_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _B32_INFOHASH_RE = re.compile(r"[a-z2-7]{32}")
+# A name: dot-separated DNS labels (RFC 1035 section 2.3.1); peerweb.names checks the rest.
+_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 class Target(Enum):
     SITE = "site"  # a mutable site, by public key
     SNAPSHOT = "snapshot"  # an immutable torrent, by info-hash
+    NAME = "name"  # a name (petname, label.zone...) still to resolve: see peerweb.names
     HOME = "home"  # the gateway's own pages
     UNKNOWN_HOST = "unknown_host"
 
@@ -31,11 +34,13 @@ class Address:
 
     target: Target
     ident: str = ""
-    """Site id (base32) for SITE, lowercase hex info-hash for SNAPSHOT."""
+    """Site id (base32) for SITE, lowercase hex info-hash for SNAPSHOT, the name (dotted
+    labels, lowercase) for NAME."""
     path: str = "/"
     """Path inside the site, still percent-encoded, starting with '/'."""
     prefix: str = ""
-    """The URL prefix the site lives under ('' for subdomains, '/s/<id>' in path form)."""
+    """The URL prefix the site lives under ('' for subdomains, '/s/<id>' or '/n/<name>' in
+    path form)."""
     trackers: tuple[str, ...] = ()
     """Trackers a magnet link listed (``tr``)."""
 
@@ -96,30 +101,63 @@ def parse_cli_address(text: str) -> Address:
     path = "/" + rest
     if _HEX_RE.fullmatch(ident.lower()) and ident.isascii():
         return Address(Target.SNAPSHOT, ident.lower(), path)
+    name = _as_name(ident)
+    if name is not None:
+        return Address(Target.NAME, name, path)
     return Address(Target.SITE, normalise_site_id(ident), path)  # BadAddress: clear message
+
+
+def _as_name(text: str) -> str | None:
+    """The name ``text`` spells (lowercase), or None if it is a site id (or nothing): a
+    single label of a site id's length and alphabet is read as a site id, never a name."""
+    lowered = text.lower() if text.isascii() else ""
+    if not _NAME_RE.fullmatch(lowered) or len(lowered) > 253:
+        return None
+    if "." not in lowered and len(lowered) == SITE_ID_LENGTH and _SITE_ID_CHARS.fullmatch(
+            lowered):
+        return None
+    return lowered
+
+
+_SITE_ID_CHARS = re.compile(r"[a-z2-7]+")
+
+
+def parse_name(text: str) -> str:
+    """A name in a ``/n/<name>/`` path (lowercase); BadAddress if it is none."""
+    name = _as_name(text)
+    if name is None:
+        raise BadAddress(f"not a name (dot-separated letters, digits and '-'): {text[:80]!r}")
+    return name
 
 
 def route(host: str, path: str, local_names: set[str]) -> Address:
     """Decide what a gateway request is for from its Host (without port) and raw path.
 
-    ``<site-id>.localhost`` serves a site as its own browser origin. On the gateway's plain
-    host names, ``/s/<site-id>/...`` and ``/ih/<hash>/...`` serve the path forms. Any other
-    Host is refused: a DNS-rebinding page must not reach the gateway under a foreign name.
+    ``<site-id>.localhost`` serves a site as its own browser origin, and ``<name>.localhost``
+    the site a name resolves to (``blog.localhost``, ``blog.bob.alice.localhost``). On the
+    gateway's plain host names, ``/s/<site-id>/...``, ``/n/<name>/...`` and ``/ih/<hash>/...``
+    serve the path forms. Any other Host is refused: a DNS-rebinding page must not reach the
+    gateway under a foreign name.
     """
     if not host.isascii():  # a browser sends IDNs as punycode; anything else is not ours
         return Address(Target.UNKNOWN_HOST)
     host = host.lower().rstrip(".")
     if host.endswith(".localhost"):
         label = host[: -len(".localhost")]
+        name = _as_name(label)
+        if name is not None:
+            return Address(Target.NAME, name, path or "/")
         if "." in label:
             return Address(Target.UNKNOWN_HOST)
         return Address(Target.SITE, normalise_site_id(label), path or "/")
     if host not in local_names and host not in ("localhost", "127.0.0.1", "::1"):
         return Address(Target.UNKNOWN_HOST)
-    for marker, target in (("/s/", Target.SITE), ("/ih/", Target.SNAPSHOT)):
+    for marker, target in (("/s/", Target.SITE), ("/ih/", Target.SNAPSHOT),
+                           ("/n/", Target.NAME)):
         if path.startswith(marker) or path == marker.rstrip("/"):
             ident, slash, rest = path[len(marker):].partition("/")
-            parse = normalise_site_id if target is Target.SITE else parse_infohash
+            parse = {Target.SITE: normalise_site_id, Target.SNAPSHOT: parse_infohash,
+                     Target.NAME: parse_name}[target]
             ident = parse(ident)
             prefix = marker + ident
             # Without the slash after the id, relative links would resolve one level up.

@@ -19,7 +19,9 @@ from typing import Any
 from aiohttp import web
 
 from ..config import NODE_FILE, TOKEN_FILE
+from ..content.addressing import Target, parse_cli_address
 from ..errors import PeerwebError, UsageError
+from ..names.records import DEFAULT_TTL
 from ..node.node import Node, Snapshot
 from ..node.state import write_atomic
 
@@ -167,7 +169,28 @@ def make_app(node: Node, token: str) -> web.Application:
         asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
         return response
 
+    async def resolve_name(request: web.Request) -> web.Response:
+        found = await node.resolve_name(request.match_info["name"])
+        return web.json_response(found.to_json())
+
+    async def publish_name(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            key, label = str(body["key"]), str(body["label"])
+            target = body.get("target")
+            ttl = int(body.get("ttl") or DEFAULT_TTL)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError("needs a JSON body with 'key', 'label' and 'target' (null to "
+                             "revoke), and 'ttl'") from exc
+        if target is not None:
+            # A name may be given for the target: it is published as the site it names now.
+            target = (await node.resolve_name(str(target))).ident if _is_name(str(target)) \
+                else str(target)
+        return web.json_response((await node.publish_name(key, label, target, ttl)).to_json())
+
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
+    app.router.add_get("/v1/names/{name}", resolve_name)
+    app.router.add_post("/v1/names", publish_name)
     app.router.add_get("/v1/sites/{site_id}/files", site_files)
     app.router.add_get("/v1/snapshots/{infohash}/files", snapshot_files)
     app.router.add_post("/v1/stop", stop)
@@ -179,6 +202,10 @@ def make_app(node: Node, token: str) -> web.Application:
     app.router.add_post("/v1/publish", publish)
     app.router.add_post("/v1/pin", pin)
     return app
+
+
+def _is_name(text: str) -> bool:
+    return parse_cli_address(text).target is Target.NAME
 
 
 def _files(snapshot: Snapshot) -> web.Response:

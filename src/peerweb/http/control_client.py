@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,18 @@ class NodeClient:
         path = (f"/v1/sites/{site_id}/files" if site_id is not None
                 else f"/v1/snapshots/{infohash}/files")
         with self._request("GET", path) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def resolve_name(self, name: str) -> dict[str, Any]:
+        """``{"name", "target": "site"|"snapshot", "ident", "chain"}``; UnknownName if none."""
+        with self._request("GET", f"/v1/names/{urllib.parse.quote(name, safe='')}") as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def publish_name(self, key: str, label: str, target: str | None,
+                     ttl: int) -> dict[str, Any]:
+        """Sign and put a record in the zone of ``key``; ``target`` None revokes it."""
+        body = {"key": key, "label": label, "target": target, "ttl": ttl}
+        with self._request("POST", "/v1/names", body) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
     def stop(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ pieces arrive, so a video starts playing before it is complete.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import json
@@ -111,6 +112,9 @@ async def _serve(request: web.Request, node: Node, address: Address,
                       "http://<site-id>.localhost:PORT/ or http://localhost:PORT/s/<site-id>/.")
     if address.target is Target.HOME:
         return await _mirror_api(node, address.path[len(MIRROR_API):])
+    name = address.ident if address.target is Target.NAME else None
+    if name is not None:  # UnknownName: a 404 page that says what to do
+        address = await _resolved(node, address)
     if address.path == "":
         raise web.HTTPMovedPermanently(address.prefix + "/")
     host = request.headers.get("Host", "")
@@ -126,7 +130,7 @@ async def _serve(request: web.Request, node: Node, address: Address,
         snapshot = await node.open_site(address.ident)
         cache = SITE_CACHE
     else:
-        snapshot = await node.open_snapshot(address.ident)
+        snapshot = await node.open_snapshot(address.ident, trackers=address.trackers)
         cache = SNAPSHOT_CACHE
     found = snapshot.sitemap.lookup(address.path)
     extra = {"Content-Security-Policy": PATH_FORM_CSP} if address.prefix else {}
@@ -141,7 +145,16 @@ async def _serve(request: web.Request, node: Node, address: Address,
         return await _file(request, node, snapshot, found.file_index, cache, extra, status=404)
     assert found.file_index is not None
     site_id = address.ident if address.target is Target.SITE else None
-    return await _file(request, node, snapshot, found.file_index, cache, extra, site_id=site_id)
+    return await _file(request, node, snapshot, found.file_index, cache, extra, site_id=site_id,
+                       name=name)
+
+
+async def _resolved(node: Node, address: Address) -> Address:
+    """The site or snapshot a name resolves to, at the same path and prefix (the name's
+    host or ``/n/<name>`` stays the browser's origin and base)."""
+    found = await node.resolve_name(address.ident)
+    return dataclasses.replace(address, target=found.target, ident=found.ident,
+                               trackers=found.trackers)
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -248,7 +261,7 @@ def _current(node: Node, site_id: str) -> bytes:
 
 async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int, cache: str,
                 extra: dict[str, str], status: int = 200,
-                site_id: str | None = None) -> web.StreamResponse:
+                site_id: str | None = None, name: str | None = None) -> web.StreamResponse:
     size = snapshot.sizes[index]
     path = snapshot.sitemap.path_of(index)
     etag = f'"{snapshot.etags[index]}"'
@@ -284,7 +297,8 @@ async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int
     if size <= SMALL_FILE_LIMIT:
         data = await node.read_file(snapshot, index)
         if status == 200 and byte_range is None and "If-None-Match" not in request.headers:
-            request[fastpath.REPLAYABLE] = functools.partial(node.serving, site_id, snapshot.tid)
+            request[fastpath.REPLAYABLE] = functools.partial(_still_current, node, site_id,
+                                                             snapshot.tid, name)
         return web.Response(status=status, body=data[start:end], headers=headers)
     chunks = node.stream(snapshot, index, start, end).__aiter__()
     # Wait for the first verified bytes before sending headers, so a swarm that cannot
@@ -307,6 +321,16 @@ async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int
         return response
     await response.write_eof()
     return response
+
+
+def _still_current(node: Node, site_id: str | None, tid: str, name: str | None) -> bool:
+    """Whether a replayed answer still stands: the visit is served from the same snapshot,
+    and a name still resolves to the same site within its records' TTLs (no lookup here)."""
+    if name is not None:
+        found = node.names.resolve_nowait(name)
+        if found is None or found.ident != (site_id or tid):
+            return False
+    return node.serving(site_id, tid)
 
 
 def _etags(header: str) -> set[str]:

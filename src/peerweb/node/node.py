@@ -30,6 +30,8 @@ from ..config import NodeConfig
 from ..content import pointer as ptr
 from ..content.identity import KeyStore
 from ..http.peer_client import PeerClient
+from ..names.resolution import Resolution
+from ..names.service import NameService, Published
 from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
 from . import state
@@ -76,6 +78,7 @@ class Node:
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
                                     self._retention, self._store, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
+        self.names = NameService(self.data_dir, self.keys, self.swarm, self.timings)
         self.content_dir: Path = self._disk.content_dir
         self.resume_dir: Path = self._disk.resume_dir
 
@@ -129,6 +132,7 @@ class Node:
         self._jobs.spawn(self._resolver.announce_loop())
         self._jobs.spawn(self._watch_loop())
         self._jobs.spawn(self._stepback.loop())
+        self._jobs.spawn(self.names.republish_loop())
 
     async def stop(self) -> None:
         await self._jobs.cancel_all()
@@ -224,6 +228,17 @@ class Node:
         """The small files of a snapshot held whole here, in one body (``Handout.bundle``),
         at most ``BUNDLE_LIMIT`` bytes."""
         return await self._handout.bundle(tid, BUNDLE_LIMIT)
+
+    # -- names (peerweb.names) -------------------------------------------------------------
+
+    async def resolve_name(self, name: str) -> Resolution:
+        """What a name (petname, ``label.zone...``) names; UnknownName if nothing."""
+        return await self.names.resolve(name)
+
+    async def publish_name(self, key_name: str, label: str, target: str | None,
+                           ttl: int) -> Published:
+        """Sign and put a record in the zone of ``key_name`` (None: revoke the label)."""
+        return await self.names.publish(key_name, label, target, ttl)
 
     # -- retention -------------------------------------------------------------------------
 

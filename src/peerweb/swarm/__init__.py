@@ -6,6 +6,7 @@
   rendezvous    one keyed table of futures that alerts settle
   handle        the Protocols of the libtorrent handle and session methods in use
   dht           signed pointers put and got (BEP 44/46), announces, peer lookups
+  items         salted BEP 44 items put and got (names under a key)
   torrents      torrents added, removed, rechecked; metadata, resume data, .torrent files
   reader        the piece reader: verified bytes streamed as pieces arrive
   held, diskpiece   which pieces are held; held pieces read from disk and checked again

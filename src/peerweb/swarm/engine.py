@@ -25,6 +25,7 @@ import libtorrent as lt
 from ..config import NodeConfig
 from ..content import pointer as ptr
 from ..content.identity import SiteKey
+from ..content.item import SignedItem
 from ..policy.readplan import (
     DEADLINE_STEP_MS,
     DISK_RUN_PIECES,
@@ -37,6 +38,7 @@ from .alerts import AlertPump, Handler
 from .dht import Dht
 from .handle import torrent_id
 from .held import HeldPieces
+from .items import SaltedItems
 from .reader import PieceReader
 from .settings import session_settings
 from .stats import Counters, SwarmStats
@@ -88,10 +90,11 @@ class Swarm:
         self._torrents = Torrents(session, held, self.timings)
         self._reader = PieceReader(self._torrents, held, self.timings)
         self._dht = Dht(session, self.timings)
+        self._items = SaltedItems(session, self.timings)
         self._counters = Counters(session)
         table: dict[type, Handler] = {
-            lt.dht_put_alert: self._dht.on_put,
-            lt.dht_mutable_item_alert: self._dht.on_item,
+            lt.dht_put_alert: self._on_put,
+            lt.dht_mutable_item_alert: self._on_item,
             lt.read_piece_alert: self._reader.on_read_piece,
             lt.piece_finished_alert: held.on_piece_finished,
             lt.metadata_received_alert: self._torrents.on_metadata,
@@ -122,7 +125,7 @@ class Swarm:
     async def close(self) -> None:
         self._alerts.stop()
         self.session.pause()
-        for part in (self._counters, self._dht, self._reader, self._torrents):
+        for part in (self._counters, self._dht, self._items, self._reader, self._torrents):
             part.cancel_all()
         # Dropping the last reference joins libtorrent's threads: do that off the event loop.
         box = [self.session]
@@ -170,6 +173,22 @@ class Swarm:
     async def get_pointer(self, public_key: bytes, timeout: float) -> ptr.Pointer | None:
         """The newest validly signed pointer the DHT holds for a key, or None (see Dht)."""
         return await self._dht.get_pointer(public_key, timeout)
+
+    async def put_item(self, key: SiteKey, value: bytes, salt: bytes, timeout: float) -> int:
+        """Store a salted item (names under a key); how many DHT nodes stored it."""
+        return await self._items.put(key, value, salt, timeout)
+
+    async def get_items(self, public_key: bytes, salt: bytes,
+                        timeout: float) -> list[SignedItem]:
+        """The validly signed items the DHT holds under (key, salt) (see SaltedItems)."""
+        return await self._items.get(public_key, salt, timeout)
+
+    def _on_put(self, alert: Any) -> None:
+        # Pointers have no salt; names under a key have one (see items).
+        (self._items if bytes(alert.salt) else self._dht).on_put(alert)
+
+    def _on_item(self, alert: Any) -> None:
+        (self._items if bytes(alert.salt) else self._dht).on_item(alert)
 
     def announce(self, key: bytes, port: int) -> None:
         """Tell the DHT that this node listens on ``port`` for ``key`` (20 bytes)."""
