@@ -17,6 +17,7 @@ from .. import aio
 from ..config import Network, NodeConfig, parse_hostport, parse_size
 from ..errors import PeerwebError
 from ..http.control_client import NodeClient
+from .config_file import config_option
 from .options import (
     SWARM_DEFAULT,
     bootstrap_nodes,
@@ -42,6 +43,7 @@ PUBLIC_SWARM = "0.0.0.0:6881"
 
 @click.command()
 @data_dir_option
+@config_option
 @swarm_option
 @click.option("--gateway", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
               help="HTTP gateway address for browsers.")
@@ -63,17 +65,26 @@ PUBLIC_SWARM = "0.0.0.0:6881"
                    "the visit is over, and new versions are fetched only when visited.")
 @click.option("--example", is_flag=True, help="Publish the bundled example site at start.")
 @verbose_option
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="PATH",
+              help="Append logs to PATH instead of stderr (not rotated; reopened when moved, "
+                   "so logrotate works).")
 @json_option
 @with_examples("peerweb node",
                "peerweb node --gateway 127.0.0.1:8181 --swarm 0.0.0.0:6881",
                "peerweb node --bootstrap 192.168.1.20:6881 --disk-quota 5GB",
-               "peerweb node --example --json   # one line of addresses, for scripts")
+               "peerweb node --example --json   # one line of addresses, for scripts",
+               "peerweb node --config ~/peerweb.toml --log-file ~/peerweb.log")
 def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str, api: str,
          bootstrap: str, network: str, upload_limit: str, download_limit: str,
          limit_local_peers: bool, disk_quota: str | None, peer_port: int, metered: bool,
-         example: bool, verbose: int, out: Output) -> None:
-    """Run a node: swarm engine, gateway and control API, until Ctrl-C or `peerweb stop`."""
-    setup_logging(verbose)
+         example: bool, verbose: int, log_file: Path | None, out: Output) -> None:
+    """Run a node: swarm engine, gateway and control API, until Ctrl-C or `peerweb stop`.
+
+    Options not typed are read from the config file (TOML, keys named like the flags:
+    upload-limit = "2MB/s"), <data-dir>/config.toml unless --config names another.
+    """
+    setup_logging(verbose, log_file)
     net = Network(network)
     listen = swarm_address(swarm, old_listen,
                            PUBLIC_SWARM if net is Network.PUBLIC else SWARM_DEFAULT)

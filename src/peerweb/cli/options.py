@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import logging.handlers
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,10 +64,11 @@ def _resolve_json(ctx: click.Context, param: click.Parameter, value: bool) -> Ou
 
 
 def data_dir_option(func: F) -> F:
-    """``--data-dir``: the node a command talks to (resolved to a ``Path``)."""
+    """``--data-dir``: the node a command talks to (resolved to a ``Path``). Eager, so that
+    ``--config`` (also eager, declared after it) finds ``<data-dir>/config.toml``."""
     return click.option(
         "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-        envvar=DATA_DIR_ENV, show_envvar=True, callback=_resolve_data_dir,
+        envvar=DATA_DIR_ENV, show_envvar=True, callback=_resolve_data_dir, is_eager=True,
         help=f"{DATA_DIR_HELP} [default: ~/.local/share/peerweb]",
     )(func)
 
@@ -85,10 +87,22 @@ def verbose_option(func: F) -> F:
                         help="More logging on stderr (-vv for debug).")(func)
 
 
-def setup_logging(verbose: int) -> None:
+def setup_logging(verbose: int, log_file: Path | None = None) -> None:
+    """Log at WARNING (-v: INFO, -vv: DEBUG) to stderr, or to ``log_file``: appended to,
+    never rotated by peerweb, and reopened when it is moved or deleted (``WatchedFileHandler``),
+    so logrotate (or ``mv``) can rotate it while the node runs."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    handler: logging.Handler
+    if log_file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        try:
+            handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise click.UsageError(f"cannot write the log file {log_file}: "
+                                   f"{exc.strerror}") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def join_options(command: F) -> F:
