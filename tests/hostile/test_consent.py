@@ -6,7 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from peerweb.http.consent import ConfirmTokens, Verdict, decide, same_origin_as
+from peerweb.http.consent import (
+    ConfirmTokens,
+    Verdict,
+    decide,
+    from_this_machine,
+    same_origin_as,
+)
 
 HOST = "abc.localhost:8080"
 ALLOW, REFUSE, CONFIRM = Verdict.ALLOW, Verdict.REFUSE, Verdict.CONFIRM
@@ -119,3 +125,14 @@ def test_default_tokens_are_unguessable() -> None:
     tokens = ConfirmTokens()
     first, second = tokens.issue(HOST, "/", 0.0), tokens.issue(HOST, "/", 0.0)
     assert first != second and len(first) >= 24
+
+
+@pytest.mark.parametrize("remote, local", [
+    ("127.0.0.1", True), ("127.4.5.6", True), ("::1", True),
+    ("192.0.2.2", False), ("10.0.0.1", False), ("2001:db8::1", False),
+    ("::ffff:192.0.2.2", False), (None, False), ("", False), ("not an address", False),
+])
+def test_only_loopback_requests_count_as_this_machine(remote: str | None, local: bool) -> None:
+    """A gateway on a public address (a volunteer's) shows no dashboard and starts no fetch
+    for other machines, whatever Host they send."""
+    assert from_this_machine(remote) is local

@@ -22,6 +22,7 @@ judged by Origin and Referer alone; one that sends neither looks like curl and i
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ def decide(headers: Mapping[str, str], host: str, held: bool) -> Verdict:
         if dest in _TOP_LEVEL:
             return Verdict.CONFIRM  # a link from another site: ask the user first
     return Verdict.REFUSE
+
+
+def from_this_machine(remote: str | None) -> bool:
+    """Whether a request came from this machine (a loopback address). Only such requests may
+    see the dashboard or make the node fetch anything: a gateway bound to a public address
+    (a volunteer's) serves what it holds to anyone, and nothing else."""
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:  # a Unix socket peer, or something aiohttp could not parse
+        return False
 
 
 def same_origin_as(url: str, host: str) -> bool:

@@ -70,6 +70,8 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
         except PeerwebError as exc:
             return _error(exc.http_status, str(exc))
         if address.target is Target.HOME and not address.path.startswith(MIRROR_API):
+            if not consent.from_this_machine(request.remote):
+                return _error(403, "The dashboard answers only the machine the node runs on.")
             return await board.handle(request, address.path)  # its own methods and errors
         if request.method == "POST" and request.content_type == FORM:
             return await _confirmed(request, tokens)
@@ -118,7 +120,10 @@ async def _serve(request: web.Request, node: Node, address: Address,
     if address.path == "":
         raise web.HTTPMovedPermanently(address.prefix + "/")
     host = request.headers.get("Host", "")
-    verdict = consent.decide(request.headers, host, _holds(node, address))
+    held = _holds(node, address)
+    if not held and not consent.from_this_machine(request.remote):
+        return _error(403, ELSEWHERE.format(what=_what(address)))
+    verdict = consent.decide(request.headers, host, held)
     if verdict is Verdict.REFUSE:
         return _error(403, NOT_FETCHED.format(what=_what(address)))
     if verdict is Verdict.CONFIRM:
@@ -162,6 +167,8 @@ NOT_FETCHED = (
     "This node does not hold {what} yet, and only you can make it fetch it: other pages and "
     "sites cannot. To open it, type its address yourself or follow a link to it and confirm."
 )
+ELSEWHERE = ("This gateway serves other machines only what it already holds, and it does not "
+             "hold {what}.")
 CONFIRM_HEADERS = {
     **SECURITY_HEADERS, "Cache-Control": "no-store", "X-Frame-Options": "DENY",
     # Never framed (so no page can trick a click on it), no script, posts only to itself.
