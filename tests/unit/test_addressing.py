@@ -100,3 +100,17 @@ def test_unclosed_ipv6_brackets_are_a_bad_address(text):
         parse_magnet(text)
     with pytest.raises(BadAddress, match="not a URL"):
         parse_magnet("A://[")
+
+
+URL_SID = "a" * 51 + "q"
+
+
+def test_site_urls_follow_the_gateways_real_address():
+    from peerweb.content.addressing import gateway_base, site_urls
+    assert site_urls("127.0.0.1", 8080, URL_SID) == (f"http://{URL_SID}.localhost:8080/",
+                                                  f"http://127.0.0.1:8080/s/{URL_SID}/")
+    # *.localhost reaches 127.0.0.1 only: another loopback address gets the path form
+    assert site_urls("127.0.0.2", 8181, URL_SID) == (f"http://127.0.0.2:8181/s/{URL_SID}/",) * 2
+    assert site_urls("0.0.0.0", 80, URL_SID)[1] == f"http://127.0.0.1:80/s/{URL_SID}/"
+    assert site_urls("::1", 8080, URL_SID)[1] == f"http://[::1]:8080/s/{URL_SID}/"
+    assert gateway_base("2001:db8::5", 8080) == "http://[2001:db8::5]:8080"

@@ -79,6 +79,8 @@ def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, 
         out.note(f"  created key {name!r}: the site's only key. Back it up now: "
                  f"peerweb key export {name} -o {name}.pem")
     out.text(f"  url:       {result['url']}")
+    if result.get("path_url") and result["path_url"] != result["url"]:
+        out.text(f"  any client: {result['path_url']}  (wget, curl: *.localhost may not resolve)")
     out.text(f"  magnet:    {result['magnet']}")
     out.text(f"  snapshot:  {result['infohash']}")
     if not result["dht_stored"]:

@@ -45,6 +45,30 @@ class Address:
     """Trackers a magnet link listed (``tr``)."""
 
 
+# Gateway hosts that ``*.localhost`` names reach (a wildcard bind accepts loopback too).
+_SUBDOMAIN_HOSTS = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::", "::1"})
+
+
+def gateway_base(host: str, port: int) -> str:
+    """``http://HOST:PORT`` of a gateway listening on ``host`` (a wildcard bind is reached on
+    127.0.0.1)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def site_urls(host: str, port: int, site_id: str) -> tuple[str, str]:
+    """A site's address on a gateway bound to ``host:port``: the one-origin-per-site form
+    browsers should use (``http://<id>.localhost:PORT/``, which only reaches a gateway on
+    loopback's 127.0.0.1; elsewhere the path form), and the path form any client can use."""
+    path_form = f"{gateway_base(host, port)}/s/{site_id}/"
+    if host in _SUBDOMAIN_HOSTS:
+        return f"http://{site_id}.localhost:{port}/", path_form
+    return path_form, path_form
+
+
 def parse_infohash(text: str) -> str:
     # ASCII first: lower() maps some other letters onto ASCII ones (KELVIN SIGN -> "k").
     value = text.strip().lower() if text.isascii() else ""

@@ -21,12 +21,14 @@ starts (pointer refreshes, periodic re-puts, resume data saves) and cancels them
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..config import NodeConfig
+from ..content import addressing
 from ..content import pointer as ptr
 from ..content.identity import KeyStore
 from ..http.peer_client import PeerClient
@@ -107,10 +109,17 @@ class Node:
         return self._resolver.peer_endpoint
 
     def gateway_url(self, site_id: str) -> str:
-        return f"http://{site_id}.localhost:{self.gateway_port}/"
+        """The site's address for a browser on this machine, built from the gateway's actual
+        address (the path form where ``*.localhost`` cannot reach it)."""
+        return addressing.site_urls(self.config.gateway[0], self.gateway_port, site_id)[0]
+
+    def gateway_path_url(self, site_id: str) -> str:
+        """The path form of the site's address, for clients that cannot resolve
+        ``*.localhost`` (wget, curl, Python)."""
+        return addressing.site_urls(self.config.gateway[0], self.gateway_port, site_id)[1]
 
     def _gateway_base(self) -> str:
-        return f"http://{self.config.gateway[0]}:{self.gateway_port}"
+        return addressing.gateway_base(self.config.gateway[0], self.gateway_port)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -257,8 +266,9 @@ class Node:
                       trackers: tuple[str, ...] = (),
                       web_seeds: tuple[str, ...] = ()) -> PublishResult:
         """Publish a folder as the next version of the site signed by ``key_name``."""
-        return await self._publisher.publish(folder, key_name, require_index, progress,
-                                             trackers, web_seeds)
+        result = await self._publisher.publish(folder, key_name, require_index, progress,
+                                               trackers, web_seeds)
+        return dataclasses.replace(result, path_url=self.gateway_path_url(result.site_id))
 
     async def export(self, site_id: str, output: Path, v1_only: bool = False) -> dict[str, Any]:
         """Write the current version of a site held here as a .torrent for other clients."""
@@ -301,7 +311,7 @@ class Node:
                 "site_id": sid, "version": record.pointer.version, "infohash": tid,
                 "published": sid in self.state.published, "pinned": record.pinned,
                 "stepped_back": self._stepback.stepped_back(tid),
-                "url": self.gateway_url(sid),
+                "url": self.gateway_url(sid), "path_url": self.gateway_path_url(sid),
             }
             if handle is not None:
                 st = handle.status()
@@ -318,7 +328,7 @@ class Node:
             sites.append(entry)
         snapshots = [tid for tid in self._store if tid not in by_tid]
         return {
-            "gateway": f"http://127.0.0.1:{self.gateway_port}/",
+            "gateway": self._gateway_base() + "/",
             "network": self.config.network.value,
             "listen": f"{self.config.listen[0]}:{self.swarm.listen_port}",
             "uptime": round(time.time() - self.started, 1),

@@ -68,6 +68,8 @@ class PublishResult:
     state, key, dht, holders; ``none`` for a first version)."""
     previous_version: int = 0
     """The highest earlier version known (0: none)."""
+    path_url: str = ""
+    """The site in the gateway's path form, for clients that cannot resolve *.localhost."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
