@@ -116,6 +116,11 @@ class Timings:
     """After the first get_peers reply that names anyone, how long to gather the others."""
     item_grace: float = 0.3
     """After the first verified DHT item, how long a lookup waits for a newer one."""
+    publish_holders_grace: float = 0.05
+    """A publish asks the site's holders for the highest version while it hashes: it
+    gathers their get_peers answers only this long after the first (any holder that has the
+    newest version tells; a short wait keeps a small site's publish short). The list found
+    is also where the new version is pushed first; pushes are forwarded to the rest."""
 
 
 @dataclass(frozen=True)
