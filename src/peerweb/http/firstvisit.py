@@ -186,16 +186,16 @@ class Lookups:
 
 
 async def answer(request: web.Request, lookups: Lookups, site_id: str,
-                 budget: float = DIRECT_BUDGET) -> web.Response | None:
+                 budget: float | None = None) -> web.Response | None:
     """The gateway's hook for a request to a site: the lookup's status for the waiting page's
     poll, the waiting page for a navigation to a site not here yet whose lookup did not end
-    within ``budget`` seconds, else None (serve it)."""
+    within ``budget`` seconds (default ``DIRECT_BUDGET``), else None (serve it)."""
     if LOOKUP_HEADER in request.headers:
         return web.json_response(lookups.status(site_id), headers=NO_STORE)
     if (not is_navigation(request.method, request.headers)
             or inspect.is_ready(lookups.node, site_id) or not lookups.start(site_id)):
         return None
-    if await lookups.wait_ready(site_id, budget):
+    if await lookups.wait_ready(site_id, DIRECT_BUDGET if budget is None else budget):
         return None
     return waiting_page(site_id, lookups.status(site_id))
 
