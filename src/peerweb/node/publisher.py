@@ -238,7 +238,7 @@ class Publisher:
                 async with asyncio.timeout(wait):
                     me = self._resolver.peer_endpoint
                     endpoints = [e for e in await self._resolver.holders(
-                        site_id, grace=self._timings.push_holders_grace) if e != me]
+                        site_id, grace=self._timings.publish_holders_grace) if e != me]
                     for offered in await self._peers.fetch_any(endpoints, site_id):
                         if ptr.is_newer(offered, newest):
                             newest = offered

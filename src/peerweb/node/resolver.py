@@ -230,7 +230,7 @@ class Resolver:
 
     async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None) -> None:
         """Hand a newer pointer to a few other holders of the site (each forwards it once)."""
-        holders = await self.holders(pointer.site_id, grace=self._timings.push_holders_grace)
+        holders = await self.holders(pointer.site_id)
         targets = propagation.push_targets(holders, self.peer_endpoint,
                                            [exclude] if exclude else [])
         if not targets:
