@@ -1,9 +1,14 @@
 """Update propagation: how fast a new version reaches the nodes holding a site, and its cost.
 
 HOLDERS nodes hold version 1 of the 41-file page plus a 1 MB file. The publisher publishes
-version 2 with that 1 MB file changed. Measured, from the end of `publish`: when each holder
-has accepted the v2 pointer (pushed between holders; the DHT poll is only a safety net), and
-when each holder has v2 complete. Cost: payload bytes each holder downloaded for v2, against
+version 2 with that 1 MB file changed, through the real CLI (`peerweb publish`, its own
+process, against the publisher's running node). Measured from the moment the command was
+started: its wall time, when each holder has accepted the v2 pointer (pushed between
+holders; the DHT poll is only a safety net), when each holder serves v2 (pointer accepted
+and v2's metadata here: its gateway answers from v2, streaming what it lacks), and when each
+holder has v2 complete. At the end every holder's gateway is asked for the changed file and
+must answer v2's bytes. Several rounds (PEERWEB_BENCH_UPDATE_ROUNDS), each a new version.
+Cost: payload bytes each holder downloaded for each version, against
 the changed file's size (target: within 10%). Baseline in the same run: a fresh node fetching
 v2 whole (what a version costs without reuse), in time and bytes.
 """
@@ -11,16 +16,22 @@ v2 whole (what a version costs without reuse), in time and bytes.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+import aiohttp
 
 from bench.common import median, write_result
 from peerweb import aio
 from peerweb.tools.testnet import Testnet, write_sample_site
 
-HOLDERS = 12
+HOLDERS = int(os.environ.get("PEERWEB_BENCH_UPDATE_HOLDERS", "20"))
+ROUNDS = int(os.environ.get("PEERWEB_BENCH_UPDATE_ROUNDS", "3"))
 CHANGED = "media/big.bin"
 CHANGED_SIZE = 1024 * 1024
 DEADLINE = 120.0
@@ -45,6 +56,36 @@ async def wait_all(holders, predicate, deadline: float) -> list[float]:
     return [times[i] for i in range(len(holders))]
 
 
+async def cli_publish(data_dir: Path, folder: Path) -> tuple[float, dict[str, object]]:
+    """`peerweb publish FOLDER --json` in its own process: wall seconds and its result."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "peerweb", "publish", str(folder), "--key", "bench", "--json",
+        "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"peerweb publish failed: {err.decode()[-2000:]}")
+    return wall, json.loads(out.decode().strip().splitlines()[-1])
+
+
+def serves(running, site_id: str, version: int) -> bool:
+    record = running.node.state.sites.get(site_id)
+    return (record is not None and record.pointer.version >= version
+            and running.node.holds(record.pointer.infohash.hex()))
+
+
+async def check_served(holders, site_id: str, expected: bytes) -> None:
+    async with aiohttp.ClientSession() as session:
+        for holder in holders:
+            host = f"{site_id}.localhost:{holder.gateway_address[1]}"
+            async with session.get(f"{holder.gateway_url}/{CHANGED}",
+                                   headers={"Host": host}) as response:
+                body = await response.read()
+            assert response.status == 200 and body == expected, holder.gateway_url
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         v1_dir = Path(tmp) / "v1"
@@ -60,35 +101,78 @@ async def main() -> None:
             await wait_all(holders, lambda h: has_complete(h, v1.infohash), DEADLINE)
             await asyncio.sleep(2)  # holders' DHT announces settle
 
-            started = time.perf_counter()
-            v2 = await publisher.node.publish(v2_dir, "bench")
-            publish_s = time.perf_counter() - started
-            news = await wait_all(
-                holders, lambda h: h.node.state.sites[v1.site_id].pointer.version == 2, DEADLINE)
-            done = await wait_all(holders, lambda h: has_complete(h, v2.infohash), DEADLINE)
-            spent = [h.node.swarm.find(v2.infohash).status().total_payload_download
-                     for h in holders]
+            rounds = []
+            changed = (v1_dir / CHANGED).read_bytes()
+            for number in range(ROUNDS):
+                changed = bytes(reversed(changed)) if number % 2 == 0 else changed[1:] + b"x"
+                (v2_dir / CHANGED).write_bytes(changed)
+                version = number + 2
+                started = time.perf_counter()
+                command = asyncio.ensure_future(cli_publish(publisher.config.data_dir, v2_dir))
 
+                lag = time.perf_counter() - started  # the watch starts this much later
+                news_at, serving_at, done_at = await asyncio.gather(
+                    wait_all(holders, lambda h, v=version: h.node.state.sites[
+                        v1.site_id].pointer.version >= v, DEADLINE),
+                    wait_all(holders, lambda h, v=version: serves(h, v1.site_id, v), DEADLINE),
+                    wait_all(holders, lambda h, v=version: has_complete(
+                        h, h.node.state.sites[v1.site_id].pointer.infohash.hex())
+                        and h.node.state.sites[v1.site_id].pointer.version >= v, DEADLINE))
+                publish_s, result = await command
+                tid = str(result["infohash"])
+                spent = [h.node.swarm.find(tid).status().total_payload_download
+                         for h in holders]
+                await check_served(holders, v1.site_id, changed)
+                one = {"version": version, "publish_s": publish_s,
+                       "news_s": [t + lag for t in news_at],
+                       "serving_s": [t + lag for t in serving_at],
+                       "complete_s": [t + lag for t in done_at],
+                       "bytes_per_holder": spent}
+                rounds.append(one)
+                print(f"round {number}: v{version}: publish command {publish_s:.2f} s; "
+                      f"serving: median {median(one['serving_s']):.3f} s, "
+                      f"slowest {max(one['serving_s']):.3f} s; complete: median "
+                      f"{median(one['complete_s']):.3f} s, slowest {max(one['complete_s']):.3f}"
+                      f" s; bytes per holder median {median(spent)}")
+                await asyncio.sleep(1)  # re-puts and announces settle before the next
+            v2 = result
             fresh = await net.add_node(net.config_for(HOLDERS + 1))
             await fresh.node.swarm.wait_dht_ready(10.0)
             started = time.perf_counter()
             await fresh.node.open_site(v1.site_id)
-            await wait_all([fresh], lambda h: has_complete(h, v2.infohash), DEADLINE)
+            last = str(v2["infohash"])
+            await wait_all([fresh], lambda h: has_complete(h, last), DEADLINE)
             fresh_s = time.perf_counter() - started
-            fresh_bytes = fresh.node.swarm.find(v2.infohash).status().total_payload_download
+            fresh_bytes = fresh.node.swarm.find(last).status().total_payload_download
 
+    def spread(key: str, pick) -> str:
+        values = [pick(r[key]) for r in rounds]
+        return f"{median(values):.3f} s ({min(values):.3f}-{max(values):.3f})"
+
+    spent = [b for r in rounds for b in r["bytes_per_holder"]]
     bytes_ratio = median(spent) / CHANGED_SIZE
-    print(f"{HOLDERS} holders; v2 changes {CHANGED} ({CHANGED_SIZE} bytes); publish took "
-          f"{publish_s:.2f} s")
-    print(f"news of v2 reached holders: median {median(news):.3f} s, last {max(news):.3f} s")
-    print(f"v2 complete on holders: median {median(done):.3f} s, last {max(done):.3f} s")
+    commands = [r["publish_s"] for r in rounds]
+    print(f"{HOLDERS} holders; each version changes {CHANGED} ({CHANGED_SIZE} bytes); "
+          f"{ROUNDS} rounds; times from the command's start (machine shared, 2 cores)")
+    print(f"publish command: median {median(commands):.3f} s "
+          f"({min(commands):.3f}-{max(commands):.3f}) (target <= 0.3 s)")
+    print(f"news reached holders: median over holders {spread('news_s', median)}, "
+          f"slowest {spread('news_s', max)}")
+    print(f"holders serve the new version: median over holders {spread('serving_s', median)}"
+          f", slowest {spread('serving_s', max)} (target median <= 1 s, slowest <= 2 s)")
+    print(f"new version complete on holders: median {spread('complete_s', median)}, "
+          f"slowest {spread('complete_s', max)}")
     print(f"bytes per holder: median {median(spent)}, max {max(spent)} -> "
           f"{bytes_ratio:.3f}x the changed file (target <= 1.10x)")
-    print(f"baseline, fresh node fetching v2 whole: {fresh_s:.3f} s, {fresh_bytes} bytes -> "
-          f"holders moved {median(spent) / fresh_bytes:.3f}x of that")
+    print(f"baseline, fresh node fetching the last version whole: {fresh_s:.3f} s, "
+          f"{fresh_bytes} bytes -> holders moved {median(spent) / fresh_bytes:.3f}x of that")
     write_result("update_propagation", {
-        "holders": HOLDERS, "changed_bytes": CHANGED_SIZE, "publish_s": publish_s,
-        "news_s": news, "complete_s": done, "bytes_per_holder": spent,
+        "holders": HOLDERS, "changed_bytes": CHANGED_SIZE, "rounds": rounds,
+        "note": "machine shared with other engineers' tests (2 cores); times from the start "
+                "of the `peerweb publish` process",
+        "publish_s_median": median(commands),
+        "serving_s_median": median([median(r["serving_s"]) for r in rounds]),
+        "serving_s_slowest": max(max(r["serving_s"]) for r in rounds),
         "bytes_ratio_median": bytes_ratio, "fresh_fetch_s": fresh_s,
         "fresh_fetch_bytes": fresh_bytes,
     })

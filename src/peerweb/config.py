@@ -122,6 +122,13 @@ class Timings:
     """After the first get_peers reply that names anyone, how long to gather the others."""
     item_grace: float = 0.3
     """After the first verified DHT item, how long a lookup waits for a newer one."""
+    publish_holders_grace: float = 0.05
+    """A publish asks the site's holders for the highest version while it hashes: it
+    gathers their get_peers answers only this long after the first that names any (a holder
+    with the newest version tells; a small site hashes in ~50 ms). The publisher pushes the
+    new version to a few of them first; they forward it with lists gathered for the full
+    ``peers_grace`` (a 50 ms grace at every hop left one of 20 holders unpushed in one
+    round of six, waiting a minute for its DHT poll)."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 
 from peerweb.config import NodeConfig
+from peerweb.http import firstvisit
 from peerweb.tools.testnet import Testnet
 
 from ..waiting import wait_until
@@ -148,3 +149,18 @@ async def test_first_visit_hook_only_answers_browsers(http, tmp_path) -> None:
         status, _, _ = await gw.site(unknown, "/", headers={"Sec-Fetch-Mode": "no-cors",
                                                             "Accept": "text/html"})
         assert status == 403
+
+
+async def test_a_first_visit_found_within_the_budget_gets_the_site_itself(
+        http, tmp_path, monkeypatch) -> None:
+    # A generous budget: on a loaded machine a lookup may take longer than the real one.
+    monkeypatch.setattr(firstvisit, "DIRECT_BUDGET", 20.0)
+    async with Testnet(2) as net:
+        a, b = net.nodes
+        write_site(tmp_path / "s", "Quick")
+        sid = (await a.node.publish(tmp_path / "s", "s")).site_id
+        navigate = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
+                    "Sec-Fetch-Site": "none", "Accept": "text/html"}
+        status, _, body = await http(b).site(sid, "/", headers=navigate)
+        assert status == 200 and b"<title>Quick</title>" in body
+        assert b"Opening a peerweb site" not in body

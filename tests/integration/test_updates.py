@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import libtorrent as lt
 
+from peerweb.content.identity import public_key_from_site_id
 from peerweb.tools.testnet import Testnet, write_sample_site
 
 from ..waiting import wait_until
@@ -101,6 +102,32 @@ async def test_a_new_version_reaches_every_holder_by_push(tmp_path, http):
             assert downloaded <= CHANGED_SIZE * 1.5 < sum(map(len, contents.values())), downloaded
             status, _, body = await http(running).site(v1.site_id, "/" + CHANGED)
             assert status == 200 and body == changed
+
+
+async def test_a_publish_that_leaves_the_dht_put_behind_still_reaches_the_dht(tmp_path, http):
+    """The CLI's publish returns once the version is pushed; the put follows."""
+    write_sample_site(tmp_path / "v1", small_files=4, big_size=0)
+    v2_dir, changed = second_version(tmp_path / "v1", tmp_path)
+    async with Testnet(3, root=tmp_path / "net") as net:
+        publisher, holder, other = net.nodes
+        v1 = await publisher.node.publish(tmp_path / "v1", "site")
+        await http(holder).site(v1.site_id, "/")
+        await wait_until(lambda: complete(holder, v1.infohash), UPDATE_TIMEOUT, "v1 on holder")
+        await holder.node.holders(v1.site_id, max_age=0)  # announced before the push looks
+
+        v2 = await publisher.node.publish(v2_dir, "site", wait_for_dht=False)
+        assert v2.version == 2 and v2.dht_pending and v2.dht_stored == 0
+        key = public_key_from_site_id(v1.site_id)
+
+        async def in_dht() -> bool:
+            found = await other.node.swarm.get_pointer(key, 5.0)
+            return found is not None and found.version == 2
+
+        await wait_until(in_dht, UPDATE_TIMEOUT, "v2 in the DHT")
+        await wait_until(lambda: holder.node.state.sites[v1.site_id].pointer.version == 2,
+                         UPDATE_TIMEOUT, "v2 pushed to the holder")
+        status, _, body = await http(holder).site(v1.site_id, "/" + CHANGED)
+        assert status == 200 and body == changed
 
 
 async def test_the_peer_port_takes_only_newer_signed_pointers(tmp_path, small_site):

@@ -83,7 +83,7 @@ def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, 
         out.text(f"  any client: {result['path_url']}  (wget, curl: *.localhost may not resolve)")
     out.text(f"  magnet:    {result['magnet']}")
     out.text(f"  snapshot:  {result['infohash']}")
-    if not result["dht_stored"]:
+    if not result["dht_stored"] and not result.get("dht_pending") and not result.get("unchanged"):
         out.note("  note: no DHT node stored the pointer yet (no peers?); the node retries.")
 
 

@@ -82,9 +82,11 @@ def make_app(node: Node, token: str) -> web.Application:
 
         trackers = tuple(str(t) for t in body.get("trackers") or ())
         web_seeds = tuple(str(w) for w in body.get("web_seeds") or ())
+        # The CLI's user waits for this answer: it comes once the version is signed, saved
+        # and pushed to the holders; the DHT put goes on in the node (Publisher.publish).
         job = asyncio.ensure_future(node.publish(
             folder, body.get("key") or None, not body.get("no_index", False), progress,
-            trackers, web_seeds))
+            trackers, web_seeds, wait_for_dht=False))
         try:
             while not job.done():
                 getter = asyncio.ensure_future(queue.get())

@@ -5,7 +5,9 @@ torrent's metadata from peers; on a slow network that takes seconds, and a brows
 waiting shows a blank spinner and then a bare error. For a top-level navigation the gateway
 answers at once with a page that says which step the lookup is at and polls the same URL with
 an ``X-Peerweb-Lookup`` header (answered with the lookup's status as JSON) until the site can
-be served, then reloads. Other requests (scripts, images, wget, curl, no ``Sec-Fetch-*`` and
+be served, then reloads. A lookup that ends within ``DIRECT_BUDGET`` (on a well-connected node,
+most do) is answered with the site itself: the waiting page would cost a poll and a reload
+for nothing. Other requests (scripts, images, wget, curl, no ``Sec-Fetch-*`` and
 no ``text/html`` in Accept) keep waiting on the lookup as before.
 
 The decisions (is this a navigation? what does a failure mean for the user?) are plain
@@ -32,8 +34,15 @@ from ..node.node import Node
 # The header the waiting page polls with; a same-origin script can send it without a CORS
 # preflight failing, and no site's own files are ever answered for it.
 LOOKUP_HEADER = "X-Peerweb-Lookup"
-# How often the waiting page asks again (milliseconds).
-POLL_MS = 500
+# A navigation waits this long (seconds) for its lookup before the waiting page is sent. On
+# loopback from a 5-node swarm a first lookup (pointer, then metadata) took 15-60 ms, once
+# 250 ms (bench/cold_page.py); a blank tab for 0.15 s is unnoticed, while the waiting page
+# costs a poll, a reload and a second connection before the site shows.
+DIRECT_BUDGET = 0.15
+# How soon the waiting page first asks again (milliseconds); each wait is then half as long
+# again, up to POLL_MAX_MS. Most lookups that outlast the budget end within a few hundred ms.
+POLL_MS = 100
+POLL_MAX_MS = 1000
 # A failed lookup is reported to the waiting page for this long; a reload starts a new one.
 FAILURE_KEEP = 120.0
 # At most this many lookups run in the background for waiting pages; beyond, a navigation
@@ -153,6 +162,14 @@ class Lookups:
             self._failures[site_id] = Failure(exc.kind, str(exc), nodes, progress.version,
                                               progress.peers, now)
 
+    async def wait_ready(self, site_id: str, budget: float) -> bool:
+        """Wait up to ``budget`` seconds for the site's lookup to end; whether the site can be
+        served now (False when the lookup failed or is still running)."""
+        task = self._tasks.get(site_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=budget)  # never cancels the lookup
+        return inspect.is_ready(self.node, site_id)
+
     def status(self, site_id: str) -> dict[str, Any]:
         now = self.clock()
         failure = self._failures.get(site_id)
@@ -168,13 +185,17 @@ class Lookups:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
-def answer(request: web.Request, lookups: Lookups, site_id: str) -> web.Response | None:
+async def answer(request: web.Request, lookups: Lookups, site_id: str,
+                 budget: float | None = None) -> web.Response | None:
     """The gateway's hook for a request to a site: the lookup's status for the waiting page's
-    poll, the waiting page for a navigation to a site not here yet, else None (serve it)."""
+    poll, the waiting page for a navigation to a site not here yet whose lookup did not end
+    within ``budget`` seconds (default ``DIRECT_BUDGET``), else None (serve it)."""
     if LOOKUP_HEADER in request.headers:
         return web.json_response(lookups.status(site_id), headers=NO_STORE)
     if (not is_navigation(request.method, request.headers)
             or inspect.is_ready(lookups.node, site_id) or not lookups.start(site_id)):
+        return None
+    if await lookups.wait_ready(site_id, DIRECT_BUDGET if budget is None else budget):
         return None
     return waiting_page(site_id, lookups.status(site_id))
 
@@ -201,7 +222,7 @@ def render_waiting(site_id: str, status: Mapping[str, Any], nonce: str) -> str:
 <title>Opening a peerweb site…</title>
 <noscript><meta http-equiv=refresh content=2></noscript>
 <style nonce="{nonce}">{_STYLE}</style>
-<main id=lookup data-status="{data}" data-poll="{POLL_MS}">
+<main id=lookup data-status="{data}" data-poll="{POLL_MS}" data-poll-max="{POLL_MAX_MS}">
 <h1>Opening a peerweb site…</h1>
 <p class=id>Site <code title="{html.escape(site_id)}">{short}…</code></p>
 <ol>
@@ -238,7 +259,7 @@ background:#2d6cdf;color:#fff;cursor:pointer}
 _SCRIPT = """
 (function () {
   var main = document.getElementById("lookup");
-  var poll = +main.dataset.poll;
+  var poll = +main.dataset.poll, pollMax = +main.dataset.pollMax;
   function mark(id, cls, extra) {
     var li = document.getElementById(id);
     li.className = cls;
@@ -280,9 +301,12 @@ _SCRIPT = """
         if (!st) return;
         show(st);
         if (st.state === "ready") location.reload();
-        else if (st.state === "looking") setTimeout(check, poll);
+        else if (st.state === "looking") {
+          poll = Math.min(Math.round(poll * 1.5), pollMax);
+          setTimeout(check, poll);
+        }
       })
-      .catch(function () { setTimeout(check, poll * 4); });
+      .catch(function () { setTimeout(check, pollMax); });
   }
   document.getElementById("retry").addEventListener("click", function () {
     location.reload();

@@ -129,7 +129,7 @@ async def _serve(request: web.Request, node: Node, address: Address,
     if verdict is Verdict.CONFIRM:
         return _confirm_page(address, tokens.issue(host, request.raw_path, time.monotonic()))
     if address.target is Target.SITE:
-        waiting = firstvisit.answer(request, lookups, address.ident)
+        waiting = await firstvisit.answer(request, lookups, address.ident)
         if waiting is not None:  # a browser opening a site not here yet: say what happens
             return waiting
         snapshot = await node.open_site(address.ident)

@@ -76,7 +76,7 @@ class Node:
         self._resolver = Resolver(config, self.swarm, self.peers, self._jobs, self._disk,
                                   self._store, announce_soon)
         self._publisher = Publisher(config, self.keys, self.swarm, self._disk, self._store,
-                                    self._resolver, self.peers, self.gateway_url)
+                                    self._resolver, self.peers, self.gateway_url, self._jobs)
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
                                     self._retention, self._store, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
@@ -264,10 +264,12 @@ class Node:
     async def publish(self, folder: Path, key_name: str | None = None, require_index: bool = True,
                       progress: Callable[[int, int], None] | None = None,
                       trackers: tuple[str, ...] = (),
-                      web_seeds: tuple[str, ...] = ()) -> PublishResult:
-        """Publish a folder as the next version of the site signed by ``key_name``."""
+                      web_seeds: tuple[str, ...] = (),
+                      wait_for_dht: bool = True) -> PublishResult:
+        """Publish a folder as the next version of the site signed by ``key_name``
+        (``wait_for_dht``: see ``Publisher.publish``)."""
         result = await self._publisher.publish(folder, key_name, require_index, progress,
-                                               trackers, web_seeds)
+                                               trackers, web_seeds, wait_for_dht)
         return dataclasses.replace(result, path_url=self.gateway_path_url(result.site_id))
 
     async def export(self, site_id: str, output: Path, v1_only: bool = False) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from ..policy import versions
 from ..swarm import build as bundle
 from ..swarm.engine import Swarm, magnet_of, torrent_file_id
 from . import state
+from .jobs import Jobs
 from .persistence import Persistence
 from .resolver import Resolver
 from .snapshots import SnapshotStore
@@ -55,8 +56,8 @@ class PublishResult:
     size: int
     """Bytes of the site's files."""
     dht_stored: int
-    """How many DHT nodes accepted the pointer (0: the node re-puts it later, or, for an
-    unchanged site, the DHT already held it)."""
+    """How many DHT nodes accepted the pointer (0: the node re-puts it later, the put is
+    still under way (``dht_pending``), or, for an unchanged site, the DHT already held it)."""
     key: str = ""
     """The name of the key that signed."""
     key_created: bool = False
@@ -68,6 +69,9 @@ class PublishResult:
     state, key, dht, holders; ``none`` for a first version)."""
     previous_version: int = 0
     """The highest earlier version known (0: none)."""
+    dht_pending: bool = False
+    """The publish returned before the DHT confirmed the put, which goes on in the
+    background (and is retried by the re-put loop if nobody stores it)."""
     path_url: str = ""
     """The site in the gateway's path form, for clients that cannot resolve *.localhost."""
 
@@ -95,7 +99,7 @@ class Publisher:
 
     def __init__(self, config: NodeConfig, keys: KeyStore, swarm: Swarm, disk: Persistence,
                  store: SnapshotStore, resolver: Resolver, peers: PeerClient,
-                 gateway_url: Callable[[str], str]) -> None:
+                 gateway_url: Callable[[str], str], jobs: Jobs) -> None:
         self._config = config
         self._timings = config.timings
         self._keys = keys
@@ -105,14 +109,20 @@ class Publisher:
         self._resolver = resolver
         self._peers = peers
         self._gateway_url = gateway_url
+        self._jobs = jobs
         self._reput_soon = asyncio.Event()
 
     async def publish(self, folder: Path, key_name: str | None = None, require_index: bool = True,
                       progress: Callable[[int, int], None] | None = None,
-                      trackers: tuple[str, ...] = (),
-                      web_seeds: tuple[str, ...] = ()) -> PublishResult:
+                      trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
+                      wait_for_dht: bool = True) -> PublishResult:
         """Publish a folder as the next version of the site signed by ``key_name`` (None: the
         key this folder was published with before, or a new one).
+
+        The new pointer is pushed to the site's holders at once. ``wait_for_dht`` False
+        returns then, with the DHT put (which took 20-120 ms here, seconds on the open
+        internet) and the resume data left to run in the background: holders hear of the
+        version by push, and anyone else looks it up a moment later.
 
         ``trackers`` and ``web_seeds`` (BEP 19) are listed in the torrent and in the signed
         pointer, so visitors announce to the trackers and fetch from the web seeds as well.
@@ -170,20 +180,23 @@ class Publisher:
         log.info("published %s as v%d of %s with key %r%s (highest known before: v%d, from %s)",
                  resolved, plan.version, site_id[:12], key.name,
                  " (unchanged)" if plan.unchanged else "", plan.highest, plan.version_from)
-        await self._disk.save_resume(handle)
         stored = 0
         dht_has_it = (heard.dht is not None and heard.dht.version == plan.version
                       and heard.dht.infohash == built.infohash)
-        if versions.put_needed(plan.unchanged, dht_has_it):
-            try:
-                stored = await self._put(site_id, built.infohash, plan.version)
-            finally:
-                if stored == 0:
-                    self._reput_soon.set()  # also when cancelled: the re-put loop puts it
+        put = versions.put_needed(plan.unchanged, dht_has_it)
+        if not wait_for_dht:
+            # The state is saved and the pushes are under way: nothing left needs the caller.
+            self._jobs.spawn(self._disk.save_resume(handle))
+            if put:
+                self._jobs.spawn(self._put_or_retry(site_id, built.infohash, plan.version))
+        else:
+            await self._disk.save_resume(handle)
+            if put:
+                stored = await self._put_or_retry(site_id, built.infohash, plan.version)
         return PublishResult(site_id, plan.version, tid, magnet_for(site_id),
                              self._gateway_url(site_id), built.file_count, built.total_size,
                              stored, key.name, choice.create, plan.unchanged,
-                             plan.version_from, plan.highest)
+                             plan.version_from, plan.highest, put and not wait_for_dht)
 
     def _choose_key(self, folder: Path, given: str | None) -> key_policy.KeyChoice:
         return key_policy.choose_key(str(folder), folder.name, given,
@@ -226,7 +239,8 @@ class Publisher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     me = self._resolver.peer_endpoint
-                    endpoints = [e for e in await self._resolver.holders(site_id) if e != me]
+                    endpoints = [e for e in await self._resolver.holders(
+                        site_id, grace=self._timings.publish_holders_grace) if e != me]
                     for offered in await self._peers.fetch_any(endpoints, site_id):
                         if ptr.is_newer(offered, newest):
                             newest = offered
@@ -255,6 +269,15 @@ class Publisher:
         same_bytes = (newest is not None and newest.infohash == built.infohash
                       and newest.trackers == trackers and newest.web_seeds == web_seeds)
         return versions.plan_version(known, newest.version if newest else 0, same_bytes)
+
+    async def _put_or_retry(self, site_id: str, infohash: bytes, version: int) -> int:
+        stored = 0
+        try:
+            stored = await self._put(site_id, infohash, version)
+        finally:
+            if stored == 0:
+                self._reput_soon.set()  # also when cancelled: the re-put loop puts it
+        return stored
 
     async def _put(self, site_id: str, infohash: bytes, version: int) -> int:
         published = self._disk.state.published.get(site_id)

@@ -252,16 +252,17 @@ class Resolver:
 
     # -- holders ---------------------------------------------------------------------------
 
-    async def holders(self, site_id: str, max_age: float | None = None) -> list[Endpoint]:
+    async def holders(self, site_id: str, max_age: float | None = None,
+                      grace: float | None = None) -> list[Endpoint]:
         """Peer ports of nodes that announced they hold a site (a list at most ``max_age``
-        seconds old)."""
+        seconds old; a new lookup gathers answers for ``grace``, see Dht.find_peers)."""
         cached = self._holders.get(site_id)
         if max_age is None:
             max_age = self._timings.holders_ttl
         if cached is not None and cooldowns.still_fresh(cached[0], time.monotonic(), max_age):
             return cached[1]
         key = propagation.holders_key(public_key_from_site_id(site_id))
-        found = await self._swarm.find_peers(key, self._timings.holders_lookup_timeout)
+        found = await self._swarm.find_peers(key, self._timings.holders_lookup_timeout, grace)
         self._holders[site_id] = (time.monotonic(), found)
         return found
 

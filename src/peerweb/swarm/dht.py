@@ -142,9 +142,11 @@ class Dht:
         """Tell the DHT that this node listens on ``port`` for ``key`` (20 bytes)."""
         self._session().dht_announce(lt.sha1_hash(key), port, 0)
 
-    async def find_peers(self, key: bytes, timeout: float) -> list[tuple[str, int]]:
+    async def find_peers(self, key: bytes, timeout: float,
+                         grace: float | None = None) -> list[tuple[str, int]]:
         """Endpoints announced under ``key``: all that the DHT nodes near it report within
-        ``peers_grace`` of the first answer that named any; empty if none did in time."""
+        ``grace`` (default ``peers_grace``) of the first answer that named any; empty if none
+        did in time."""
         lookup = self._peer_lookups.get(key)
         if lookup is None:
             lookup = self._peer_lookups[key] = _PeerLookup(set(), asyncio.Event())
@@ -153,7 +155,7 @@ class Dht:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await lookup.answered.wait()
-                    await asyncio.sleep(self.timings.peers_grace)
+                    await asyncio.sleep(self.timings.peers_grace if grace is None else grace)
             return sorted(lookup.found)
         finally:
             if self._peer_lookups.get(key) is lookup:

@@ -194,9 +194,10 @@ class Swarm:
         """Tell the DHT that this node listens on ``port`` for ``key`` (20 bytes)."""
         self._dht.announce(key, port)
 
-    async def find_peers(self, key: bytes, timeout: float) -> list[tuple[str, int]]:
+    async def find_peers(self, key: bytes, timeout: float,
+                         grace: float | None = None) -> list[tuple[str, int]]:
         """Endpoints announced under ``key`` (see Dht.find_peers)."""
-        return await self._dht.find_peers(key, timeout)
+        return await self._dht.find_peers(key, timeout, grace)
 
     # -- torrents ----------------------------------------------------------------------------
 
@@ -208,10 +209,10 @@ class Swarm:
         return self._torrents.add_seed(torrent, save_path)
 
     def add_magnet(self, tid: str, save_path: Path, hold: bool = False,
-                   trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = ()) -> Any:
-        """Add a torrent by info-hash; ``hold`` downloads nothing until ``release`` (so files
-        can be put in place first) except pieces a reader asks for."""
-        return self._torrents.add_magnet(tid, save_path, hold, trackers, web_seeds)
+                   trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
+                   peers: tuple[tuple[str, int], ...] = ()) -> Any:
+        """Add a torrent by info-hash (see Torrents.add_magnet)."""
+        return self._torrents.add_magnet(tid, save_path, hold, trackers, web_seeds, peers)
 
     def add_resume(self, resume: bytes, save_path: Path) -> Any:
         return self._torrents.add_resume(resume, save_path)

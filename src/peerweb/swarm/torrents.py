@@ -83,14 +83,17 @@ class Torrents:
         return self._add(params)
 
     def add_magnet(self, tid: str, save_path: Path, hold: bool = False,
-                   trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = ()) -> Any:
+                   trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
+                   peers: tuple[tuple[str, int], ...] = ()) -> Any:
         """Add a torrent by info-hash; ``hold`` downloads nothing until ``release`` (so files
-        can be put in place first) except pieces a reader asks for."""
+        can be put in place first) except pieces a reader asks for. ``peers`` are dialled at
+        once, before the DHT names any."""
         params = lt.add_torrent_params()
         params.info_hashes = hashes_from_id(tid)
         params.save_path = str(save_path)
         params.trackers = list(trackers)
         params.url_seeds = list(web_seeds)
+        params.peers = list(peers)
         if hold:
             params.flags |= lt.torrent_flags.default_dont_download
         params.flags &= ~lt.torrent_flags.auto_managed
@@ -310,3 +313,13 @@ def announce_again(handle: TorrentHandle) -> None:
     handle.force_dht_announce()
     if handle.trackers():
         handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+
+
+def resume_peers(resume: bytes) -> list[tuple[str, int]]:
+    """The connectable peers (listen endpoints) a torrent's resume data remembers; none from
+    data libtorrent cannot read."""
+    try:
+        params = lt.read_resume_data(resume)
+    except RuntimeError:
+        return []
+    return [(str(host), int(port)) for host, port in params.peers]
