@@ -6,8 +6,9 @@ import pytest
 
 from peerweb.content.identity import site_id_from_public_key
 from peerweb.errors import BadAddress, UsageError
-from peerweb.http import dashboard, firstvisit
-from peerweb.http.dashboard import Links, SiteRow
+from peerweb.http import dashboard_pages as dashboard
+from peerweb.http import firstvisit
+from peerweb.http.dashboard_pages import Links, SiteRow
 from peerweb.node import inspect
 
 SID = site_id_from_public_key(bytes(range(32)))
