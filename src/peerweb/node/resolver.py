@@ -61,6 +61,9 @@ class Resolver:
         self._next_poll: dict[str, float] = {}
         self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
         self._pushes = admission.TokenBucket(admission.PUSH_RATE, admission.PUSH_BURST)
+        self.volunteer_shard = propagation.volunteer_shard()
+        """The volunteers shard this node announces under if it is a volunteer, kept for
+        the life of the process (``propagation.VOLUNTEER_SHARDS``)."""
 
     @property
     def peer_port(self) -> int:
@@ -279,12 +282,18 @@ class Resolver:
 
     async def announce_loop(self) -> None:
         """Announce this node's peer port under the holders key of every site it holds (and,
-        a volunteer, under the volunteers key)."""
+        a volunteer, under its volunteers shard's key).
+
+        Not under the one volunteers key of before too: that would keep the hot spot the
+        shards remove (every volunteer's announce at the same 8 DHT nodes), and no release
+        has shipped origins that look only there; origins of this version still read it when
+        they widen, for volunteers of the previous one."""
         while True:
             if self._peer_port and await self._swarm.wait_dht_ready(
                     timeout=self._timings.watch_tick):
                 if self._config.volunteer:
-                    self._swarm.announce(propagation.VOLUNTEERS_KEY, self._peer_port)
+                    self._swarm.announce(propagation.volunteer_key(self.volunteer_shard),
+                                         self._peer_port)
                 for site_id in list(self._disk.state.sites):
                     if self._store.held_versions(site_id) and self.seeds(site_id):
                         key = propagation.holders_key(public_key_from_site_id(site_id))
