@@ -85,3 +85,13 @@ def test_origins_widen_when_their_probes_name_too_few(monkeypatch: pytest.Monkey
     assert result.widened >= 10
     assert sorted(result.found)[len(result.found) // 2] >= 14
     assert len(calls) == 20 and all(isinstance(rng, random.Random) for rng in calls)
+
+
+def test_pushes_that_name_holders_spare_most_lookups() -> None:
+    before = update_flood(FloodConfig(nodes=1000, holders=200, seed=5))
+    after = update_flood(FloodConfig(nodes=1000, holders=200, seed=5,
+                                     holder_list=propagation.PUSHED_HOLDERS))
+    assert len(after.accepted_at) == 200
+    assert after.dht_queries < before.dht_queries / 2
+    t50_before, t50_after = before.time_to(0.5), after.time_to(0.5)
+    assert t50_before is not None and t50_after is not None and t50_after < t50_before

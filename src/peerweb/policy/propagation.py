@@ -99,6 +99,40 @@ def poll_interval(idle_seconds: float, rng: random.Random | None = None) -> floa
     return base * (rng or random).uniform(0.9, 1.1)
 
 
+PUSHED_HOLDERS = 40
+"""Holders a push names at most, so that the receiver can forward without a DHT lookup: the
+storm of every forwarding holder looking the same key up is most of a flood's cost
+(docs/simulator.md). 40 IPv6 endpoints are ~2 KB of JSON beside a pointer under 1 KB,
+within the peer port's 4 KB body; in the simulator 40 reached the last holders sooner
+than 20 (t99 16 s against 33 s at H = 1,000)."""
+
+LOOKUP_SHARE = 1 / 3
+"""Share of forwarding holders that look the holders up even though the push named enough.
+
+Without any lookup a flood reaches only the holders named in the lists that the first
+lookup (the publisher's) started: lists pass on subsets of what they were given, so at most
+FANOUT x (PUSHED_HOLDERS + 1) holders. A third of the forwarders looking up again brings
+fresh holders in at every hop for a third of the lookups of before; a sixth left more
+holders to their poll (t99 34 s against 16 s at H = 1,000, docs/simulator.md)."""
+
+
+def must_look_up(usable: int, rng: random.Random | None = None,
+                 share: float = LOOKUP_SHARE) -> bool:
+    """Whether a holder forwarding a new version looks the holders key up first, when the
+    push and its fresh cache give it ``usable`` targets: always if fewer than ``FANOUT``,
+    else with probability ``share``."""
+    return usable < FANOUT or (rng or random).random() < share
+
+
+def holders_to_send(known: Sequence[Endpoint], target: Endpoint,
+                    bound: int = PUSHED_HOLDERS,
+                    rng: random.Random | None = None) -> list[Endpoint]:
+    """Up to ``bound`` distinct holders of ``known`` to name in a push to ``target`` (not
+    ``target`` itself), drawn at random so that the lists of one flood differ."""
+    unique = [h for h in dict.fromkeys(known) if h != target and h[1] > 0]
+    return (rng or random).sample(unique, min(bound, len(unique)))
+
+
 def push_targets(holders: Sequence[Endpoint], me: Endpoint, exclude: Sequence[Endpoint] = (),
                  fanout: int = FANOUT, rng: random.Random | None = None) -> list[Endpoint]:
     """Up to ``fanout`` distinct holders to push to, never ourselves nor the sender."""

@@ -102,6 +102,9 @@ class FloodConfig:
     """Holders announce under one of this many keys (1: ``holders_key`` alone, as today);
     a forwarding holder looks up one at random."""
     fanout: int = propagation.FANOUT
+    holder_list: int = 0
+    """Holders a push names (the node's is ``propagation.PUSHED_HOLDERS``; 0: none, as
+    before), so that a forwarding holder looks up only as ``must_look_up`` says."""
     announce_window: float = 60.0
     """Holders announce at random times over this many seconds before the update."""
     idle_seconds: float = 0.0
@@ -172,31 +175,44 @@ def update_flood(config: FloodConfig) -> FloodResult:
     def counted(then: LookupResult) -> None:
         counts["queries"] += then.queries
 
-    def push_on(node: int, exclude: list[int]) -> None:
-        """``Resolver._push``: look the holders up, push to ``push_targets`` of them."""
+    def push_on(node: int, exclude: list[int], pushed: Sequence[int] = ()) -> None:
+        """``Resolver._push``: forward to the holders the push named, or look them up
+        first (``must_look_up``), and push to ``push_targets`` of them."""
+        me, skip = endpoint(node), [endpoint(e) for e in exclude]
+        named = [endpoint(p) for p in pushed]
+
+        def send(known: list[propagation.Endpoint]) -> None:
+            targets = propagation.push_targets(known, me, skip, fanout=config.fanout, rng=rng)
+            for target in targets:
+                counts["pushes"] += 1
+                names = (propagation.holders_to_send(known, target, config.holder_list, rng)
+                         if config.holder_list else [])
+                sim.after(PUSH_RTTS * dht.geo.rtt(node, node_of(target)), pushed_to, node,
+                          node_of(target), [node_of(h) for h in names])
+
         def found(result: LookupResult) -> None:
             counted(result)
-            targets = propagation.push_targets([endpoint(p) for p in result.peers],
-                                               endpoint(node), [endpoint(e) for e in exclude],
-                                               fanout=config.fanout, rng=rng)
-            for target in map(node_of, targets):
-                counts["pushes"] += 1
-                sim.after(PUSH_RTTS * dht.geo.rtt(node, target), pushed, node, target)
-        dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found)
+            send([endpoint(p) for p in result.peers] + named)
 
-    def accept(node: int, source: int | None, via: str) -> None:
+        usable = len(set(named) - {me, *skip})
+        if config.holder_list and not propagation.must_look_up(usable, rng):
+            send(named)
+        else:
+            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found)
+
+    def accept(node: int, source: int | None, via: str, pushed: Sequence[int] = ()) -> None:
         """``Resolver.accept_pointer`` for version 2: news only once, then forward."""
         if version.get(node, 0) >= 2:
             return
         version[node] = 2
         accepted[node] = sim.now - t0
         how[via] += 1
-        push_on(node, [source] if source is not None else [])
+        push_on(node, [source] if source is not None else [], pushed)
 
-    def pushed(sender: int, target: int) -> None:
+    def pushed_to(sender: int, target: int, holders: list[int]) -> None:
         if version.get(target, 0) < 2:
             counts["news"] += 1
-        accept(target, sender, "push")
+        accept(target, sender, "push", holders)
 
     def poll(node: int) -> None:
         def got(result: LookupResult) -> None:
