@@ -1,11 +1,12 @@
 """Simulated update flood: time for version 2 to reach 50/99/100% of H holders, messages per
 holder, and the DHT load it puts on the nodes closest to the holders key.
 
-N DHT nodes; H of them hold the site, announced under ``holders_key`` (or, with --shards,
-under one of S salted keys: the proposal of docs/simulator.md). Writes
+N DHT nodes; H of them hold the site, announced under ``holders_key`` (or under one of
+S = ceil(H/400) salted keys, a proposal the node does not make yet), each run with pushes that
+name no holders (before) and ``propagation.PUSHED_HOLDERS`` of them (the node now). Writes
 bench/results/sim_update_flood.json and sim_update_flood.png (completion CDFs).
 
-    python -m bench.sim_update_flood                 # N=10^4, H=10^2..5x10^3, 1 key and sharded
+    python -m bench.sim_update_flood                 # N=10^4, H=10^2..5x10^3
     python -m bench.sim_update_flood --nodes 100000 --holders 10000 100000
 """
 
@@ -16,12 +17,14 @@ import math
 from typing import Any
 
 from bench.sim_common import peak_rss_mb, pyplot, write
+from peerweb.policy import propagation
 from peerweb.sim.scenarios import FloodConfig, FloodResult, update_flood
 
 
 def row(result: FloodResult) -> dict[str, Any]:
     c = result.config
     return {"nodes": c.nodes, "holders": c.holders, "shards": c.shards,
+            "holders_named_per_push": c.holder_list,
             "t50_s": result.time_to(0.5), "t99_s": result.time_to(0.99),
             "t100_s": result.time_to(1.0), "reached": len(result.accepted_at),
             "by_push": result.by_push, "by_poll": result.by_poll,
@@ -45,25 +48,31 @@ def main() -> None:
     rows, curves = [], []
     for holders in args.holders:
         # Sharded: about 400 holders per shard, within what 8 nodes store (500 each).
-        for shards in sorted({1, max(1, math.ceil(holders / 400))}):
+        sharded = max(1, math.ceil(holders / 400))
+        runs = [(1, 0), (1, propagation.PUSHED_HOLDERS)]
+        if sharded > 1:
+            runs += [(sharded, 0), (sharded, propagation.PUSHED_HOLDERS)]
+        for shards, holder_list in runs:
             result = update_flood(FloodConfig(nodes=args.nodes, holders=holders,
-                                              shards=shards))
+                                              shards=shards, holder_list=holder_list))
             r = row(result)
             rows.append(r)
-            curves.append((holders, shards, result.accepted_at))
-            print(f"N={args.nodes} H={holders} S={shards}: t50 {r['t50_s']} t99 {r['t99_s']} "
-                  f"t100 {r['t100_s']} reached {r['reached']} (poll {r['by_poll']}), "
+            curves.append((holders, shards, holder_list, result.accepted_at))
+            print(f"N={args.nodes} H={holders} S={shards} list={holder_list}: t50 {r['t50_s']} "
+                  f"t99 {r['t99_s']} t100 {r['t100_s']} reached {r['reached']} "
+                  f"(poll {r['by_poll']}), "
                   f"{r['messages_per_holder']} msg/holder, busiest DHT node "
                   f"{r['update_load']['busiest']} requests ({r['update_load']['dropped']} "
                   f"dropped), {r['wall_s']} s wall, {r['peak_rss_mb']} MB")
     write(args.name, {"runs": rows, "targets": "99% of holders <= 5 s, <= 10 messages/holder"})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for holders, shards, times in curves:
+    for holders, shards, holder_list, times in curves:
         share = [(i + 1) / holders for i in range(len(times))]
-        ax.step(times, share, where="post",
-                label=f"H={holders}, {'one key' if shards == 1 else f'{shards} shards'}",
-                linestyle="-" if shards == 1 else "--")
+        keys = "one key" if shards == 1 else f"{shards} shards"
+        listed = f", push names {holder_list}" if holder_list else ""
+        ax.step(times, share, where="post", label=f"H={holders}, {keys}{listed}",
+                linestyle="-" if holder_list else ":")
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel("seconds after the update (simulated)")
     ax.set_ylabel("share of holders with version 2")

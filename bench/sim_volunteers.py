@@ -2,7 +2,9 @@
 
 Reports the DHT requests received by the busiest DHT node against the median and the mean
 (the hot key), dropped requests, what each origin found, how long it took, and how many
-origins ask the same volunteer to mirror. One key (today's VOLUNTEERS_KEY) against S shards.
+origins ask the same volunteer to mirror. One key (the VOLUNTEERS_KEY of before) against the
+node's VOLUNTEER_SHARDS shards, origins probing VOLUNTEER_PROBES and widening if short; both
+choose whom to ask with the node's ``to_ask`` (the lighter of two at random).
 Writes bench/results/sim_volunteers.json and sim_volunteers.png.
 """
 
@@ -12,6 +14,7 @@ import argparse
 from typing import Any
 
 from bench.sim_common import peak_rss_mb, pyplot, write
+from peerweb.policy import propagation
 from peerweb.sim.scenarios import DiscoveryConfig, DiscoveryResult, summary, volunteer_discovery
 
 
@@ -23,6 +26,8 @@ def row(result: DiscoveryResult) -> dict[str, Any]:
             "visible_volunteers": result.visible,
             "load_requests_busiest_volunteer": result.load_requests_busiest,
             "mirror_asks_busiest_volunteer": result.asked_busiest,
+            "origins_widened": result.widened, "lookups_per_origin":
+            round(result.lookups / c.origins, 2),
             "announce_load": vars(result.load_announce)
             | {"busiest_over_mean": round(result.load_announce.busiest_over_mean, 1)},
             "discovery_load": vars(result.load_discovery)
@@ -35,7 +40,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--volunteers", type=int, default=2000)
     parser.add_argument("--origins", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--shards", type=int, default=propagation.VOLUNTEER_SHARDS)
     parser.add_argument("--name", default="sim_volunteers")
     args = parser.parse_args()
     rows = []
@@ -43,7 +48,7 @@ def main() -> None:
         for shards in (1, args.shards):
             result = volunteer_discovery(DiscoveryConfig(
                 nodes=args.nodes, volunteers=args.volunteers, origins=origins,
-                shards=shards, probes=2))
+                shards=shards))
             r = row(result)
             rows.append(r)
             a, d = r["announce_load"], r["discovery_load"]

@@ -27,3 +27,20 @@ def test_push_targets_skip_self_sender_duplicates_and_cap_at_fanout():
     assert len(picked) == 6 and len(set(picked)) == 6
     assert me not in picked and sender not in picked and ("127.0.0.99", 0) not in picked
     assert prop.push_targets([me], me) == []
+
+
+def test_a_forwarder_looks_up_when_the_push_named_too_few_and_a_share_of_the_time():
+    rng = random.Random(4)
+    assert all(prop.must_look_up(prop.FANOUT - 1, rng) for _ in range(100))
+    draws = [prop.must_look_up(prop.PUSHED_HOLDERS, rng) for _ in range(3000)]
+    assert abs(sum(draws) / len(draws) - prop.LOOKUP_SHARE) < 0.03
+    assert not prop.must_look_up(prop.FANOUT, rng, share=0.0)
+
+
+def test_a_push_names_distinct_holders_never_its_target_and_at_most_the_bound():
+    target = ("127.0.0.2", 2000)
+    known = [target, ("127.0.0.9", 0)] + [(f"127.0.0.{i}", 2000) for i in range(3, 60)] * 2
+    named = prop.holders_to_send(known, target, rng=random.Random(1))
+    assert len(named) == prop.PUSHED_HOLDERS == len(set(named))
+    assert target not in named and ("127.0.0.9", 0) not in named
+    assert prop.holders_to_send([target], target) == []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 pytest.importorskip("numpy")
 
 from peerweb.policy import propagation  # noqa: E402
+from peerweb.policy import volunteers as volunteer_rule  # noqa: E402
 from peerweb.sim import scenarios  # noqa: E402
 from peerweb.sim.scenarios import (  # noqa: E402
     DiscoveryConfig,
@@ -58,3 +61,37 @@ def test_shard_keys_leave_one_shard_as_the_key_itself() -> None:
     assert scenarios.shard_key(base, 0, 1) == base
     keys = {scenarios.shard_key(base, s, 4) for s in range(4)}
     assert len(keys) == 4 and base not in keys
+
+
+def test_holder_shards_derive_their_keys_as_the_node_derives_volunteer_shards() -> None:
+    base = propagation.VOLUNTEERS_KEY
+    assert all(scenarios.shard_key(base, s, propagation.VOLUNTEER_SHARDS)
+               == propagation.volunteer_key(s) for s in range(propagation.VOLUNTEER_SHARDS))
+
+
+def test_origins_widen_when_their_probes_name_too_few(monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 volunteers in 16 shards: two probes seldom name 3, so most origins look up every
+    shard (the node's ``volunteer_widen``) and then find all of them."""
+    calls = []
+    real = volunteer_rule.to_ask
+
+    def spy(*args: object, **kwargs: object) -> list[volunteer_rule.Report]:
+        calls.append(args[-1])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(volunteer_rule, "to_ask", spy)
+    result = volunteer_discovery(DiscoveryConfig(
+        nodes=1000, volunteers=16, origins=20, shards=propagation.VOLUNTEER_SHARDS, seed=4))
+    assert result.widened >= 10
+    assert sorted(result.found)[len(result.found) // 2] >= 14
+    assert len(calls) == 20 and all(isinstance(rng, random.Random) for rng in calls)
+
+
+def test_pushes_that_name_holders_spare_most_lookups() -> None:
+    before = update_flood(FloodConfig(nodes=1000, holders=200, seed=5))
+    after = update_flood(FloodConfig(nodes=1000, holders=200, seed=5,
+                                     holder_list=propagation.PUSHED_HOLDERS))
+    assert len(after.accepted_at) == 200
+    assert after.dht_queries < before.dht_queries / 2
+    t50_before, t50_after = before.time_to(0.5), after.time_to(0.5)
+    assert t50_before is not None and t50_after is not None and t50_after < t50_before

@@ -1,5 +1,7 @@
 """Which volunteers an origin in need asks, and where it sends visitors: plain values."""
 
+import random
+
 from peerweb.policy import volunteers as rule
 
 SITE = "site"
@@ -23,17 +25,46 @@ def test_volunteers_with_the_current_version_are_ready():
     assert names(rule.holding(reports, SITE, 2)) == ["cur"]
 
 
-def test_the_least_loaded_others_are_asked_up_to_wanted():
+def test_only_volunteers_without_the_version_are_asked_up_to_wanted():
     reports = [report("cur", 0.5, 2), report("busy", 0.9, None), report("calm", 0.1, 1),
                report("free", None, None), report("mid", 0.4, None)]
-    assert names(rule.to_ask(reports, SITE, 2, wanted=3)) == ["free", "calm"]
+    asked = names(rule.to_ask(reports, SITE, 2, wanted=3, rng=random.Random(1)))
+    assert len(asked) == 2 and len(set(asked)) == 2 and "cur" not in asked
     assert names(rule.to_ask(reports, SITE, 2, wanted=1)) == []  # enough are ready
-    assert names(rule.to_ask(reports, SITE, 2, wanted=10)) == ["free", "calm", "mid", "busy"]
+    everyone = rule.to_ask(reports, SITE, 2, wanted=10, rng=random.Random(1))
+    assert sorted(names(everyone)) == ["busy", "calm", "free", "mid"]
 
 
-def test_equal_loads_are_asked_in_report_order():
-    reports = [report("x", 0.2, None), report("y", 0.2, None), report("z", 0.2, None)]
-    assert names(rule.to_ask(reports, SITE, 1, wanted=2)) == ["x", "y"]
+def test_each_ask_is_the_lighter_of_two_so_the_heaviest_is_asked_last():
+    reports = [report(f"v{i}", i / 10, None) for i in range(10)]
+    for seed in range(200):
+        asked = names(rule.to_ask(reports, SITE, 1, wanted=9, rng=random.Random(seed)))
+        assert len(asked) == 9 and "v9" not in asked  # it loses every draw it is in
+    # Of two, the lighter; equal loads: the first drawn.
+    two = [report("heavy", 0.8, None), report("light", 0.2, None)]
+    assert names(rule.to_ask(two, SITE, 1, wanted=1, rng=random.Random(0))) == ["light"]
+
+
+def test_a_crowd_of_origins_reading_the_same_reports_does_not_herd():
+    """1,000 origins, the same 250 reports each: the least loaded alone would have every
+    origin ask the same 3; the lighter of two spreads them, still favouring the light."""
+    draw = random.Random(7)
+    reports = [report(f"v{i}", draw.random(), None) for i in range(250)]
+    rng = random.Random(8)
+    asks: dict[str, int] = {}
+    for _ in range(1000):
+        for name in names(rule.to_ask(reports, SITE, 1, wanted=3, rng=rng)):
+            asks[name] = asks.get(name, 0) + 1
+    assert max(asks.values()) < 60  # not 1,000
+    load = {r["gateway"]: rule.load_of(r) for r in reports}
+    light = sum(n for name, n in asks.items() if load[name] < 0.5)
+    assert light > 0.65 * 3000  # uniform picks would give half
+
+
+def test_a_seeded_rng_makes_the_choice_reproducible():
+    reports = [report(f"v{i}", (i * 7 % 10) / 10, None) for i in range(30)]
+    first = names(rule.to_ask(reports, SITE, 1, wanted=3, rng=random.Random(5)))
+    assert first == names(rule.to_ask(reports, SITE, 1, wanted=3, rng=random.Random(5)))
 
 
 def test_only_volunteers_that_answer_with_the_current_version_are_taken():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -38,9 +39,12 @@ class PeerClient:
             await self._session.close()
             self._session = None
 
-    async def push(self, endpoint: Endpoint, pointer: Pointer, my_port: int) -> bool:
-        """Offer ``pointer``; True if the peer took it as news."""
-        body = {"pointer": pointer.to_json(), "port": my_port}
+    async def push(self, endpoint: Endpoint, pointer: Pointer, my_port: int,
+                   holders: Sequence[Endpoint] = ()) -> bool:
+        """Offer ``pointer``, naming other ``holders`` the peer may forward it to; True if
+        the peer took it as news."""
+        body = {"pointer": pointer.to_json(), "port": my_port,
+                "holders": [list(h) for h in holders]}
         try:
             async with self._client().post(_url(endpoint), json=body) as response:
                 answer: dict[str, Any] = await response.json()

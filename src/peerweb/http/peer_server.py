@@ -1,7 +1,8 @@
 """The peer port, server half: nodes that hold a site hand each other its signed pointer over HTTP.
 
-``POST /peerweb/v1/pointer`` offers a pointer (JSON, as in the state file); the receiver
-verifies the signature, keeps it only if it is newer, and then forwards it (see
+``POST /peerweb/v1/pointer`` offers a pointer (JSON, as in the state file) with the
+sender's peer port and a few other holders it knows; the receiver verifies the signature,
+keeps it only if it is newer, and then forwards it, to those holders if they are enough (see
 propagation.py). ``GET /peerweb/v1/pointer/<site-id>`` returns the newest pointer a node
 holds, so a site stays resolvable from its holders while the publisher is offline and the
 DHT item has expired. Nothing unsigned is ever accepted, so this port can face the network;
@@ -11,6 +12,7 @@ pushes are rate-limited per source address (429) and kept only for sites the nod
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from aiohttp import web
 from ..content.identity import normalise_site_id
 from ..content.pointer import Pointer
 from ..errors import BadAddress, ForgedPointer, PeerwebError, TooLarge, UsageError
+from ..policy import propagation
+from ..policy.propagation import Endpoint
 from .peer_client import HELP_PATH, LOAD_PATH, POINTER_PATH
 
 if TYPE_CHECKING:
@@ -40,6 +44,9 @@ class Offer:
     """The pointer offered, its signature verified."""
     port: int
     """The sender's own peer port, to forward to it; 0 when it gave none."""
+    holders: tuple[Endpoint, ...] = ()
+    """Other holders the sender knows (``propagation.PUSHED_HOLDERS`` at most), to forward
+    to without a DHT lookup: IP literals and ports 1-65535 only, the rest dropped."""
 
 
 def parse_object(body: bytes) -> dict[str, object]:
@@ -73,7 +80,29 @@ def parse_offer(body: bytes) -> Offer:
     # bool is an int to Python, not to JSON
     if type(port) is not int or not 0 <= port <= MAX_PORT:
         raise UsageError(f"'port' must be an integer from 0 to {MAX_PORT}")
-    return Offer(Pointer.from_json(raw["pointer"]), port)
+    return Offer(Pointer.from_json(raw["pointer"]), port, parse_holders(raw.get("holders")))
+
+
+def parse_holders(raw: object) -> tuple[Endpoint, ...]:
+    """The holders an offer names: ``[host, port]`` pairs, host an IPv4 or IPv6 literal
+    (never a name: a push must not make this node resolve names someone chose) and port
+    1-65535, distinct, the first ``propagation.PUSHED_HOLDERS``. Anything else is dropped,
+    not refused: the pointer beside it is signed and worth keeping, and an older sender names
+    none. Loopback and private addresses are kept: test networks run on them, and a
+    forwarded push is only a signed pointer to an address that announced itself a holder."""
+    if not isinstance(raw, list):
+        return ()
+    found: dict[Endpoint, None] = {}
+    for entry in raw[:propagation.PUSHED_HOLDERS]:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                and type(entry[1]) is int and 0 < entry[1] <= MAX_PORT):
+            continue
+        try:
+            host = str(ipaddress.ip_address(entry[0]))
+        except ValueError:
+            continue
+        found[(host, entry[1])] = None
+    return tuple(found)
 
 
 def parse_help(body: bytes) -> str:
@@ -115,7 +144,8 @@ def make_app(node: Node) -> web.Application:
                 else "not a pointer offer"
             return _error(400, f"{what}: {exc}")
         sender = (request.remote or "", offered.port) if offered.port else None
-        accepted = node.accept_pointer(offered.pointer, source=sender, unsolicited=True)
+        accepted = node.accept_pointer(offered.pointer, source=sender, unsolicited=True,
+                                       holders=offered.holders)
         return web.json_response({"accepted": accepted})
 
     async def current(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +178,12 @@ class Node:
     # -- sites and snapshots (resolver, snapshots) -------------------------------------------
 
     def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
-                       source: Endpoint | None = None, unsolicited: bool = False) -> bool:
+                       source: Endpoint | None = None, unsolicited: bool = False,
+                       holders: Sequence[Endpoint] = ()) -> bool:
         """Keep ``candidate`` if newer than the pointer held (``Resolver.accept_pointer``);
-        ``unsolicited``: pushed to the peer port, kept only for a site known here."""
-        return self._resolver.accept_pointer(candidate, force, source, unsolicited)
+        ``unsolicited``: pushed to the peer port, kept only for a site known here;
+        ``holders``: others the push named, to forward to."""
+        return self._resolver.accept_pointer(candidate, force, source, unsolicited, holders)
 
     def admit_push(self, address: str) -> float:
         """A push from ``address`` to the peer port: 0 if it may go on, else the seconds it

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..config import NodeConfig
 from ..content import pointer as ptr
@@ -61,6 +61,9 @@ class Resolver:
         self._next_poll: dict[str, float] = {}
         self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
         self._pushes = admission.TokenBucket(admission.PUSH_RATE, admission.PUSH_BURST)
+        self.volunteer_shard = propagation.volunteer_shard()
+        """The volunteers shard this node announces under if it is a volunteer, kept for
+        the life of the process (``propagation.VOLUNTEER_SHARDS``)."""
 
     @property
     def peer_port(self) -> int:
@@ -92,13 +95,15 @@ class Resolver:
         return max(self._pushes.retry_after(address, now), 1e-3)
 
     def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
-                       source: Endpoint | None = None, unsolicited: bool = False) -> bool:
+                       source: Endpoint | None = None, unsolicited: bool = False,
+                       holders: Sequence[Endpoint] = ()) -> bool:
         """Keep ``candidate`` if it is newer than what we hold; never go back a version.
 
         ``force`` replaces a pointer of the same version (our own re-signed pointer). A new
         version is pushed on to other holders (not back to ``source``, who sent it).
         ``unsolicited``: pushed to the peer port, kept only for a site known here or asked
-        about a moment ago (``admission.store_unsolicited``)."""
+        about a moment ago (``admission.store_unsolicited``). ``holders``: other holders
+        the push named, to forward to (``_push``)."""
         site_id = candidate.site_id
         sites = self._disk.state.sites
         record = sites.get(site_id)
@@ -124,7 +129,7 @@ class Resolver:
         if current is not None and current.infohash != candidate.infohash:
             log.info("site %s moved to v%d", site_id[:12], candidate.version)
             self._disk.save_state_soon()
-            self._jobs.spawn(self._push(candidate, source))
+            self._jobs.spawn(self._push(candidate, source, holders))
             if (self._store.held_versions(site_id) and site_id not in self._disk.state.published
                     and self.seeds(site_id)):
                 # A holder fetches the new version at once (only the files that changed),
@@ -266,26 +271,48 @@ class Resolver:
         self._holders[site_id] = (time.monotonic(), found)
         return found
 
-    async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None) -> None:
-        """Hand a newer pointer to a few other holders of the site (each forwards it once)."""
-        holders = await self.holders(pointer.site_id)
-        targets = propagation.push_targets(holders, self.peer_endpoint,
-                                           [exclude] if exclude else [])
+    async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None,
+                    named: Sequence[Endpoint] = ()) -> None:
+        """Hand a newer pointer to a few other holders of the site (each forwards it once),
+        naming in each push a few more holders it knows.
+
+        To the holders the push named (and a fresh cached list) without a DHT lookup, unless
+        they are too few or this node is one of the forwarders that look up anyway
+        (``propagation.must_look_up``). What a push named is used for this forward only,
+        never cached: ``holders()`` answers from the DHT, not from what peers claim."""
+        me, skip = self.peer_endpoint, [exclude] if exclude else []
+        cached = self._holders.get(pointer.site_id)
+        known = list(named)
+        if cached is not None and cooldowns.still_fresh(cached[0], time.monotonic(),
+                                                        self._timings.holders_ttl):
+            known += cached[1]
+        usable = len(set(known) - {me, *skip})
+        if propagation.must_look_up(usable):
+            known = [*await self.holders(pointer.site_id), *named]
+        targets = propagation.push_targets(known, me, skip)
+        known = [h for h in known if h != me]  # the receiver knows who sent it
         if not targets:
             return
-        results = await asyncio.gather(*(self._peers.push(t, pointer, self._peer_port)
-                                         for t in targets))
+        results = await asyncio.gather(*(
+            self._peers.push(t, pointer, self._peer_port, propagation.holders_to_send(known, t))
+            for t in targets))
         log.info("pushed v%d of %s to %d holders (%d took it as news)", pointer.version,
                  pointer.site_id[:12], len(targets), sum(results))
 
     async def announce_loop(self) -> None:
         """Announce this node's peer port under the holders key of every site it holds (and,
-        a volunteer, under the volunteers key)."""
+        a volunteer, under its volunteers shard's key).
+
+        Not under the one volunteers key of before too: that would keep the hot spot the
+        shards remove (every volunteer's announce at the same 8 DHT nodes), and no release
+        has shipped origins that look only there; origins of this version still read it when
+        they widen, for volunteers of the previous one."""
         while True:
             if self._peer_port and await self._swarm.wait_dht_ready(
                     timeout=self._timings.watch_tick):
                 if self._config.volunteer:
-                    self._swarm.announce(propagation.VOLUNTEERS_KEY, self._peer_port)
+                    self._swarm.announce(propagation.volunteer_key(self.volunteer_shard),
+                                         self._peer_port)
                 for site_id in list(self._disk.state.sites):
                     if self._store.held_versions(site_id) and self.seeds(site_id):
                         key = propagation.holders_key(public_key_from_site_id(site_id))

@@ -25,6 +25,7 @@ from ..http.peer_client import PeerClient
 from ..policy import admission, propagation
 from ..policy import retention as retention_rule
 from ..policy import volunteers as rule
+from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
 from .persistence import Persistence
 from .resolver import Resolver
@@ -151,18 +152,16 @@ class Volunteer:
                 "sites": sites}
 
     async def ask_for_help(self, site_id: str, wanted: int = 3) -> list[dict[str, Any]]:
-        """For an origin in need: find volunteers in the DHT, ask the least loaded to mirror
-        the site, and return the gateways that hold its current version, least loaded first."""
+        """For an origin in need: find volunteers in the DHT, ask some of the least loaded to
+        mirror the site (``policy.volunteers.to_ask``), and return the gateways that hold
+        its current version, least loaded first."""
         sites = self._disk.state.sites
         record = sites.get(site_id)
         if record is None and await self._resolver.refresh_pointer(site_id) is not None:
             record = sites.get(site_id)
         if record is None:
             raise NotFound(f"no signed pointer for site {site_id} was found")
-        volunteers = await self._swarm.find_peers(propagation.VOLUNTEERS_KEY,
-                                                  self._config.timings.holders_lookup_timeout)
-        me = self._resolver.peer_endpoint
-        reports = await self._peers.loads([v for v in volunteers if v != me])
+        reports = await self._peers.loads(await self.find_volunteers(wanted))
         current = record.pointer.version
         ready = rule.holding(reports, site_id, current)
         asked = rule.to_ask(reports, site_id, current, wanted)
@@ -173,6 +172,27 @@ class Volunteer:
             ready += rule.took(asked, answers, current)
         return [{"mirror": f"{r['gateway']}/s/{site_id}", "load": r["load"],
                  "version": current} for r in rule.ranked(ready)]
+
+
+    async def find_volunteers(self, wanted: int) -> list[Endpoint]:
+        """Volunteers' peer ports from the DHT: ``propagation.VOLUNTEER_PROBES`` shards at
+        random, in parallel, then every other shard (and the unsharded key of before) only if
+        those named fewer than ``wanted``."""
+        me = self._resolver.peer_endpoint
+        tried = propagation.volunteer_probes()
+        found = await self._look_up([propagation.volunteer_key(s) for s in tried])
+        found.discard(me)
+        more = propagation.volunteer_widen(len(found), wanted, tried)
+        if more:
+            keys = [propagation.volunteer_key(s) for s in more] + [propagation.VOLUNTEERS_KEY]
+            found |= await self._look_up(keys)
+            found.discard(me)
+        return sorted(found)
+
+    async def _look_up(self, keys: list[bytes]) -> set[Endpoint]:
+        timeout = self._config.timings.holders_lookup_timeout
+        answers = await asyncio.gather(*(self._swarm.find_peers(k, timeout) for k in keys))
+        return {endpoint for answer in answers for endpoint in answer}
 
 
 def _refusal(message: str, status: int) -> PeerwebError:

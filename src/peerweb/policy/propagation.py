@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 HOLDERS_KEY_PREFIX = b"peerweb holders v1:"
 # How many holders a node pushes a new pointer to. With each holder forwarding once, n
@@ -36,7 +36,54 @@ def holders_key(public_key: bytes) -> bytes:
 
 
 VOLUNTEERS_KEY = hashlib.sha1(b"peerweb volunteers v1").digest()
-"""Where volunteer mirrors announce their peer port, for origins in need to find them."""
+"""The one key volunteers announced under before the key was sharded, and the base of the
+shards' keys (``volunteer_key``). Origins still look it up when they widen, to find
+volunteers of the previous version; volunteers no longer announce under it."""
+
+VOLUNTEER_SHARDS = 16
+"""Volunteers announce under one of this many keys. One key is a hot spot: the 8 DHT nodes
+closest to it received every volunteer's announce and every origin's lookup, 415x the mean
+node, and dropped most of them at libtorrent's 8000 B/s reply limit (docs/simulator.md,
+V = 2,000). 16 shards cut the busiest node's load 8x with no drops, while an origin probing
+``VOLUNTEER_PROBES`` of them still sees 1/8 of all volunteers (~250 of 2,000, far more than
+it asks). A shard stores every announcer up to ~8 nodes x 500 peers (``dht_max_peers``),
+~400 volunteers kept safely: 16 shards hold ~6,400 volunteers; raise it past that."""
+
+VOLUNTEER_PROBES = 2
+"""Shards an origin in need looks up at first, in parallel: two, so that one shard whose
+nodes are slow or whose volunteers are all busy does not leave it empty-handed."""
+
+
+def volunteer_key(shard: int) -> bytes:
+    """The 20-byte DHT key of one volunteers shard, ``0 <= shard < VOLUNTEER_SHARDS``:
+    ``sha1(VOLUNTEERS_KEY + "#" + shard as 2 bytes big-endian)``."""
+    if not 0 <= shard < 2**16:
+        raise ValueError(f"shard {shard} is not a 16-bit number")
+    return hashlib.sha1(VOLUNTEERS_KEY + b"#" + shard.to_bytes(2, "big")).digest()
+
+
+def volunteer_shard(rng: random.Random | None = None, shards: int = VOLUNTEER_SHARDS) -> int:
+    """The shard a volunteer announces under, drawn once when it starts and then kept (a
+    volunteer that hopped would be stored under several keys, and counted several times)."""
+    return (rng or random).randrange(shards)
+
+
+def volunteer_probes(rng: random.Random | None = None, shards: int = VOLUNTEER_SHARDS,
+                     probes: int = VOLUNTEER_PROBES) -> list[int]:
+    """The shards an origin in need looks up first: ``probes`` distinct ones at random, so
+    origins spread over the shards as volunteers do."""
+    return (rng or random).sample(range(shards), min(probes, shards))
+
+
+def volunteer_widen(found: int, wanted: int, tried: Collection[int],
+                    shards: int = VOLUNTEER_SHARDS) -> list[int]:
+    """The shards still to look up after ``tried`` named ``found`` volunteers: none if that
+    is at least ``wanted``, else all the others at once (one more round, not one per shard:
+    a shard with nobody in it costs a whole lookup timeout, so few volunteers in a small
+    network are found in two rounds, not sixteen)."""
+    if found >= wanted:
+        return []
+    return [s for s in range(shards) if s not in tried]
 
 
 def poll_interval(idle_seconds: float, rng: random.Random | None = None) -> float:
@@ -50,6 +97,40 @@ def poll_interval(idle_seconds: float, rng: random.Random | None = None) -> floa
     else:
         base = POLL_IDLE
     return base * (rng or random).uniform(0.9, 1.1)
+
+
+PUSHED_HOLDERS = 40
+"""Holders a push names at most, so that the receiver can forward without a DHT lookup: the
+storm of every forwarding holder looking the same key up is most of a flood's cost
+(docs/simulator.md). 40 IPv6 endpoints are ~2 KB of JSON beside a pointer under 1 KB,
+within the peer port's 4 KB body; in the simulator 40 reached the last holders sooner
+than 20 (t99 16 s against 33 s at H = 1,000)."""
+
+LOOKUP_SHARE = 1 / 3
+"""Share of forwarding holders that look the holders up even though the push named enough.
+
+Without any lookup a flood reaches only the holders named in the lists that the first
+lookup (the publisher's) started: lists pass on subsets of what they were given, so at most
+FANOUT x (PUSHED_HOLDERS + 1) holders. A third of the forwarders looking up again brings
+fresh holders in at every hop for a third of the lookups of before; a sixth left more
+holders to their poll (t99 34 s against 16 s at H = 1,000, docs/simulator.md)."""
+
+
+def must_look_up(usable: int, rng: random.Random | None = None,
+                 share: float = LOOKUP_SHARE) -> bool:
+    """Whether a holder forwarding a new version looks the holders key up first, when the
+    push and its fresh cache give it ``usable`` targets: always if fewer than ``FANOUT``,
+    else with probability ``share``."""
+    return usable < FANOUT or (rng or random).random() < share
+
+
+def holders_to_send(known: Sequence[Endpoint], target: Endpoint,
+                    bound: int = PUSHED_HOLDERS,
+                    rng: random.Random | None = None) -> list[Endpoint]:
+    """Up to ``bound`` distinct holders of ``known`` to name in a push to ``target`` (not
+    ``target`` itself), drawn at random so that the lists of one flood differ."""
+    unique = [h for h in dict.fromkeys(known) if h != target and h[1] > 0]
+    return (rng or random).sample(unique, min(bound, len(unique)))
 
 
 def push_targets(holders: Sequence[Endpoint], me: Endpoint, exclude: Sequence[Endpoint] = (),

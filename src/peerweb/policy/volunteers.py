@@ -3,13 +3,15 @@ pure policy, no I/O.
 
 Volunteers report their load (upload rate over capacity; None when unlimited, counted as
 idle) and the version of each site they hold (``Node.load_report``). Those holding the
-site's current version are ready at once. If fewer than ``wanted`` are, the least loaded of
-the others are asked to mirror it; a volunteer that answers with the current version is ready
-too. Visitors go to the ready ones, least loaded first.
+site's current version are ready at once. If fewer than ``wanted`` are, some of the others
+are asked to mirror it, each the lighter of two drawn at random (``to_ask``); a volunteer
+that answers with the current version is ready too. Visitors go to the ready ones, least
+loaded first.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,15 +29,28 @@ def holding(reports: Sequence[Report], site_id: str, version: int) -> list[Repor
     return [r for r in reports if r["sites"].get(site_id) == version]
 
 
-def to_ask(reports: Sequence[Report], site_id: str, version: int, wanted: int) -> list[Report]:
-    """The least loaded volunteers without ``version`` of the site, as many as it takes to
-    reach ``wanted`` ready ones (none when enough are ready)."""
+def to_ask(reports: Sequence[Report], site_id: str, version: int, wanted: int,
+           rng: random.Random | None = None) -> list[Report]:
+    """Volunteers without ``version`` of the site to ask, as many as it takes to reach
+    ``wanted`` ready ones (none when enough are ready), each the lighter of two drawn at
+    random from those not yet chosen.
+
+    Not simply the least loaded: origins in need come in crowds, they read the same load
+    reports (stale by the time they act), and all asked the same few volunteers (622 of
+    1,000 origins the same one, docs/simulator.md). The lighter of two random choices keeps
+    most of the benefit of knowing the loads while spreading the asks (Mitzenmacher, "The
+    power of two choices in randomized load balancing", 2001)."""
     missing = wanted - len(holding(reports, site_id, version))
     if missing <= 0:
         return []
-    spare = sorted((load_of(r), i) for i, r in enumerate(reports)
-                   if r["sites"].get(site_id) != version)
-    return [reports[i] for _, i in spare[:missing]]
+    spare = [r for r in reports if r["sites"].get(site_id) != version]
+    draw = rng or random
+    chosen: list[Report] = []
+    while spare and len(chosen) < missing:
+        picks = draw.sample(range(len(spare)), min(2, len(spare)))
+        best = min(picks, key=lambda i: load_of(spare[i]))  # a tie: the first drawn
+        chosen.append(spare.pop(best))
+    return chosen
 
 
 def took(asked: Sequence[Report], answers: Sequence[int | None], version: int) -> list[Report]:

@@ -6,9 +6,11 @@ a holder that takes it as news (its version was older) looks the holders up and 
 once (forward-once, as ``Resolver.accept_pointer`` does); every holder also polls the
 pointer every ``propagation.poll_interval``, the safety net.
 
-``volunteer_discovery``: volunteers announce under ``propagation.VOLUNTEERS_KEY`` (or one of
-``shards`` keys derived from it); ``origins`` overloaded origins look them up at once, ask
-every volunteer found for its load, and ask ``volunteers.to_ask`` of them to mirror.
+``volunteer_discovery``: volunteers announce under ``propagation.volunteer_key`` of a shard
+drawn by ``volunteer_shard`` (or, with one shard, under the single ``VOLUNTEERS_KEY`` of
+before); ``origins`` overloaded origins look up ``volunteer_probes`` shards at once, widen as
+``volunteer_widen`` says, ask every volunteer found for its load, and ask
+``volunteers.to_ask`` of them to mirror (``Volunteer.find_volunteers`` / ``ask_for_help``).
 
 A push is a peer-protocol message, not a DHT one: it reaches its target 1.5 RTT after it is
 sent (TCP handshake, then the pointer). Loads, reports and pushes are not rate-limited.
@@ -43,8 +45,8 @@ def key_prefix(key: bytes) -> int:
 def shard_key(base: bytes, shard: int, shards: int) -> bytes:
     """The key of one of ``shards`` shards of ``base`` (one shard: ``base`` itself).
 
-    The proposal of docs/simulator.md: announce under ``sha1(base + shard)``, a shard
-    chosen at random, and look up a few shards at random."""
+    For the holders key, which the node does not shard (yet): the derivation the node uses
+    for volunteers (``propagation.volunteer_key``), ``sha1(base + "#" + shard)``."""
     if shards == 1:
         return base
     return hashlib.sha1(base + b"#" + shard.to_bytes(2, "big")).digest()
@@ -100,6 +102,9 @@ class FloodConfig:
     """Holders announce under one of this many keys (1: ``holders_key`` alone, as today);
     a forwarding holder looks up one at random."""
     fanout: int = propagation.FANOUT
+    holder_list: int = 0
+    """Holders a push names (the node's is ``propagation.PUSHED_HOLDERS``; 0: none, as
+    before), so that a forwarding holder looks up only as ``must_look_up`` says."""
     announce_window: float = 60.0
     """Holders announce at random times over this many seconds before the update."""
     idle_seconds: float = 0.0
@@ -170,31 +175,44 @@ def update_flood(config: FloodConfig) -> FloodResult:
     def counted(then: LookupResult) -> None:
         counts["queries"] += then.queries
 
-    def push_on(node: int, exclude: list[int]) -> None:
-        """``Resolver._push``: look the holders up, push to ``push_targets`` of them."""
+    def push_on(node: int, exclude: list[int], pushed: Sequence[int] = ()) -> None:
+        """``Resolver._push``: forward to the holders the push named, or look them up
+        first (``must_look_up``), and push to ``push_targets`` of them."""
+        me, skip = endpoint(node), [endpoint(e) for e in exclude]
+        named = [endpoint(p) for p in pushed]
+
+        def send(known: list[propagation.Endpoint]) -> None:
+            targets = propagation.push_targets(known, me, skip, fanout=config.fanout, rng=rng)
+            for target in targets:
+                counts["pushes"] += 1
+                names = (propagation.holders_to_send(known, target, config.holder_list, rng)
+                         if config.holder_list else [])
+                sim.after(PUSH_RTTS * dht.geo.rtt(node, node_of(target)), pushed_to, node,
+                          node_of(target), [node_of(h) for h in names])
+
         def found(result: LookupResult) -> None:
             counted(result)
-            targets = propagation.push_targets([endpoint(p) for p in result.peers],
-                                               endpoint(node), [endpoint(e) for e in exclude],
-                                               fanout=config.fanout, rng=rng)
-            for target in map(node_of, targets):
-                counts["pushes"] += 1
-                sim.after(PUSH_RTTS * dht.geo.rtt(node, target), pushed, node, target)
-        dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found)
+            send([endpoint(p) for p in result.peers] + named)
 
-    def accept(node: int, source: int | None, via: str) -> None:
+        usable = len(set(named) - {me, *skip})
+        if config.holder_list and not propagation.must_look_up(usable, rng):
+            send(named)
+        else:
+            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found)
+
+    def accept(node: int, source: int | None, via: str, pushed: Sequence[int] = ()) -> None:
         """``Resolver.accept_pointer`` for version 2: news only once, then forward."""
         if version.get(node, 0) >= 2:
             return
         version[node] = 2
         accepted[node] = sim.now - t0
         how[via] += 1
-        push_on(node, [source] if source is not None else [])
+        push_on(node, [source] if source is not None else [], pushed)
 
-    def pushed(sender: int, target: int) -> None:
+    def pushed_to(sender: int, target: int, holders: list[int]) -> None:
         if version.get(target, 0) < 2:
             counts["news"] += 1
-        accept(target, sender, "push")
+        accept(target, sender, "push", holders)
 
     def poll(node: int) -> None:
         def got(result: LookupResult) -> None:
@@ -245,9 +263,11 @@ class DiscoveryConfig:
     volunteers: int = 1_000
     origins: int = 100
     shards: int = 1
-    """Volunteers announce under one of this many keys (1: ``VOLUNTEERS_KEY``, as today)."""
-    probes: int = 2
-    """Shards an origin looks up, at random (all of them when there are fewer)."""
+    """Volunteers announce under one of this many keys (1: ``VOLUNTEERS_KEY`` alone, as
+    before; the node's is ``propagation.VOLUNTEER_SHARDS``)."""
+    probes: int = propagation.VOLUNTEER_PROBES
+    """Shards an origin looks up first, at random (all of them when there are fewer); it
+    widens to all the others if they name fewer than ``wanted``."""
     wanted: int = 3
     """Ready volunteers an origin wants (``Volunteer.ask_for_help``)."""
     announce_window: float = 60.0
@@ -271,6 +291,10 @@ class DiscoveryResult:
     """Load-report requests the busiest volunteer answered."""
     asked_busiest: int
     """Mirror requests (``to_ask``) the busiest volunteer received."""
+    widened: int
+    """Origins whose first probes named fewer than ``wanted`` and looked up every shard."""
+    lookups: int
+    """DHT lookups (get_peers) the origins made, all of them."""
     load_announce: Load
     load_discovery: Load
     wall_seconds: float
@@ -286,31 +310,51 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
     volunteers, origins = chosen[:config.volunteers], chosen[config.volunteers:]
     if config.offline:
         dht.take_offline(config.offline, protect=set(chosen))
-    keys = [key_prefix(shard_key(propagation.VOLUNTEERS_KEY, s, config.shards))
-            for s in range(config.shards)]
+    # The node's keys: ``volunteer_key(shard)``, or with one shard the single key of before
+    # (which origins still read when they widen).
+    legacy = key_prefix(propagation.VOLUNTEERS_KEY)
+    keys = ([legacy] if config.shards == 1 else
+            [key_prefix(propagation.volunteer_key(s)) for s in range(config.shards)])
     for v in volunteers:
         sim.at(rng.uniform(0, config.announce_window), dht.announce, v,
-               keys[rng.randrange(config.shards)])
+               keys[propagation.volunteer_shard(rng, config.shards)])
     load = {v: rng.random() for v in volunteers}
     t0 = config.announce_window + 5.0
     found: dict[int, set[int]] = {o: set() for o in origins}
-    lookups_left = dict.fromkeys(origins, min(config.probes, config.shards))
+    lookups_left = dict.fromkeys(origins, 0)
+    tried: dict[int, list[int]] = {}
+    widened = dict.fromkeys(origins, False)
     finished: dict[int, float] = {}
     load_requests = dict.fromkeys(volunteers, 0)
     asked = dict.fromkeys(volunteers, 0)
     began: dict[int, float] = {}
+    counts = {"lookups": 0}
 
-    def discover(origin: int) -> None:
-        began[origin] = sim.now
+    def look_up(origin: int, lookup_keys: list[int]) -> None:
+        """``Volunteer._look_up``: the keys in parallel; ``got`` once all have answered."""
         def then(result: LookupResult) -> None:
             got(origin, result)
-        for key in rng.sample(keys, lookups_left[origin]):
+        lookups_left[origin] = len(lookup_keys)
+        counts["lookups"] += len(lookup_keys)
+        for key in lookup_keys:
             dht.lookup(origin, key, Kind.GET_PEERS, then)
+
+    def discover(origin: int) -> None:
+        """``Volunteer.find_volunteers``: probe a few shards, widen if they name too few."""
+        began[origin] = sim.now
+        tried[origin] = propagation.volunteer_probes(rng, config.shards, config.probes)
+        look_up(origin, [keys[s] for s in tried[origin]])
 
     def got(origin: int, result: LookupResult) -> None:
         found[origin].update(result.peers)
         lookups_left[origin] -= 1
         if lookups_left[origin]:
+            return
+        more = propagation.volunteer_widen(len(found[origin]), config.wanted, tried[origin],
+                                           config.shards)
+        if more and not widened[origin]:
+            widened[origin] = True
+            look_up(origin, [keys[s] for s in more] + [legacy] * (config.shards > 1))
             return
         mine = sorted(found[origin])
         for v in mine:
@@ -319,7 +363,7 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
         slowest = max((dht.geo.rtt(origin, v) for v in mine), default=0.0)
         finished[origin] = sim.now + PUSH_RTTS * slowest - began[origin]
         reports = [{"endpoint": endpoint(v), "load": load[v], "sites": {}} for v in mine]
-        for report in volunteer_rule.to_ask(reports, "site", 1, config.wanted):
+        for report in volunteer_rule.to_ask(reports, "site", 1, config.wanted, rng):
             asked[node_of(report["endpoint"])] += 1
 
     for origin in origins:
@@ -334,7 +378,8 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
     return DiscoveryResult(config, [len(found[o]) for o in origins],
                            [finished[o] for o in origins if o in finished], len(visible),
                            max(load_requests.values(), default=0),
-                           max(asked.values(), default=0), announce_load, discovery_load,
+                           max(asked.values(), default=0), sum(widened.values()),
+                           counts["lookups"], announce_load, discovery_load,
                            time.perf_counter() - started, sim.events_run)
 
 
