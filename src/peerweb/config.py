@@ -106,6 +106,10 @@ class Timings:
     holders_ttl: float = 20.0
     """A holder list found in the DHT is reused for this long."""
     holders_lookup_timeout: float = 4.0
+    volunteer_probe_timeout: float = 1.5
+    """How long an origin's first look at two volunteer shards may take before it looks at
+    all of them: a lookup of an empty shard (a small network) finds nobody and would
+    otherwise wait the whole ``holders_lookup_timeout``."""
     watch_tick: float = 5.0
     """How often the watch loop looks for sites due a DHT check."""
     stepback_tick: float = 0.5

@@ -180,17 +180,17 @@ class Volunteer:
         those named fewer than ``wanted``."""
         me = self._resolver.peer_endpoint
         tried = propagation.volunteer_probes()
-        found = await self._look_up([propagation.volunteer_key(s) for s in tried])
+        found = await self._look_up([propagation.volunteer_key(s) for s in tried],
+                                    self._config.timings.volunteer_probe_timeout)
         found.discard(me)
         more = propagation.volunteer_widen(len(found), wanted, tried)
         if more:
             keys = [propagation.volunteer_key(s) for s in more] + [propagation.VOLUNTEERS_KEY]
-            found |= await self._look_up(keys)
+            found |= await self._look_up(keys, self._config.timings.holders_lookup_timeout)
             found.discard(me)
         return sorted(found)
 
-    async def _look_up(self, keys: list[bytes]) -> set[Endpoint]:
-        timeout = self._config.timings.holders_lookup_timeout
+    async def _look_up(self, keys: list[bytes], timeout: float) -> set[Endpoint]:
         answers = await asyncio.gather(*(self._swarm.find_peers(k, timeout) for k in keys))
         return {endpoint for answer in answers for endpoint in answer}
 
