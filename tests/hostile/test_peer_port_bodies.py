@@ -34,7 +34,8 @@ class FakeNode:
         return 0.0  # never rate-limited here: these tests are about bodies
 
     def accept_pointer(self, pointer: ptr.Pointer, source: tuple[str, int] | None,
-                       unsolicited: bool = False) -> bool:
+                       unsolicited: bool = False,
+                       holders: tuple[tuple[str, int], ...] = ()) -> bool:
         self.accepted.append((pointer, source))
         return True
 
