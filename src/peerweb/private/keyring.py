@@ -24,7 +24,7 @@ class Keyring:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / KEYRING_FILE
         self._keys: dict[str, bytes] = {}
-        self._loaded_mtime: float | None = None
+        self._loaded: tuple[int, int] | None = None
 
     def get(self, site_id: str) -> bytes | None:
         key = self._keys.get(site_id)
@@ -50,10 +50,11 @@ class Keyring:
 
     def _reload(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime
+            info = self.path.stat()
         except FileNotFoundError:
             return
-        if mtime == self._loaded_mtime:
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp == self._loaded:
             return
         try:
             raw = json.loads(self.path.read_text())
@@ -61,7 +62,7 @@ class Keyring:
         except (OSError, ValueError, AttributeError, binascii.Error) as exc:
             raise StorageError(f"cannot read the keyring {self.path}: {exc}") from exc
         self._keys = {s: k for s, k in keys.items() if len(k) == KEY_SIZE}
-        self._loaded_mtime = mtime
+        self._loaded = stamp
 
     def _write(self) -> None:
         data = json.dumps({s: base64.urlsafe_b64encode(k).decode()
@@ -78,4 +79,5 @@ class Keyring:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self._loaded_mtime = self.path.stat().st_mtime
+        info = self.path.stat()
+        self._loaded = (info.st_mtime_ns, info.st_size)

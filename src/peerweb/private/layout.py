@@ -187,3 +187,14 @@ class RangeReader:
             self._left -= len(piece)
             out.append(piece)
         return b"".join(out)
+
+
+def stage_writer(read_key: bytes) -> Callable[[list[SourceFile], Path, Callable[[], None]], str]:
+    """A ``swarm.build.StageWriter`` that writes a folder's files encrypted: the torrent is
+    then built over the ciphertext, named ``ROOT_NAME``."""
+
+    def write(files: list[SourceFile], staging: Path, check_cancel: Callable[[], None]) -> str:
+        write_encrypted(files, staging / ROOT_NAME, read_key, check_cancel)
+        return ROOT_NAME
+
+    return write
