@@ -84,7 +84,7 @@ def make_app(node: Node, token: str) -> web.Application:
         web_seeds = tuple(str(w) for w in body.get("web_seeds") or ())
         job = asyncio.ensure_future(node.publish(
             folder, body.get("key") or None, not body.get("no_index", False), progress,
-            trackers, web_seeds))
+            trackers, web_seeds, bool(body.get("private", False))))
         try:
             while not job.done():
                 getter = asyncio.ensure_future(queue.get())

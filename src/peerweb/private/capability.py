@@ -29,7 +29,8 @@ from .chunks import KEY_SIZE
 SCHEME = "peerweb://"
 CHECK_SIZE = 4
 ENCODED_SIZE = (KEY_SIZE + CHECK_SIZE) * 4 // 3  # 48 characters, no padding
-_FRAGMENT = re.compile(r"(?:^|&)k=([A-Za-z0-9_-]*)")
+_FRAGMENT = re.compile(r"(?:^|&)k=([^&]*)")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ def parse(text: str) -> ReadCapability:
     if len(encoded) != ENCODED_SIZE:
         raise BadCapability(f"the capability's key is {len(encoded)} characters, not "
                             f"{ENCODED_SIZE}: it was cut short or altered")
+    if not _BASE64URL.fullmatch(encoded):
+        raise BadCapability("the capability's key is not base64url")
     try:
         raw = base64.urlsafe_b64decode(encoded)
     except (binascii.Error, ValueError):
