@@ -41,27 +41,39 @@ def write_private_site(root: Path) -> dict[str, bytes]:
     return files
 
 
-def find_runs(haystack: bytes, needle: bytes, run: int = 16) -> bool:
-    """Whether any ``run``-byte substring of ``needle`` occurs in ``haystack``: every such
-    run holds a whole 8-byte word of ``needle`` at an offset that is a multiple of 8, so
-    the words are looked up (numpy) at all 8 alignments of the haystack, then checked."""
-    words = np.frombuffer(needle[:len(needle) // 8 * 8], dtype="<u8")
-    order = {int(w): [] for w in words}
-    for i, w in enumerate(words):
-        order[int(w)].append(8 * i)
-    wanted = np.unique(words)
-    for shift in range(8):
-        view = haystack[shift:]
-        hay = np.frombuffer(view[:len(view) // 8 * 8], dtype="<u8")
-        for hit in np.nonzero(np.isin(hay, wanted))[0]:
-            at = shift + 8 * int(hit)
-            for offset in order[int(hay[hit])]:
-                for back in range(8):
-                    start = offset - back
-                    if start >= 0 and at - back >= 0 and start + run <= len(needle) and (
-                            haystack[at - back:at - back + run] == needle[start:start + run]):
-                        return True
-    return False
+class Needles:
+    """Finds whether any ``run``-byte substring of any needle occurs in a haystack: every
+    such run holds a whole 8-byte word of its needle at an offset that is a multiple of 8,
+    so the needles' words are looked up (numpy) at all 8 alignments of the haystack at
+    once, and each hit checked byte by byte."""
+
+    def __init__(self, needles: list[bytes], run: int = 16) -> None:
+        self.needles, self.run = needles, run
+        self.words = [np.frombuffer(n[:len(n) // 8 * 8], dtype="<u8") for n in needles]
+        self.wanted = np.unique(np.concatenate(self.words))
+
+    def found_in(self, haystack: bytes) -> bytes | None:
+        """The first needle with a run in ``haystack``, or None."""
+        run = self.run
+        for shift in range(8):
+            view = haystack[shift:]
+            hay = np.frombuffer(view[:len(view) // 8 * 8], dtype="<u8")
+            places = np.minimum(np.searchsorted(self.wanted, hay), len(self.wanted) - 1)
+            for hit in np.nonzero(self.wanted[places] == hay)[0]:
+                at = shift + 8 * int(hit)
+                for needle, words in zip(self.needles, self.words, strict=True):
+                    for word in np.nonzero(words == hay[hit])[0]:
+                        for back in range(8):
+                            start, where = 8 * int(word) - back, at - back
+                            if (start >= 0 and where >= 0 and start + run <= len(needle)
+                                    and haystack[where:where + run]
+                                    == needle[start:start + run]):
+                                return needle
+        return None
+
+
+def find_runs(haystack: bytes, needle: bytes) -> bool:
+    return Needles([needle]).found_in(haystack) is not None
 
 
 def data_dir_bytes(root: Path) -> list[tuple[Path, bytes]]:
@@ -137,13 +149,13 @@ async def test_seeders_without_the_key_serve_a_private_site_to_a_reader(tmp_path
         assert code == 200 and headers["Content-Length"] == str(BIG)
 
         # Nothing of any file or name in the seeders' data dirs (files, state, resume data).
-        secrets = [*files.values(), *(p.encode() for p in files)]
+        secrets = Needles([*files.values(), *(p.encode() for p in files)])
         for seeder in (seed1, seed2):
             stored = data_dir_bytes(seeder.config.data_dir)
             assert sum(len(b) for _p, b in stored) > BIG  # the ciphertext is there
             for where, data in stored:
-                for secret in secrets:
-                    assert not find_runs(data, secret), (where, secret[:40])
+                found = secrets.found_in(data)
+                assert found is None, (where, found[:40])
 
         # A wrong key in a seeder's keyring: refused, nothing decrypted.
         seed1.node.private.keyring.put(site, os.urandom(32))
