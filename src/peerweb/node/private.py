@@ -8,6 +8,7 @@ names and bytes come out; the opened manifests are kept in memory, never written
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ..private.layout import Layout, OpenVersion, RangeReader
 from ..private.manifest import parse_header
 from .snapshots import Snapshot, SnapshotStore
 
+# Ciphertext handed at once from which decryption moves to a thread (16 chunks, 256 KiB).
+THREAD_FEED = 256 * 1024
 # Opened versions kept in memory (a manifest each); a node reads few private sites at once.
 OPEN_VERSIONS = 64
 
@@ -74,7 +77,9 @@ class PrivateSites:
         ciphertext_end = min(reader.span.ciphertext_end, version.stored_sizes[entry])
         async for data in self._store.stream(snapshot, index, reader.span.ciphertext_start,
                                              ciphertext_end):
-            plain = reader.feed(data)
+            # libsodium lets go of the GIL: big feeds decrypt beside the event loop.
+            plain = (await asyncio.to_thread(reader.feed, data) if len(data) >= THREAD_FEED
+                     else reader.feed(data))
             if plain:
                 yield plain
             if reader.done:

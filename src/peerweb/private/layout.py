@@ -174,18 +174,22 @@ class RangeReader:
         return self._left == 0
 
     def feed(self, data: bytes) -> bytes:
-        self._buffer += data
+        if self._buffer:
+            data = bytes(self._buffer) + data
+        whole = len(data) // BLOCK_SIZE
+        self._buffer = bytearray(data[whole * BLOCK_SIZE:])
         out = []
-        while len(self._buffer) >= BLOCK_SIZE and self._left > 0:
-            chunk = bytes(self._buffer[:BLOCK_SIZE])
-            del self._buffer[:BLOCK_SIZE]
+        for position in range(0, whole * BLOCK_SIZE, BLOCK_SIZE):
+            if self._left == 0:
+                break
             plain = chunks.open_chunk(self._key, self._version_id, self._file_id,
-                                      self._index, chunk)
+                                      self._index, data[position:position + BLOCK_SIZE])
             self._index += 1
-            piece = plain[self._left_to_skip:self._left_to_skip + self._left]
-            self._left_to_skip = 0
-            self._left -= len(piece)
-            out.append(piece)
+            if self._left_to_skip or self._left < CHUNK_PLAINTEXT:
+                plain = plain[self._left_to_skip:self._left_to_skip + self._left]
+                self._left_to_skip = 0
+            self._left -= len(plain)
+            out.append(plain)
         return b"".join(out)
 
 
