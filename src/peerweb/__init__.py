@@ -7,6 +7,7 @@ may import):
   content/            what a site is: bencode, keys, signed pointers, paths, ranges (pure)
   policy/             decisions of the node and swarm, ``now`` passed in (pure)
   names/              names for sites: petnames, records of zones under a key, resolution
+  private/            private sites: chunk format, encrypted manifest, read capabilities (pure)
   swarm/              the libtorrent session, its alerts, torrents, the piece reader
   node/               the sites a node knows and the jobs that keep them fresh; its state
   http/               the HTTP faces: gateway, control API, peer port; the daemon

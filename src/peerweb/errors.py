@@ -3,13 +3,18 @@
     PeerwebError                      root; ``http_status`` is what the gateway answers
     ├── UsageError                    the caller asked for something impossible (400)
     │   ├── BadAddress                not a site id, info-hash or magnet link (400)
+    │   │   └── BadCapability         a read capability that is malformed or truncated
     │   └── PublishError              a folder that cannot be published as a site (400)
     ├── NotFound                      no such file in a site, or unknown key (404)
     │   └── UnknownName               a name that resolves to nothing: no petname, no
     │                                 record, or a revoked one (404)
     ├── TooLarge                      more than one answer may hold (413)
+    ├── NoReadKey                     a private site whose read key this node lacks (403)
+    │   └── WrongKey                  the key held does not open this version (403)
     ├── PeerError                     a peer or the network misbehaved
     │   ├── ForgedPointer             bad signature or malformed signed value (502)
+    │   ├── TamperedChunk             a private site's chunk or manifest fails its AEAD
+    │   │                             check: altered, or moved from another file (502)
     │   └── SwarmTimeout              nobody answered in time (504)
     ├── StorageError                  the local disk failed us, e.g. it is full (507)
     └── NodeNotRunning                the CLI found no node for its data dir (503)
@@ -38,6 +43,10 @@ class BadAddress(UsageError):
     kind = "bad_address"
 
 
+class BadCapability(BadAddress):
+    kind = "bad_capability"
+
+
 class PublishError(UsageError):
     kind = "publish"
 
@@ -56,6 +65,15 @@ class TooLarge(PeerwebError):
     kind = "too_large"
 
 
+class NoReadKey(PeerwebError):
+    http_status = 403
+    kind = "no_read_key"
+
+
+class WrongKey(NoReadKey):
+    kind = "wrong_key"
+
+
 class PeerError(PeerwebError):
     http_status = 502
     kind = "peer"
@@ -63,6 +81,10 @@ class PeerError(PeerwebError):
 
 class ForgedPointer(PeerError):
     kind = "forged_pointer"
+
+
+class TamperedChunk(PeerError):
+    kind = "tampered_chunk"
 
 
 class SwarmTimeout(PeerError):
@@ -84,7 +106,8 @@ _BY_KIND: dict[str, type[PeerwebError]] = {
     cls.kind: cls
     for cls in (PeerwebError, UsageError, BadAddress, PublishError, NotFound, UnknownName,
                 TooLarge,
-                PeerError, ForgedPointer, SwarmTimeout, StorageError, NodeNotRunning)
+                PeerError, ForgedPointer, SwarmTimeout, StorageError, NodeNotRunning,
+                BadCapability, NoReadKey, WrongKey, TamperedChunk)
 }
 
 

@@ -2,7 +2,8 @@
 control API, or start one.
 
 May import: ``peerweb.http.control_client``, ``peerweb.content``, ``peerweb.config``,
-``peerweb.errors`` and ``peerweb.names`` (the address book) at import time; anything that
+``peerweb.errors``, ``peerweb.names`` (the address book) and ``peerweb.private`` (read
+capabilities and the keyring) at import time; anything that
 pulls in libtorrent or aiohttp's server (the node, the origin, the tracker) only inside the
 command that needs it.
 """

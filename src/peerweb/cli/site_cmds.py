@@ -36,19 +36,23 @@ LOG_FILES_SHOWN = 8
 @click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
               help="An HTTP server holding the site's files (BEP 19, repeatable), e.g. a "
                    "`peerweb origin` at http://HOST:PORT/.peerweb/seed/; the swarm fills from it.")
+@click.option("--private", is_flag=True,
+              help="Encrypt the site: nodes store and seed it without reading it; readers "
+                   "need its read capability (`peerweb share SITE`).")
 @json_option
 @data_dir_option
 @with_examples("peerweb publish ./my-site",
                "peerweb publish ./public --key blog",
+               "peerweb publish ./notes --private && peerweb share notes",
                "peerweb publish ./my-site --json | jq -r .url")
 def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, ...],
-            web_seeds: tuple[str, ...], out: Output, data_dir: Path) -> None:
+            web_seeds: tuple[str, ...], private: bool, out: Output, data_dir: Path) -> None:
     """Publish FOLDER as a site (or its next version) through the running node."""
     client = NodeClient(data_dir, timeout=PUBLISH_TIMEOUT)
     result: dict[str, Any] = {}
     size = folder_size(folder) if out.progress else 0
     with progress_bar(out, "preparing", None, "{task.fields[pieces]}") as bar:
-        for event in client.publish(folder, key, no_index, trackers, web_seeds):
+        for event in client.publish(folder, key, no_index, trackers, web_seeds, private):
             if "progress" in event:
                 done, total = int(event["progress"]), int(event["total"])
                 # Pieces are of one size (BEP 52 pads each file to a piece boundary), so
@@ -64,7 +68,8 @@ def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, 
     if result.get("unchanged"):
         out.text(f"unchanged: {what}, still version {result['version']}")
     else:
-        out.text(f"published {what} as version {result['version']}")
+        how = "encrypted " if result.get("private") else ""
+        out.text(f"published {how}{what} as version {result['version']}")
     previous, source = result.get("previous_version"), result.get("version_from")
     if previous and source not in (None, "none", "state"):
         out.text(f"  (the last version known was v{previous}, learned from the {source})")
@@ -83,6 +88,8 @@ def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, 
         out.text(f"  any client: {result['path_url']}  (wget, curl: *.localhost may not resolve)")
     out.text(f"  magnet:    {result['magnet']}")
     out.text(f"  snapshot:  {result['infohash']}")
+    if result.get("private"):
+        out.text(f"  private:   readers need `peerweb share {result['site_id']}`")
     if not result["dht_stored"] and not result.get("dht_pending") and not result.get("unchanged"):
         out.note("  note: no DHT node stored the pointer yet (no peers?); the node retries.")
 

@@ -86,7 +86,8 @@ def make_app(node: Node, token: str) -> web.Application:
         # and pushed to the holders; the DHT put goes on in the node (Publisher.publish).
         job = asyncio.ensure_future(node.publish(
             folder, body.get("key") or None, not body.get("no_index", False), progress,
-            trackers, web_seeds, wait_for_dht=False))
+            trackers, web_seeds, wait_for_dht=False,
+            private=bool(body.get("private", False))))
         try:
             while not job.done():
                 getter = asyncio.ensure_future(queue.get())

@@ -22,7 +22,7 @@ from ..content.ranges import RangeNotSatisfiable, parse_range
 from ..content.sitemap import Kind, content_type
 from ..errors import PeerwebError
 from ..node.node import SMALL_FILE_LIMIT, Node, Snapshot
-from . import consent, dashboard, fastpath, firstvisit
+from . import consent, dashboard, fastpath, firstvisit, private_site
 from .consent import Verdict
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,12 @@ async def _serve(request: web.Request, node: Node, address: Address,
     else:
         snapshot = await node.open_snapshot(address.ident, trackers=address.trackers)
         cache = SNAPSHOT_CACHE
-    found = snapshot.sitemap.lookup(address.path)
     extra = {"Content-Security-Policy": PATH_FORM_CSP} if address.prefix else {}
+    if node.private.is_private(snapshot):  # encrypted: served decrypted, or refused
+        site = address.ident if address.target is Target.SITE else None
+        return await private_site.serve(request, node, snapshot, site, address.path,
+                                        {**SECURITY_HEADERS, **extra})
+    found = snapshot.sitemap.lookup(address.path)
     if found.kind is Kind.BAD_PATH:
         return _error(400, "That path is not valid inside a site.")
     if found.kind is Kind.REDIRECT:

@@ -12,10 +12,12 @@ fresh. ``Node`` (node.py) is the facade the HTTP faces call; behind it, one part
   jobs          the background tasks the node owns, and single-flight jobs
   state         what survives a restart; memcache: small verified files in memory
   inspect       read-only views for the dashboard (titles, peers, piece counts)
+  private       private sites: recognised, opened with the keyring, read decrypted
 
 Decisions live in ``peerweb.policy``; this package carries them out.
 
 May import: ``peerweb.swarm``, ``peerweb.content``, ``peerweb.policy``, ``peerweb.names``,
+``peerweb.private``,
 ``peerweb.config``, ``peerweb.errors`` and the client half of the peer port
 (``peerweb.http.peer_client``).
 """

@@ -40,6 +40,7 @@ from . import state
 from .handout import Handout
 from .jobs import Jobs
 from .persistence import Persistence
+from .private import PrivateSites
 from .publisher import Publisher, PublishResult, magnet_for
 from .resolver import Resolver
 from .retention import Retention
@@ -75,8 +76,10 @@ class Node:
         self._retention = Retention(config, self.swarm, self._disk, self._store)
         self._resolver = Resolver(config, self.swarm, self.peers, self._jobs, self._disk,
                                   self._store, announce_soon)
+        self.private = PrivateSites(self.data_dir, self._store)
         self._publisher = Publisher(config, self.keys, self.swarm, self._disk, self._store,
-                                    self._resolver, self.peers, self.gateway_url, self._jobs)
+                                    self._resolver, self.peers, self.gateway_url, self._jobs,
+                                    self.private.keyring)
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
                                     self._retention, self._store, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
@@ -267,11 +270,12 @@ class Node:
                       progress: Callable[[int, int], None] | None = None,
                       trackers: tuple[str, ...] = (),
                       web_seeds: tuple[str, ...] = (),
-                      wait_for_dht: bool = True) -> PublishResult:
+                      wait_for_dht: bool = True, private: bool = False) -> PublishResult:
         """Publish a folder as the next version of the site signed by ``key_name``
-        (``wait_for_dht``: see ``Publisher.publish``)."""
+        (``wait_for_dht``: see ``Publisher.publish``; ``private``: encrypted, see
+        ``peerweb.private``)."""
         result = await self._publisher.publish(folder, key_name, require_index, progress,
-                                               trackers, web_seeds, wait_for_dht)
+                                               trackers, web_seeds, wait_for_dht, private)
         return dataclasses.replace(result, path_url=self.gateway_path_url(result.site_id))
 
     async def export(self, site_id: str, output: Path, v1_only: bool = False) -> dict[str, Any]:
@@ -317,6 +321,10 @@ class Node:
                 "stepped_back": self._stepback.stepped_back(tid),
                 "url": self.gateway_url(sid), "path_url": self.gateway_path_url(sid),
             }
+            held = self._store.get(tid)
+            if held is not None and self.private.is_private(held):
+                # Its torrent's names are opaque and its sizes bucketed: nothing more shown.
+                entry.update(private=True, readable=self.private.keyring.get(sid) is not None)
             if handle is not None:
                 st = handle.status()
                 entry.update(progress=round(float(st.progress), 4), peers=int(st.num_peers),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from ..errors import NotFound, UsageError
 from ..http.peer_client import PeerClient
 from ..policy import keys as key_policy
 from ..policy import versions
+from ..private import chunks, layout
+from ..private.keyring import Keyring
 from ..swarm import build as bundle
 from ..swarm.engine import Swarm, magnet_of, torrent_file_id
 from . import state
@@ -72,6 +75,8 @@ class PublishResult:
     dht_pending: bool = False
     """The publish returned before the DHT confirmed the put, which goes on in the
     background (and is retried by the re-put loop if nobody stores it)."""
+    private: bool = False
+    """Published encrypted (``--private``): readable only with the site's read key."""
     path_url: str = ""
     """The site in the gateway's path form, for clients that cannot resolve *.localhost."""
 
@@ -99,7 +104,8 @@ class Publisher:
 
     def __init__(self, config: NodeConfig, keys: KeyStore, swarm: Swarm, disk: Persistence,
                  store: SnapshotStore, resolver: Resolver, peers: PeerClient,
-                 gateway_url: Callable[[str], str], jobs: Jobs) -> None:
+                 gateway_url: Callable[[str], str], jobs: Jobs,
+                 keyring: Keyring | None = None) -> None:
         self._config = config
         self._timings = config.timings
         self._keys = keys
@@ -111,11 +117,12 @@ class Publisher:
         self._gateway_url = gateway_url
         self._jobs = jobs
         self._reput_soon = asyncio.Event()
+        self._keyring = keyring or Keyring(config.data_dir)
 
     async def publish(self, folder: Path, key_name: str | None = None, require_index: bool = True,
                       progress: Callable[[int, int], None] | None = None,
                       trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
-                      wait_for_dht: bool = True) -> PublishResult:
+                      wait_for_dht: bool = True, private: bool = False) -> PublishResult:
         """Publish a folder as the next version of the site signed by ``key_name`` (None: the
         key this folder was published with before, or a new one).
 
@@ -123,6 +130,10 @@ class Publisher:
         returns then, with the DHT put (which took 20-120 ms here, seconds on the open
         internet) and the resume data left to run in the background: holders hear of the
         version by push, and anyone else looks it up a moment later.
+
+        ``private`` encrypts it first (``peerweb.private``): a fresh content key for this
+        version, sealed under the site's read key (kept in the keyring, made on the first
+        private publish), and the torrent built over the ciphertext.
 
         ``trackers`` and ``web_seeds`` (BEP 19) are listed in the torrent and in the signed
         pointer, so visitors announce to the trackers and fetch from the web seeds as well.
@@ -136,10 +147,16 @@ class Publisher:
         # built, so a folder that cannot be published (or a cancel) leaves no key behind.
         choice = self._choose_key(resolved, key_name)
         asking: asyncio.Task[_Heard] | None = None
-        if not choice.create:
-            asking = asyncio.create_task(self._ask_network(self._keys.get(choice.name).site_id))
+        known_site = None if choice.create else self._keys.get(choice.name).site_id
+        read_key = None
+        if private:
+            read_key = (self._keyring.get(known_site) if known_site else None) or os.urandom(
+                chunks.KEY_SIZE)
+        if known_site is not None:
+            asking = asyncio.create_task(self._ask_network(known_site))
         try:
-            built = await self._build(folder, require_index, progress, trackers, web_seeds)
+            built = await self._build(folder, require_index, progress, trackers, web_seeds,
+                                      layout.stage_writer(read_key) if read_key else None)
         except BaseException:
             if asking is not None:
                 asking.cancel()
@@ -155,6 +172,8 @@ class Publisher:
         if choice.create:
             log.info("created key %r (site %s) for %s: back it up with `peerweb key export`",
                      key.name, key.site_id[:12], resolved)
+        if read_key is not None:
+            self._keyring.put(key.site_id, read_key)  # before any pointer names the version
         tid = built.infohash.hex()
         handle = self._swarm.find(tid)
         if handle is None:
@@ -196,7 +215,8 @@ class Publisher:
         return PublishResult(site_id, plan.version, tid, magnet_for(site_id),
                              self._gateway_url(site_id), built.file_count, built.total_size,
                              stored, key.name, choice.create, plan.unchanged,
-                             plan.version_from, plan.highest, put and not wait_for_dht)
+                             plan.version_from, plan.highest, put and not wait_for_dht,
+                             private)
 
     def _choose_key(self, folder: Path, given: str | None) -> key_policy.KeyChoice:
         return key_policy.choose_key(str(folder), folder.name, given,
@@ -204,13 +224,14 @@ class Publisher:
 
     async def _build(self, folder: Path, require_index: bool,
                      progress: Callable[[int, int], None] | None,
-                     trackers: tuple[str, ...], web_seeds: tuple[str, ...]) -> bundle.Bundle:
+                     trackers: tuple[str, ...], web_seeds: tuple[str, ...],
+                     writer: bundle.StageWriter | None = None) -> bundle.Bundle:
         """``bundle.build`` in a thread; cancelled, it stops the thread and waits for it to
         remove its copy."""
         cancel = threading.Event()
         work = asyncio.ensure_future(asyncio.to_thread(
             bundle.build, folder, self._disk.content_dir, require_index, progress, trackers,
-            web_seeds, cancel))
+            web_seeds, cancel, writer))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:

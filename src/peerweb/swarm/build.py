@@ -17,7 +17,7 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from ..content.folder import piece_size_for, scan
+from ..content.folder import SourceFile, piece_size_for, scan
 from ..errors import PublishError
 
 
@@ -38,6 +38,11 @@ class Bundle:
     file_count: int
 
 
+StageWriter = Callable[[list[SourceFile], Path, Callable[[], None]], str]
+"""Writes the files to hash for a folder's ``files`` into a staging folder, checking for a
+cancel between files, and returns the torrent's name (its top folder there). The default
+copies them as they are; a private site writes their ciphertext (``peerweb.private``)."""
+
 
 def build(
     folder: Path,
@@ -47,6 +52,7 @@ def build(
     trackers: tuple[str, ...] = (),
     web_seeds: tuple[str, ...] = (),
     cancel: threading.Event | None = None,
+    writer: StageWriter | None = None,
 ) -> Bundle:
     """Copy ``folder`` into ``store`` and hash the copy into a hybrid torrent.
 
@@ -66,15 +72,12 @@ def build(
     store.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store))
     try:
-        for source in files:
-            check_cancel()
-            destination = staging / name / source.relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                shutil.copyfile(source.path, destination)
-            except OSError as exc:
-                raise PublishError(f"copying {source.relative}: {exc.strerror}") from exc
-        piece_size = piece_size_for(total)
+        if writer is None:
+            _copy(files, staging / name, check_cancel)
+        else:
+            name = writer(files, staging, check_cancel)
+        stored = sum(p.stat().st_size for p in (staging / name).rglob("*") if p.is_file())
+        piece_size = piece_size_for(stored)
         creator = lt.create_torrent(lt.list_files(str(staging / name)), piece_size)
         creator.set_creator("peerweb")
         for tier, url in enumerate(trackers):
@@ -107,3 +110,14 @@ def build(
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
+
+
+def _copy(files: list[SourceFile], top: Path, check_cancel: Callable[[], None]) -> None:
+    for source in files:
+        check_cancel()
+        destination = top / source.relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(source.path, destination)
+        except OSError as exc:
+            raise PublishError(f"copying {source.relative}: {exc.strerror}") from exc

@@ -1,0 +1,88 @@
+"""Private sites on a node (``peerweb.private``): which snapshots are private, opening them
+with the keyring's read key, and reading their files decrypted.
+
+Any node holds and seeds a private snapshot as it does any other: the pieces are checked
+against the torrent, which covers the ciphertext. Only here, and only with the key, do
+names and bytes come out; the opened manifests are kept in memory, never written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ..errors import NoReadKey, TamperedChunk
+from ..private import layout
+from ..private.keyring import Keyring
+from ..private.layout import Layout, OpenVersion, RangeReader
+from ..private.manifest import parse_header
+from .snapshots import Snapshot, SnapshotStore
+
+# Ciphertext handed at once from which decryption moves to a thread (16 chunks, 256 KiB).
+THREAD_FEED = 256 * 1024
+# Opened versions kept in memory (a manifest each); a node reads few private sites at once.
+OPEN_VERSIONS = 64
+
+
+class PrivateSites:
+    def __init__(self, data_dir: Path, store: SnapshotStore) -> None:
+        self.keyring = Keyring(data_dir)
+        self._store = store
+        self._layouts: dict[str, Layout | None] = {}
+        self._opened: dict[tuple[str, bytes], OpenVersion] = {}
+
+    def layout(self, snapshot: Snapshot) -> Layout | None:
+        """The private layout of a snapshot, or None for a public one."""
+        if snapshot.tid not in self._layouts:
+            found = None
+            if snapshot.handle.torrent_file().name() == layout.ROOT_NAME:
+                found = layout.recognise(snapshot.sitemap.paths)
+            self._layouts[snapshot.tid] = found
+        return self._layouts[snapshot.tid]
+
+    def is_private(self, snapshot: Snapshot) -> bool:
+        return self.layout(snapshot) is not None
+
+    async def open(self, site_id: str | None, snapshot: Snapshot) -> OpenVersion:
+        """The snapshot of a private site opened with the keyring's key for ``site_id``:
+        NoReadKey without one, WrongKey if it does not open it, TamperedChunk for a
+        manifest that fails its check."""
+        found = self.layout(snapshot)
+        assert found is not None, "open() is for private snapshots"
+        key = self.keyring.get(site_id) if site_id else None
+        if key is None:
+            raise NoReadKey("this site is private: its files are encrypted, and this node "
+                            "has no key for it. Open its read capability first "
+                            "(`peerweb open peerweb://<site-id>#k=...`).")
+        cached = self._opened.get((snapshot.tid, key))
+        if cached is not None:
+            return cached
+        header = parse_header(await self._store.read_file(snapshot, found.header))
+        manifest = await self._store.read_file(snapshot, found.manifest)
+        opened = layout.open_version(found, header, key, manifest, snapshot.sizes)
+        if len(self._opened) >= OPEN_VERSIONS:
+            self._opened.pop(next(iter(self._opened)))
+        self._opened[(snapshot.tid, key)] = opened
+        return opened
+
+    async def stream(self, snapshot: Snapshot, version: OpenVersion, entry: int, start: int,
+                     end: int) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` of a private file, decrypting only the chunks they lie
+        in, each checked before any of its bytes are yielded."""
+        if end <= start:
+            return
+        reader = RangeReader(version, entry, start, end)
+        index = version.torrent_index[entry]
+        ciphertext_end = min(reader.span.ciphertext_end, version.stored_sizes[entry])
+        async for data in self._store.stream(snapshot, index, reader.span.ciphertext_start,
+                                             ciphertext_end):
+            # libsodium lets go of the GIL: big feeds decrypt beside the event loop.
+            plain = (await asyncio.to_thread(reader.feed, data) if len(data) >= THREAD_FEED
+                     else reader.feed(data))
+            if plain:
+                yield plain
+            if reader.done:
+                return
+        if not reader.done:
+            raise TamperedChunk("a private file ended before the range it was asked")

@@ -1,0 +1,204 @@
+"""A private version as the files of a torrent, written from a folder and recognised again.
+
+    peerweb-private/header           96 bytes: version id, content key under the read key
+    peerweb-private/manifest         the encrypted tree (``manifest``)
+    peerweb-private/data/<32 hex>    one file's chunks; the name is its random file id
+
+Nothing in a name, an order or a size says more than the bucket of each file: ids are
+random (so the torrent's file order, sorted by name, is random too) and sizes are padded.
+``RangeReader`` turns the ciphertext of a file's chunks, fed as it arrives, back into the
+bytes of a range.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..content.folder import SourceFile
+from ..content.sitemap import SiteMap
+from ..errors import PublishError, TamperedChunk
+from . import chunks
+from .chunks import BLOCK_SIZE, CHUNK_PLAINTEXT, ID_SIZE, KEY_SIZE
+from .manifest import Entry, Header, Manifest, make_header, open_manifest, seal_manifest
+
+ROOT_NAME = "peerweb-private"
+HEADER_FILE = "header"
+MANIFEST_FILE = "manifest"
+DATA_DIR = "data"
+# Chunks read from a source file and sealed per write: 64 chunks, 1 MiB.
+WRITE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``write_encrypted`` made."""
+
+    header: Header
+    manifest: Manifest
+    ciphertext_size: int
+
+
+def write_encrypted(files: Iterable[SourceFile], out: Path, read_key: bytes,
+                    check_cancel: Callable[[], None] = lambda: None) -> Written:
+    """Encrypt ``files`` into ``out`` (the torrent's top folder, created) under a fresh
+    random content key for this version, sealed in the header under ``read_key``."""
+    content_key = os.urandom(KEY_SIZE)
+    version_id = os.urandom(ID_SIZE)
+    (out / DATA_DIR).mkdir(parents=True)
+    entries: list[Entry] = []
+    total = 0
+    for source in files:
+        check_cancel()
+        file_id = os.urandom(ID_SIZE)
+        entries.append(Entry(source.relative, file_id, source.size))
+        total += _encrypt_file(source, out / DATA_DIR / file_id.hex(), content_key,
+                               version_id, file_id, check_cancel)
+    manifest = Manifest(tuple(entries))
+    sealed = seal_manifest(manifest, content_key, version_id)
+    (out / MANIFEST_FILE).write_bytes(sealed)
+    header = make_header(read_key, content_key, version_id)
+    (out / HEADER_FILE).write_bytes(header.encode())
+    return Written(header, manifest, total + len(sealed) + len(header.encode()))
+
+
+def _encrypt_file(source: SourceFile, target: Path, key: bytes, version_id: bytes,
+                  file_id: bytes, check_cancel: Callable[[], None]) -> int:
+    total = chunks.padded_chunks(source.size)
+    index = 0
+    try:
+        with open(source.path, "rb") as reader, open(target, "wb") as writer:
+            while index < total:
+                check_cancel()
+                data = reader.read(CHUNK_PLAINTEXT * WRITE_BATCH)
+                batch = []
+                for offset in range(0, max(len(data), 1), CHUNK_PLAINTEXT):
+                    if index >= total:
+                        break
+                    batch.append(chunks.seal_chunk(key, version_id, file_id, index,
+                                                   data[offset:offset + CHUNK_PLAINTEXT]))
+                    index += 1
+                writer.write(b"".join(batch))
+                if not data:  # the padding chunks, past the file's end, all zeros
+                    while index < total:
+                        writer.write(chunks.seal_chunk(key, version_id, file_id, index, b""))
+                        index += 1
+    except OSError as exc:
+        raise PublishError(f"encrypting {source.relative}: {exc.strerror}") from exc
+    return total * BLOCK_SIZE
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a private version's parts are among a snapshot's files (torrent indexes)."""
+
+    header: int
+    manifest: int
+    data: dict[str, int]
+    """Torrent file index by ciphertext file name (the file id in hex)."""
+
+
+def recognise(paths: Iterable[str]) -> Layout | None:
+    """The private layout of a snapshot's paths (relative to its top folder), or None for a
+    public site. The caller checks the top folder's name is ``ROOT_NAME``."""
+    header = manifest = None
+    data: dict[str, int] = {}
+    for index, path in enumerate(paths):
+        if path == HEADER_FILE:
+            header = index
+        elif path == MANIFEST_FILE:
+            manifest = index
+        elif path.startswith(DATA_DIR + "/"):
+            data[path[len(DATA_DIR) + 1:]] = index
+        elif path:
+            return None
+    if header is None or manifest is None:
+        return None
+    return Layout(header, manifest, data)
+
+
+@dataclass(frozen=True)
+class OpenVersion:
+    """A private version opened with its content key: the decrypted tree."""
+
+    header: Header
+    content_key: bytes
+    manifest: Manifest
+    sitemap: SiteMap
+    """Lookup by path; indexes are positions in ``manifest.entries``."""
+    torrent_index: tuple[int, ...]
+    """The torrent file holding each entry's ciphertext."""
+    stored_sizes: tuple[int, ...]
+    """Ciphertext bytes of each entry, as the torrent lists them."""
+
+
+def open_version(layout: Layout, header: Header, read_key: bytes, manifest_ciphertext: bytes,
+                 torrent_sizes: tuple[int, ...]) -> OpenVersion:
+    """Open a version: WrongKey for a key that does not open it, TamperedChunk for a
+    manifest that fails its check or names files the torrent does not hold as it says."""
+    content_key = header.content_key(read_key)
+    manifest = open_manifest(manifest_ciphertext, content_key, header.version_id)
+    indexes = []
+    for entry in manifest.entries:
+        index = layout.data.get(entry.file_id.hex())
+        if index is None or torrent_sizes[index] != chunks.stored_size(entry.size):
+            raise TamperedChunk(f"the private manifest names a file the torrent does not hold "
+                                f"as it says ({entry.file_id.hex()[:8]}...)")
+        indexes.append(index)
+    return OpenVersion(header, content_key, manifest,
+                       SiteMap([e.path for e in manifest.entries]), tuple(indexes),
+                       tuple(torrent_sizes[i] for i in indexes))
+
+
+class RangeReader:
+    """Bytes ``start`` to ``end`` of one private file from the ciphertext of the chunks
+    ``chunks.span(start, end)`` names, fed in pieces of any size, in order.
+
+    Each chunk is checked before any of its bytes leave: ``feed`` returns only plaintext
+    of chunks that passed, and raises TamperedChunk on one that does not."""
+
+    def __init__(self, version: OpenVersion, entry: int, start: int, end: int) -> None:
+        self._key = version.content_key
+        self._version_id = version.header.version_id
+        self._file_id = version.manifest.entries[entry].file_id
+        self.span = chunks.span(start, end)
+        self._index = self.span.first
+        self._left_to_skip = self.span.skip
+        self._left = end - start
+        self._buffer = bytearray()
+
+    @property
+    def done(self) -> bool:
+        return self._left == 0
+
+    def feed(self, data: bytes) -> bytes:
+        if self._buffer:
+            data = bytes(self._buffer) + data
+        whole = len(data) // BLOCK_SIZE
+        self._buffer = bytearray(data[whole * BLOCK_SIZE:])
+        out = []
+        for position in range(0, whole * BLOCK_SIZE, BLOCK_SIZE):
+            if self._left == 0:
+                break
+            plain = chunks.open_chunk(self._key, self._version_id, self._file_id,
+                                      self._index, data[position:position + BLOCK_SIZE])
+            self._index += 1
+            if self._left_to_skip or self._left < CHUNK_PLAINTEXT:
+                plain = plain[self._left_to_skip:self._left_to_skip + self._left]
+                self._left_to_skip = 0
+            self._left -= len(plain)
+            out.append(plain)
+        return b"".join(out)
+
+
+def stage_writer(read_key: bytes) -> Callable[[list[SourceFile], Path, Callable[[], None]], str]:
+    """A ``swarm.build.StageWriter`` that writes a folder's files encrypted: the torrent is
+    then built over the ciphertext, named ``ROOT_NAME``."""
+
+    def write(files: list[SourceFile], staging: Path, check_cancel: Callable[[], None]) -> str:
+        write_encrypted(files, staging / ROOT_NAME, read_key, check_cancel)
+        return ROOT_NAME
+
+    return write

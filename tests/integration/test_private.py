@@ -1,0 +1,222 @@
+"""Private sites end to end on loopback (issue 20): seeders without the key hold and serve
+the ciphertext, a reader with the capability gets every byte through its gateway, and bad
+keys, capabilities and chunks each end in a clear error, never in wrong bytes."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from peerweb.cli import main as cli
+from peerweb.private import capability, chunks, layout
+from peerweb.private.chunks import BLOCK_SIZE
+from peerweb.tools.testnet import Testnet
+
+from ..waiting import wait_until
+
+FETCH_TIMEOUT = 90.0
+BIG = 4 * 1024 * 1024 + 12345
+
+
+def write_private_site(root: Path) -> dict[str, bytes]:
+    """Files whose every 8-byte word is distinctive (text with a counter, random bytes):
+    the scan below then finds no run by chance. Names are long enough to scan for."""
+    rng = random.Random(20)
+    files = {
+        "index.html": b"".join(b"<p>private paragraph number %08d of the diary</p>\n" % i
+                               for i in range(40)),
+        "letters/to-the-bank-about-the-loan.txt": b"".join(
+            b"Dear bank, line %06d of my very private letter.\n" % i for i in range(300)),
+        "media/holiday-video-2024-final.bin": rng.randbytes(BIG),
+        "media/second-clip-of-the-trip.bin": rng.randbytes(3 * chunks.CHUNK_PLAINTEXT + 7),
+    }
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    return files
+
+
+class Needles:
+    """Finds whether any ``run``-byte substring of any needle occurs in a haystack: every
+    such run holds a whole 8-byte word of its needle at an offset that is a multiple of 8,
+    so the needles' words are looked up (numpy) at all 8 alignments of the haystack at
+    once, and each hit checked byte by byte."""
+
+    def __init__(self, needles: list[bytes], run: int = 16) -> None:
+        self.needles, self.run = needles, run
+        self.words = [np.frombuffer(n[:len(n) // 8 * 8], dtype="<u8") for n in needles]
+        self.wanted = np.unique(np.concatenate(self.words))
+
+    def found_in(self, haystack: bytes) -> bytes | None:
+        """The first needle with a run in ``haystack``, or None."""
+        run = self.run
+        for shift in range(8):
+            view = haystack[shift:]
+            hay = np.frombuffer(view[:len(view) // 8 * 8], dtype="<u8")
+            places = np.minimum(np.searchsorted(self.wanted, hay), len(self.wanted) - 1)
+            for hit in np.nonzero(self.wanted[places] == hay)[0]:
+                at = shift + 8 * int(hit)
+                for needle, words in zip(self.needles, self.words, strict=True):
+                    for word in np.nonzero(words == hay[hit])[0]:
+                        for back in range(8):
+                            start, where = 8 * int(word) - back, at - back
+                            if (start >= 0 and where >= 0 and start + run <= len(needle)
+                                    and haystack[where:where + run]
+                                    == needle[start:start + run]):
+                                return needle
+        return None
+
+
+def find_runs(haystack: bytes, needle: bytes) -> bool:
+    return Needles([needle]).found_in(haystack) is not None
+
+
+def data_dir_bytes(root: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+async def seeding(running, tid: str) -> bool:
+    handle = running.node.swarm.find(tid)
+    return handle is not None and bool(handle.status().is_seeding)
+
+
+def test_the_scan_finds_a_run_where_there_is_one() -> None:
+    needle = os.urandom(1000)
+    for at in (0, 3, 500, 984):
+        assert find_runs(os.urandom(77) + needle[at:at + 16] + os.urandom(50), needle)
+    assert not find_runs(os.urandom(77) + needle[100:115] + os.urandom(50), needle)
+
+
+async def test_seeders_without_the_key_serve_a_private_site_to_a_reader(tmp_path, http):
+    files = write_private_site(tmp_path / "site")
+    async with Testnet(4, root=tmp_path / "net") as net:
+        publisher, seed1, seed2, reader = net.nodes
+        result = await publisher.node.publish(tmp_path / "site", "diary", private=True)
+        assert result.private and result.files == len(files)
+        site, tid = result.site_id, result.infohash
+        status = await publisher.node.status()
+        assert [s["private"] for s in status["sites"]] == [True]
+
+        # Seeders without the key: they take the site, check and hold every piece.
+        for seeder in (seed1, seed2):
+            code, _headers, body = await http(seeder).site(site, "/")
+            assert code == 403 and b"this site is private" in body
+        for seeder in (seed1, seed2):
+            snapshot = seeder.node.holds(tid) or await seeder.node.open_site(site)
+            assert snapshot
+            await wait_until(lambda s=seeder: seeding(s, tid), FETCH_TIMEOUT, "a full seed")
+            held = seeder.node.swarm.find(tid)
+            await seeder.node.swarm.recheck(held, timeout=FETCH_TIMEOUT)
+            assert held.status().is_seeding  # every piece passes its check, without a key
+            assert seeder.node.swarm.hash_failures == 0
+            entry = (await seeder.node.status())["sites"][0]
+            assert (entry["private"], entry["readable"]) == (True, False)
+            assert not any(name in str(entry) for name in ("index", "letters", "holiday"))
+
+        # The publisher goes away: the reader can only get the site from the seeders.
+        share = CliRunner().invoke(cli, ["share", "diary", "--json", "--data-dir",
+                                         str(publisher.config.data_dir)])
+        assert share.exit_code == 0, share.output
+        cap = capability.parse(share.output.split('"capability":"')[1].split('"')[0])
+        await net.stop_node(publisher)
+        opened = CliRunner().invoke(cli, ["open", cap.link(), "--data-dir",
+                                          str(reader.config.data_dir)])
+        assert opened.exit_code == 0, opened.output
+        gateway = http(reader)
+        for path, data in files.items():
+            code, headers, body = await gateway.site(site, "/" + path)
+            assert code == 200 and body == data, path
+            assert headers["Cache-Control"] == "private, no-store"
+        big = files["media/holiday-video-2024-final.bin"]
+        path = "/media/holiday-video-2024-final.bin"
+        c = chunks.CHUNK_PLAINTEXT
+        for start, end in [(0, 1), (c - 3, c + 3), (int(BIG * 0.9), BIG), (BIG - 1, BIG),
+                           (123456, 2 * 1024 * 1024), (5 * c, 6 * c)]:
+            code, headers, body = await gateway.site(
+                site, path, headers={"Range": f"bytes={start}-{end - 1}"})
+            assert code == 206 and body == big[start:end], (start, end)
+            assert headers["Content-Range"] == f"bytes {start}-{end - 1}/{BIG}"
+        code, _h, body = await gateway.site(site, path, headers={"Range": "bytes=-1000"})
+        assert code == 206 and body == big[-1000:]
+        code, headers, _b = await gateway.site(site, path, headers={"Range": f"bytes={BIG}-"})
+        assert code == 416 and headers["Content-Range"] == f"bytes */{BIG}"
+        code, headers, _b = await gateway.site(site, path, method="HEAD")
+        assert code == 200 and headers["Content-Length"] == str(BIG)
+
+        # Nothing of any file or name in the seeders' data dirs (files, state, resume data).
+        secrets = Needles([*files.values(), *(p.encode() for p in files)])
+        for seeder in (seed1, seed2):
+            stored = data_dir_bytes(seeder.config.data_dir)
+            assert sum(len(b) for _p, b in stored) > BIG  # the ciphertext is there
+            for where, data in stored:
+                found = secrets.found_in(data)
+                assert found is None, (where, found[:40])
+
+        # A wrong key in a seeder's keyring: refused, nothing decrypted.
+        seed1.node.private.keyring.put(site, os.urandom(32))
+        code, _h, body = await http(seed1).site(site, "/")
+        assert code == 403 and b"does not open this version" in body
+
+
+def test_a_truncated_or_mismatched_capability_is_refused_by_open(tmp_path) -> None:
+    from peerweb.content.identity import SiteKey
+
+    link = capability.ReadCapability(SiteKey.generate("x").site_id, os.urandom(32)).link()
+    for bad, message in [(link[:-4], "cut short"), (link.split("#")[0], "no '#'")]:
+        result = CliRunner().invoke(cli, ["open", bad, "--json", "--data-dir",
+                                          str(tmp_path)])
+        assert result.exit_code == 1
+        assert '"kind":"bad_capability"' in result.output and message in result.output
+    assert not (tmp_path / "keyring.json").exists()
+
+
+def tampering_writer(how: str):
+    """A stage writer that encrypts as publishing does, then spoils the ciphertext before it
+    is hashed: the torrent and the signed pointer are honest about these bytes, so only the
+    AEAD check can tell."""
+
+    def make(read_key: bytes):
+        def write(files, staging: Path, check_cancel) -> str:
+            written = layout.write_encrypted(files, staging / layout.ROOT_NAME, read_key,
+                                             check_cancel)
+            by_path = written.manifest.by_path()
+
+            def data(path: str) -> Path:
+                return staging / layout.ROOT_NAME / layout.DATA_DIR / by_path[path].file_id.hex()
+
+            target = data("index.html")
+            spoiled = bytearray(target.read_bytes())
+            if how == "altered":
+                spoiled[100] ^= 0x01
+            else:  # the first chunk of another file, moved in
+                spoiled[:BLOCK_SIZE] = data("letters/to-the-bank-about-the-loan.txt"
+                                            ).read_bytes()[:BLOCK_SIZE]
+            target.write_bytes(bytes(spoiled))
+            return layout.ROOT_NAME
+        return write
+    return make
+
+
+@pytest.mark.parametrize("how", ["altered", "moved"])
+async def test_an_altered_or_moved_chunk_is_an_error_never_bytes(tmp_path, http, monkeypatch,
+                                                                  how):
+    files = write_private_site(tmp_path / "site")
+    async with Testnet(2, root=tmp_path / "net") as net:
+        publisher, reader = net.nodes
+        monkeypatch.setattr(layout, "stage_writer", tampering_writer(how))
+        result = await publisher.node.publish(tmp_path / "site", "diary", private=True)
+        link = capability.ReadCapability(
+            result.site_id, publisher.node.private.keyring.get(result.site_id)).link()
+        reader.node.private.keyring.put(result.site_id, capability.parse(link).read_key)
+        code, _h, body = await http(reader).site(result.site_id, "/")
+        assert code == 502 and b"fails its authentication check" in body
+        assert files["index.html"][:16] not in body
+        # The other files of the version still open: only the spoiled chunk fails.
+        code, _h, body = await http(reader).site(result.site_id,
+                                                 "/letters/to-the-bank-about-the-loan.txt")
+        assert code == 200 and body == files["letters/to-the-bank-about-the-loan.txt"]
