@@ -325,3 +325,32 @@ def test_a_default_session_stays_local_and_chokes_local_peers(tmp_path):
         assert local["upload_limit"] == 0  # still exempt from the user's rate limits
     finally:
         swarm.session = None
+
+
+async def test_a_v1_only_snapshot_altered_on_disk_is_not_served(small_site, tmp_path, http):
+    """Pieces of a v1-only torrent are read back through libtorrent, which does not check
+    them again: the node checks each against its v1 hash, re-checks the torrent and fetches
+    the piece afresh from a peer (issue 16, item 7)."""
+    folder, contents = small_site
+    big = contents["media/big.bin"]
+    root = tmp_path / "net"
+    async with Testnet(2, root=root) as net:
+        a, b = net.nodes
+        result = await a.node.publish(folder, "site")
+        exported = await a.node.export(result.site_id, tmp_path / "v1.torrent", v1_only=True)
+        v1 = exported["infohash"]
+        gb = http(b)
+        status, _, body = await gb.raw(f"/ih/{v1}/media/big.bin")
+        assert status == 200 and body == big
+        stored = root / "node-1" / "content" / v1 / "site" / "media" / "big.bin"
+        assert stored.read_bytes() == big
+        offset = len(big) // 2
+        with open(stored, "r+b") as f:
+            f.seek(offset)
+            f.write(bytes([big[offset] ^ 0xFF]))
+
+        start = offset - 100_000
+        status, _, body = await gb.raw(f"/ih/{v1}/media/big.bin",
+                                       headers={"Range": f"bytes={start}-{start + 199_999}"})
+        assert status == 206 and body == big[start:start + 200_000]
+        assert stored.read_bytes() == big  # the fresh piece was written back over the bad one

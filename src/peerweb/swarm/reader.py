@@ -55,6 +55,8 @@ class PieceReader:
                         files.piece_length())
         local = self._local_file(handle, info, file_index)
         held = self._held.of(handle) if local else bytearray()
+        hashes = info.info_hashes()
+        v1_only = local is None and hashes.has_v1() and not hashes.has_v2()
         pending: dict[int, asyncio.Future[bytes]] = {}
         try:
             piece = plan.first
@@ -74,6 +76,13 @@ class PieceReader:
                 else:
                     data = await self._fetch_piece(handle, piece, pending.pop(piece, None),
                                                    timeout)
+                    if v1_only:
+                        # libtorrent reads a held piece back from disk without checking it:
+                        # check the v1 hash here, so bytes altered on disk never go out.
+                        span = diskpiece.PieceSpan(0, len(data), info.piece_size(piece),
+                                                   bytes(info.hash_for_piece(piece)))
+                        if not diskpiece.matches(data, span):
+                            data = await self._refetch(handle, piece, span, timeout)
                 yield plan.clip(piece, data)
                 piece += 1
                 if local is not None and piece <= plan.last:
