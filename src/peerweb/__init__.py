@@ -4,6 +4,7 @@ The tree, from the bottom up (each subpackage's ``__init__`` says what it owns a
 may import):
 
   errors, config      the error tree, and the one typed configuration object
+  fileio, aio         atomic file replacement; running the event loop
   content/            what a site is: bencode, keys, signed pointers, paths, ranges (pure)
   policy/             decisions of the node and swarm, ``now`` passed in (pure)
   names/              names for sites: petnames, records of zones under a key, resolution
@@ -14,9 +15,10 @@ may import):
   spike/              the origin's hand-off to mirrors, the verifying loader, middleware
   tools/              a loopback test network, a tracker
   cli/                the ``peerweb`` command line
+  sim/                peerweb's own protocols simulated at scale (numpy; never libtorrent)
 
 Arrows point down only: ``content`` and ``policy`` import nothing of peerweb's but the
-errors; only ``swarm`` imports libtorrent.
+errors (and ``fileio``); only ``swarm`` imports libtorrent.
 """
 
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ Owns bencoding (BEP 3), site keys and ids (ed25519), signed version pointers (BE
 the map from URL paths to a snapshot's files, HTTP Range parsing, addresses (host names,
 paths, magnets), and which files a folder publishes.
 
-May import: ``peerweb.errors`` and the standard library (plus cryptography/PyNaCl for keys).
+May import: ``peerweb.errors``, ``peerweb.fileio`` (atomic writes of the key store) and the
+standard library (plus cryptography/PyNaCl for keys).
 Never libtorrent, aiohttp or asyncio: everything here is tested with plain values.
 """

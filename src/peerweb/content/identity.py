@@ -23,6 +23,7 @@ from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
 from ..errors import BadAddress, NotFound, StorageError, UsageError
+from ..fileio import write_atomic
 
 SITE_ID_LENGTH = 52
 _SITE_ID_RE = re.compile(r"[a-z2-7]{52}")
@@ -219,22 +220,7 @@ class KeyStore:
             return
         path = self._signed_path(name)
         data = json.dumps({"site_id": self.get(name).site_id, "version": version})
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(data + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
+        write_atomic(path, (data + "\n").encode())
 
     def _signed_path(self, name: str) -> Path:
         return self._path(name).with_suffix(".signed")

@@ -21,9 +21,9 @@ from aiohttp import web
 from ..config import NODE_FILE, TOKEN_FILE
 from ..content.addressing import Target, parse_cli_address
 from ..errors import PeerwebError, UsageError
+from ..fileio import write_atomic
 from ..names.records import DEFAULT_TTL
 from ..node.node import Node, Snapshot
-from ..node.state import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..content.addressing import Address, Target, parse_cli_address
 from ..content.identity import PRIVATE_FILE_MODE, ensure_private_dir
 from ..errors import BadAddress, NotFound, StorageError, UsageError
+from ..fileio import write_atomic
 from .records import check_label
 
 BOOK_FILE = "names.json"
@@ -162,19 +163,4 @@ def _decode(raw: bytes, path: Path) -> dict[str, Petname]:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, data, PRIVATE_FILE_MODE)

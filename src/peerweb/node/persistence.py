@@ -21,6 +21,7 @@ from typing import Any
 
 from ..config import Timings
 from ..errors import PeerwebError
+from ..fileio import write_atomic
 from ..policy import saving
 from ..swarm.engine import Swarm, torrent_id
 from . import state
@@ -119,11 +120,11 @@ class Persistence:
         asked."""
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(self._writer, state.write_atomic, path, data)
+            future = loop.run_in_executor(self._writer, write_atomic, path, data)
         except RuntimeError:  # the node has stopped: its writer is gone
             future = loop.create_future()
             try:
-                state.write_atomic(path, data)
+                write_atomic(path, data)
                 future.set_result(None)
             except OSError as exc:
                 future.set_exception(exc)

@@ -27,6 +27,7 @@ from ..config import NodeConfig
 from ..content import pointer as ptr
 from ..content.identity import KeyStore, SiteKey, public_key_from_site_id
 from ..errors import NotFound, UsageError
+from ..fileio import write_atomic
 from ..http.peer_client import PeerClient
 from ..policy import keys as key_policy
 from ..policy import versions
@@ -357,7 +358,7 @@ class Publisher:
         else:
             torrent = await self._swarm.torrent_file(handle, trackers)
             tid = snapshot.tid
-        state.write_atomic(output, torrent, mode=0o644)
+        write_atomic(output, torrent, mode=0o644)
         return {"path": str(output), "infohash": tid,
                 "magnet": magnet_of(torrent), "v1_only": v1_only}
 
