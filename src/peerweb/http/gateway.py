@@ -22,7 +22,7 @@ from ..content.ranges import RangeNotSatisfiable, parse_range
 from ..content.sitemap import Kind, content_type
 from ..errors import PeerwebError
 from ..node.node import SMALL_FILE_LIMIT, Node, Snapshot
-from . import consent, dashboard, fastpath, firstvisit, private_site
+from . import consent, dashboard, fastpath, firstvisit, private_site, streaming
 from .consent import Verdict
 
 log = logging.getLogger(__name__)
@@ -315,23 +315,8 @@ async def _file(request: web.Request, node: Node, snapshot: Snapshot, index: int
     # Wait for the first verified bytes before sending headers, so a swarm that cannot
     # deliver gets a 504 page instead of a truncated 200.
     first = await chunks.__anext__() if end > start else b""
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = end - start
-    try:
-        await response.prepare(request)
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-    except ConnectionError:
-        return response  # the visitor went away (a seek, a closed tab): nothing to report
-    except PeerwebError as exc:
-        # Headers are gone; cutting the connection short is the only honest signal left.
-        log.warning("stream of %s cut short: %s", path, exc)
-        if request.transport is not None:
-            request.transport.close()
-        return response
-    await response.write_eof()
-    return response
+    return await streaming.send_chunks(request, status, headers, end - start, first, chunks,
+                                       path)
 
 
 def _still_current(node: Node, site_id: str | None, tid: str, name: str | None) -> bool:

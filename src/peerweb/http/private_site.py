@@ -10,15 +10,15 @@ headers are out, a cut connection), never wrong bytes.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from aiohttp import web
 
 from ..content.ranges import RangeNotSatisfiable, parse_range
 from ..content.sitemap import Kind, content_type
-from ..errors import NoReadKey, NotFound, PeerwebError, UsageError
+from ..errors import NoReadKey, NotFound, UsageError
 from ..node.node import Node, Snapshot
+from . import consent, streaming
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +26,10 @@ log = logging.getLogger(__name__)
 PRIVATE_CACHE = "private, no-store"
 
 
-def is_local(request: web.Request) -> bool:
-    """Whether the request comes from this machine (a loopback address)."""
-    try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        return False
-
-
 async def serve(request: web.Request, node: Node, snapshot: Snapshot, site_id: str | None,
                 path: str, base_headers: dict[str, str]) -> web.StreamResponse:
     """A file of a private site at ``path``; PeerwebErrors are the gateway's to show."""
-    if not is_local(request):
+    if not consent.from_this_machine(request.remote):
         raise NoReadKey("private sites are served to this machine's own browser only")
     version = await node.private.open(site_id, snapshot)
     found = version.sitemap.lookup(path)
@@ -78,19 +70,5 @@ async def serve(request: web.Request, node: Node, snapshot: Snapshot, site_id: s
     # The first chunk is decrypted (and so authenticated) before headers go out: a version
     # that fails its check gets an error page, not a 200 cut short.
     first = await chunks.__anext__()
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = end - start
-    try:
-        await response.prepare(request)
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-    except ConnectionError:
-        return response
-    except PeerwebError as exc:
-        log.warning("private stream cut short: %s", exc)
-        if request.transport is not None:
-            request.transport.close()
-        return response
-    await response.write_eof()
-    return response
+    return await streaming.send_chunks(request, status, headers, end - start, first, chunks,
+                                       f"private file {path}")

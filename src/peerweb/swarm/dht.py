@@ -84,22 +84,12 @@ class Dht:
         item (a lookup can wait seconds on slow or silent nodes; a newer version, if any, comes
         from the other storing nodes within that grace).
         """
-        loop = asyncio.get_running_loop()
         first = public_key not in self._gets
         future = self._gets.wait(public_key)
         seen = self._seen.setdefault(public_key, asyncio.Event())
         if first:
             self._session().dht_get_mutable_item(public_key, b"")
-        deadline = loop.time() + timeout
-        seen_task = loop.create_task(seen.wait())
-        try:
-            either: set[asyncio.Future[Any]] = {future, seen_task}
-            await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not future.done() and seen_task.done():
-                grace = min(self.timings.item_grace, max(0.0, deadline - loop.time()))
-                await asyncio.wait({future}, timeout=grace)
-        finally:
-            seen_task.cancel()
+        await lookup_end_or_grace(future, seen, timeout, self.timings.item_grace)
         if future.done() and not future.cancelled():
             return future.result()
         # No authoritative answer yet: settle for the best verified item heard so far.
@@ -173,3 +163,20 @@ class Dht:
         """Cancel every put and get still waiting (the session is going away)."""
         self._puts.cancel_all()
         self._gets.cancel_all()
+
+
+async def lookup_end_or_grace(future: asyncio.Future[Any], seen: asyncio.Event,
+                              timeout: float, grace: float) -> None:
+    """Wait for a DHT lookup's authoritative end (``future``), but no longer than ``grace``
+    after the first verified item (``seen``), and never past ``timeout`` in all; the future
+    is never cancelled here."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen_task = loop.create_task(seen.wait())
+    try:
+        either: set[asyncio.Future[Any]] = {future, seen_task}
+        await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not future.done() and seen_task.done():
+            await asyncio.wait({future}, timeout=min(grace, max(0.0, deadline - loop.time())))
+    finally:
+        seen_task.cancel()

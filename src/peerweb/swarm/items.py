@@ -22,6 +22,7 @@ from ..content import bencode
 from ..content.identity import SiteKey
 from ..content.item import SignedItem, verify_item
 from ..errors import ForgedPointer
+from .dht import lookup_end_or_grace
 from .handle import Session
 from .rendezvous import Rendezvous
 
@@ -57,7 +58,6 @@ class SaltedItems:
     async def get(self, public_key: bytes, salt: bytes, timeout: float) -> list[SignedItem]:
         """The validly signed items the DHT holds under (key, salt): at the authoritative end
         of the lookup, or ``item_grace`` after the first one, or what came within ``timeout``."""
-        loop = asyncio.get_running_loop()
         key = (public_key, salt)
         first = key not in self._gets
         future = self._gets.wait(key)
@@ -65,16 +65,7 @@ class SaltedItems:
         seen = self._seen.setdefault(key, asyncio.Event())
         if first:
             self._session().dht_get_mutable_item(public_key, salt)
-        deadline = loop.time() + timeout
-        seen_task = loop.create_task(seen.wait())
-        try:
-            either: set[asyncio.Future[Any]] = {future, seen_task}
-            await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not future.done() and seen_task.done():
-                grace = min(self.timings.item_grace, max(0.0, deadline - loop.time()))
-                await asyncio.wait({future}, timeout=grace)
-        finally:
-            seen_task.cancel()
+        await lookup_end_or_grace(future, seen, timeout, self.timings.item_grace)
         if not future.done():
             self._gets.discard(key, future)
         return list(heard.values())
