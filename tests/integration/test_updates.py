@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -187,5 +188,6 @@ async def test_a_metered_node_seeds_only_pinned_sites(tmp_path, small_site, http
         assert status == 200 and body == contents["assets/file01.js"]
         # Pinned: seeded whatever the idle time.
         metered.node.set_pinned(v1.site_id, True)
-        await asyncio.sleep(1.5)
+        # the watch loop's idle check, as if nobody had looked for an hour
+        metered.node._retention.pause_idle(time.monotonic() + 3600)
         assert not handle.flags() & lt.torrent_flags.paused
