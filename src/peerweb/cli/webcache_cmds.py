@@ -16,6 +16,8 @@ from .output import Output
 
 
 @click.group("extension")
+@with_examples("peerweb node --web-cache 200MB   # then, in another terminal:",
+               "peerweb extension pair")
 def extension_group() -> None:
     """The browser extension that finds failing pages in peers' web caches.
 
