@@ -9,6 +9,7 @@ from enum import Enum
 from pathlib import Path
 
 from .errors import UsageError
+from .webcache.settings import WebCacheSettings
 
 DEFAULT_GATEWAY = ("127.0.0.1", 8080)
 # Files in the data dir through which the CLI finds its running node and proves it is the user.
@@ -220,6 +221,8 @@ class NodeConfig:
     peer_limits: ServerLimits = field(
         default_factory=lambda: ServerLimits(max_per_address=PEER_PORT_PER_ADDRESS))
     """Timeouts and connection limits of the peer port (it faces the network)."""
+    web_cache: WebCacheSettings | None = None
+    """The shared cache of public pages (``--web-cache SIZE``); None: off."""
 
     def __post_init__(self) -> None:
         if self.upload_limit < 0 or self.download_limit < 0:

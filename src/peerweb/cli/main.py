@@ -14,7 +14,6 @@ from click.core import ParameterSource
 
 from ..errors import PeerwebError
 from . import (
-    extension_cmds,
     get_cmd,
     key_cmds,
     name_cmds,
@@ -22,6 +21,7 @@ from . import (
     private_cmds,
     site_cmds,
     spike_cmds,
+    webcache_cmds,
 )
 from .options import DATA_DIR_ENV, DATA_DIR_HELP, Settings, settings
 from .output import EXIT_FAILURE, print_error
@@ -105,6 +105,6 @@ def main() -> None:
 
 
 for _module in (node_cmds, site_cmds, private_cmds, get_cmd, key_cmds, name_cmds,
-                spike_cmds, extension_cmds):
+                spike_cmds, webcache_cmds):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -17,6 +17,7 @@ from .. import aio
 from ..config import Network, NodeConfig, parse_hostport, parse_size
 from ..errors import PeerwebError
 from ..http.control_client import NodeClient
+from ..webcache.settings import DEFAULT_AGREE, WebCacheSettings
 from .config_file import config_option
 from .options import (
     SWARM_DEFAULT,
@@ -37,6 +38,26 @@ from .serving import stop_on_signal
 # How long `peerweb stop` waits for the node's process to end, and how often it looks.
 STOP_TIMEOUT = 30.0
 STOP_POLL = 0.1
+
+
+def web_cache_options(func: Any) -> Any:
+    """``--web-cache SIZE`` and ``--web-cache-agree K`` (see docs/webcache.md)."""
+    func = click.option("--web-cache-agree", default=DEFAULT_AGREE, show_default=True,
+                        type=click.IntRange(1, 16), metavar="K",
+                        help="Show a copy from peers only when K independent holders "
+                             "agree on it.")(func)
+    return click.option("--web-cache", "web_cache", default=None, metavar="SIZE",
+                        help="Keep copies of the public pages you visit (reported by the "
+                             "browser extension) within SIZE, e.g. 200MB, and serve them to "
+                             "peers when their site fails. Off by default.")(func)
+
+
+def web_cache_settings(size: str | None, agree: int) -> WebCacheSettings | None:
+    if not size or parse_size(size) == 0:
+        return None
+    return WebCacheSettings(size=parse_size(size), agree=agree)
+
+
 # With --network public and no --swarm, a node listens where BitTorrent clients expect it.
 PUBLIC_SWARM = "0.0.0.0:6881"
 
@@ -64,6 +85,7 @@ PUBLIC_SWARM = "0.0.0.0:6881"
               help="Seed only pinned and published sites; visited ones upload nothing once "
                    "the visit is over, and new versions are fetched only when visited.")
 @click.option("--example", is_flag=True, help="Publish the bundled example site at start.")
+@web_cache_options
 @verbose_option
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="PATH",
@@ -78,7 +100,8 @@ PUBLIC_SWARM = "0.0.0.0:6881"
 def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str, api: str,
          bootstrap: str, network: str, upload_limit: str, download_limit: str,
          limit_local_peers: bool, disk_quota: str | None, peer_port: int, metered: bool,
-         example: bool, verbose: int, log_file: Path | None, out: Output) -> None:
+         example: bool, web_cache: str | None, web_cache_agree: int, verbose: int,
+         log_file: Path | None, out: Output) -> None:
     """Run a node: swarm engine, gateway and control API, until Ctrl-C or `peerweb stop`.
 
     Options not typed are read from the config file (TOML, keys named like the flags:
@@ -101,6 +124,7 @@ def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str
         disk_quota=parse_size(disk_quota) if disk_quota else None,
         peer_port=peer_port,
         metered=metered,
+        web_cache=web_cache_settings(web_cache, web_cache_agree),
     )
     aio.run(_run_node(config, example, out))
 
@@ -114,24 +138,29 @@ def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str
 @click.option("--disk", required=True, metavar="SIZE", help="Disk for mirrored sites, e.g. 20GB.")
 @swarm_option
 @join_options
+@web_cache_options
 @verbose_option
 @json_option
-@with_examples("peerweb volunteer --public-gateway 0.0.0.0:8081 --capacity 50MB/s --disk 20GB")
+@with_examples("peerweb volunteer --public-gateway 0.0.0.0:8081 --capacity 50MB/s --disk 20GB",
+               "peerweb volunteer --public-gateway 0.0.0.0:8081 --capacity 50MB/s --disk 20GB "
+               "--web-cache 5GB")
 def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, swarm: str | None,
-              old_listen: str | None, bootstrap: str, network: str, verbose: int,
-              out: Output) -> None:
+              old_listen: str | None, bootstrap: str, network: str, web_cache: str | None,
+              web_cache_agree: int, verbose: int, out: Output) -> None:
     """Run a volunteer mirror: a node that mirrors signed sites whose origins ask for help.
 
     It announces itself in the DHT; an origin handing off (`peerweb origin --volunteers`)
     finds it there, asks it to mirror its site, and redirects visitors to its public
-    gateway. Only signed sites are mirrored, within --disk and --capacity.
+    gateway. Only signed sites are mirrored, within --disk and --capacity. With
+    --web-cache it also keeps copies of public pages for others (the pages its own
+    extension reports; see docs/webcache.md), within that size and --capacity.
     """
     setup_logging(verbose)
     config = NodeConfig(
         data_dir=data_dir, listen=parse_hostport(swarm_address(swarm, old_listen, SWARM_DEFAULT)),
         gateway=parse_hostport(public_gateway), bootstrap=bootstrap_nodes(bootstrap),
         network=Network(network), upload_limit=parse_size(capacity), disk_quota=parse_size(disk),
-        volunteer=True,
+        volunteer=True, web_cache=web_cache_settings(web_cache, web_cache_agree),
     )
     aio.run(_run_node(config, False, out))
 
@@ -146,7 +175,8 @@ async def _run_node(config: NodeConfig, example: bool, out: Output) -> None:
             "network": config.network.value, "gateway": f"{running.gateway_url}/",
             "swarm": swarm, "peer_port": running.node.peer_port, "api": running.api_url,
             "data_dir": str(config.data_dir), "pid": os.getpid(),
-            "metered": config.metered, "volunteer": config.volunteer}
+            "metered": config.metered, "volunteer": config.volunteer,
+            "web_cache": config.web_cache.size if config.web_cache else 0}
         out.text(f"peerweb node running ({config.network.value} network)")
         out.text(f"  gateway:   {running.gateway_url}/")
         out.text(f"  swarm:     {swarm} (peer port {running.node.peer_port})")
@@ -154,6 +184,9 @@ async def _run_node(config: NodeConfig, example: bool, out: Output) -> None:
             out.text("  metered:   seeding only pinned and published sites")
         if config.volunteer:
             out.text("  volunteer: mirroring signed sites that ask for help")
+        if config.web_cache is not None:
+            out.text(f"  web cache: {human(config.web_cache.size)} of public pages "
+                     f"(pair the extension: peerweb extension pair)")
         out.text(f"  data dir:  {config.data_dir}")
         if example:
             folder = Path(str(resources.files("peerweb") / "example_site"))

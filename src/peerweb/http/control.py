@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,11 @@ def make_app(node: Node, token: str) -> web.Application:
     async def help_wanted(request: web.Request) -> web.Response:
         return web.json_response(await node.ask_for_help(request.match_info["site_id"]))
 
+    async def extension_pair(_request: web.Request) -> web.Response:
+        # A one-time code the user gives the browser extension (see peerweb.webcache.pairing).
+        code = node.web.pairing.issue(time.time())
+        return web.json_response({"code": code, "expires_in": int(node.web.pairing.ttl)})
+
     async def history(request: web.Request) -> web.Response:
         return web.json_response(node.history(request.match_info["site_id"]))
 
@@ -202,6 +208,7 @@ def make_app(node: Node, token: str) -> web.Application:
     app.router.add_post("/v1/sites/{site_id}/help", help_wanted)
     app.router.add_post("/v1/snapshots", add_snapshot)
     app.router.add_get("/v1/status", status)
+    app.router.add_post("/v1/extension/pair", extension_pair)
     app.router.add_post("/v1/publish", publish)
     app.router.add_post("/v1/pin", pin)
     return app

@@ -94,6 +94,11 @@ class NodeClient:
         with self._request("POST", "/v1/names", body) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def extension_pair(self) -> dict[str, Any]:
+        """``{"code", "expires_in"}``: a one-time code pairing the browser extension."""
+        with self._request("POST", "/v1/extension/pair", {}) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
     def stop(self) -> dict[str, Any]:
         """Ask the node to shut down; ``{"stopping": true, "pid": ...}`` once it has begun."""
         with self._request("POST", "/v1/stop", {}) as response:

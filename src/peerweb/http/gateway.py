@@ -22,7 +22,7 @@ from ..content.ranges import RangeNotSatisfiable, parse_range
 from ..content.sitemap import Kind, content_type
 from ..errors import PeerwebError
 from ..node.node import SMALL_FILE_LIMIT, Node, Snapshot
-from . import consent, dashboard, fastpath, firstvisit, private_site, streaming
+from . import consent, dashboard, fastpath, firstvisit, private_site, streaming, webcache_api
 from .consent import Verdict
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def make_app(node: Node, local_names: set[str] | None = None) -> web.Application
     app.on_cleanup.append(stop_lookups)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if webcache_api.claims(request):  # /_ext/ and <label>.web.localhost
+            return await webcache_api.handle(request, node)
         if request.method == "OPTIONS" and node.config.volunteer:
             return web.Response(status=204, headers=PREFLIGHT)
         try:

@@ -25,6 +25,7 @@ from ..content.pointer import Pointer
 from ..errors import BadAddress, ForgedPointer, PeerwebError, TooLarge, UsageError
 from ..policy import propagation
 from ..policy.propagation import Endpoint
+from . import webcache_peer
 from .peer_client import HELP_PATH, LOAD_PATH, POINTER_PATH
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ def make_app(node: Node) -> web.Application:
             return _error(404, "not a volunteer")
         return web.json_response(await node.load_report())
 
+    webcache_peer.add_routes(app, node)
     app.router.add_post(HELP_PATH, help_wanted)
     app.router.add_get(LOAD_PATH, load)
     app.router.add_post(POINTER_PATH, offer)

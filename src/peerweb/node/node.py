@@ -36,6 +36,7 @@ from ..names.resolution import Resolution
 from ..names.service import NameService, Published
 from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
+from ..webcache.service import WebCache
 from . import state
 from .handout import Handout
 from .jobs import Jobs
@@ -84,6 +85,9 @@ class Node:
                                     self._retention, self._store, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
         self.names = NameService(self.data_dir, self.keys, self.swarm, self.timings)
+        # The shared cache of public pages (issue 18); disabled without --web-cache.
+        self.web = WebCache(config.web_cache, self.data_dir, self.swarm,
+                            lambda: self.peer_endpoint, self._jobs.spawn)
         self.content_dir: Path = self._disk.content_dir
         self.resume_dir: Path = self._disk.resume_dir
 
@@ -145,9 +149,11 @@ class Node:
         self._jobs.spawn(self._watch_loop())
         self._jobs.spawn(self._stepback.loop())
         self._jobs.spawn(self.names.republish_loop())
+        await self.web.start()
 
     async def stop(self) -> None:
         await self._jobs.cancel_all()
+        await self.web.close()
         await self._disk.close()
         await self.peers.close()
         await self.swarm.close()
