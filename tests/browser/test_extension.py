@@ -32,6 +32,7 @@ from peerweb import extension
 from peerweb.config import NodeConfig
 from peerweb.http.daemon import RunningNode
 from peerweb.tools.testnet import Testnet
+from peerweb.webcache import urls
 from peerweb.webcache.settings import WebCacheSettings
 
 from ..waiting import wait_until
@@ -266,21 +267,42 @@ async def test_a_refused_connection_gets_the_same_button(
     await shows_the_copy(page, origin, nodes)
 
 
-async def test_a_hostile_holders_altered_copy_is_not_shown(
+async def test_a_hostile_holders_altered_copy_is_not_shown_and_it_is_avoided_afterwards(
         nodes: Nodes, origin: Unaware, browser: Chromium) -> None:
-    # The hostile peer took its copy while the origin served other bytes: a copy that is
-    # whole and self-consistent, and contradicted by the two honest holders.
+    # The hostile peer holds a whole, self-consistent copy with other bytes (the origin gave
+    # them to its fetch), dated between the two honest holders' fetches: the page cannot have
+    # been different then. The honest fetch times are set apart as if their users had visited
+    # a minute apart (kept again with the same bytes: a seconds-resolution clock would otherwise
+    # make all three one instant, and the test must not wait for the clock).
     origin.version = "altered"
     await cached_by_peers(nodes, origin, (PAGE, *PARTS), peers=(3,))
     origin.version = "honest"
     await cached_by_peers(nodes, origin, (PAGE, *PARTS), peers=(1, 2))
+    hostile = nodes.net.nodes[3].node.web
+    lied_at = hostile.store.get(urls.normalise(origin.base + PAGE), own=True)
+    assert lied_at is not None
+    for index, shift in ((1, -60), (2, 1)):
+        store = nodes.net.nodes[index].node.web.store
+        entry = store.get(urls.normalise(origin.base + PAGE), own=True)
+        assert entry is not None and entry.digest != lied_at.digest
+        bodies = {r.sha256: store.body(r.sha256) or b"" for r in entry.manifest.resources}
+        assert store.drop(entry.manifest.url, own=True)
+        assert store.put(entry.manifest, bodies, lied_at.fetched_at + shift, own=True,
+                         agreeing=1, now=time.time())
     await paired(browser, nodes, automatic=True)
     origin.mode = 509
     page = await browser.context.new_page()
     await page.goto(origin.base + PAGE)
     banner = await shows_the_copy(page, origin, nodes)
     assert "2 peers agreed" in banner
-    assert "altered" not in (await page.content())
+    assert "altered" not in await page.content()
+    liar = hostile.peer_endpoint()
+    assert nodes.mine.node.web.reputation.avoided(liar, time.monotonic())
+    # Afterwards it is not asked: of three holders of the next page, two answer.
+    origin.mode = "ok"
+    await cached_by_peers(nodes, origin, ("/next.html",))
+    found = await nodes.api(0, "GET", "/lookup", params={"url": origin.base + "/next.html"})
+    assert found["found"] is True and found["holders"] == 2
 
 
 async def test_a_page_with_set_cookie_or_private_is_never_cached_nor_served(
