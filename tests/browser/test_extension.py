@@ -164,6 +164,8 @@ async def chromium_with_extension(profile: Path) -> AsyncIterator[Chromium]:
 async def browser(tmp_path: Path) -> AsyncIterator[Chromium]:
     async with chromium_with_extension(tmp_path / "profile") as launched:
         yield launched
+        errors = [t for t in await launched.trace() if t["what"] == "error"]
+        assert not errors, errors
 
 
 async def paired(browser: Chromium, nodes: Nodes, **settings: Any) -> None:

@@ -26,6 +26,11 @@ function trace(what, details) {
   self.peerwebTrace.push({at: Date.now(), what, ...details});
   if (self.peerwebTrace.length > TRACE_LENGTH) self.peerwebTrace.shift();
 }
+// A bug shows in the trace too (and the tests fail on it), not only in a console nobody reads.
+self.addEventListener('error', (e) => trace('error', {text: String(e.message || e.error)}));
+self.addEventListener('unhandledrejection', (e) => {
+  trace('error', {text: String((e.reason && e.reason.stack) || e.reason)});
+});
 
 async function load() {
   const stored = await chrome.storage.local.get(['settings', 'token']);
