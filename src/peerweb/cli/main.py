@@ -13,7 +13,16 @@ import click
 from click.core import ParameterSource
 
 from ..errors import PeerwebError
-from . import get_cmd, key_cmds, name_cmds, node_cmds, private_cmds, site_cmds, spike_cmds
+from . import (
+    dns_cmd,
+    get_cmd,
+    key_cmds,
+    name_cmds,
+    node_cmds,
+    private_cmds,
+    site_cmds,
+    spike_cmds,
+)
 from .options import DATA_DIR_ENV, DATA_DIR_HELP, Settings, settings
 from .output import EXIT_FAILURE, print_error
 
@@ -96,6 +105,6 @@ def main() -> None:
 
 
 for _module in (node_cmds, site_cmds, private_cmds, get_cmd, key_cmds, name_cmds,
-                spike_cmds):
+                spike_cmds, dns_cmd):
     for _command in _module.COMMANDS:
         main.add_command(_command)
