@@ -226,11 +226,11 @@ def _validate(rrset: dns.rrset.RRset, signatures: dns.rrset.RRset, zone: dns.nam
     if not keys:
         raise BogusDns(f"no trusted key of {zone} to check {rrset.name} "
                        f"{dns.rdatatype.to_text(rrset.rdtype)}")
-    import dns.dnssec  # loads cryptography (8 MB): only once a signature is checked
+    from dns import dnssec as checker  # loads cryptography (8 MB): when first needed
 
     keyset = dns.rrset.from_rdata_list(zone, 0, keys)
     try:
-        dns.dnssec.validate(rrset, signatures, {zone: keyset}, now=now)
+        checker.validate(rrset, signatures, {zone: keyset}, now=now)
     except dns.exception.ValidationFailure as exc:
         raise BogusDns(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}: no signature "
                        f"verifies at this time ({exc}): forged, altered or expired") from exc
@@ -281,9 +281,11 @@ def _zone_keys(zone: dns.name.Name,
 
 def _matches_ds(zone: dns.name.Name, key: dns.rdtypes.ANY.DNSKEY.DNSKEY,
                 digests: Iterable[dns.rdtypes.ANY.DS.DS]) -> bool:
+    from dns import dnssec as checker
+
     for ds in digests:
         try:
-            if dns.dnssec.make_ds(zone, key, ds.digest_type) == ds:
+            if checker.make_ds(zone, key, ds.digest_type) == ds:
                 return True
         except (dns.exception.DNSException, ValueError):
             continue
