@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import struct
 import time
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -211,8 +212,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.ensure_future(self._answer(data, addr))
