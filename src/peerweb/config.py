@@ -168,6 +168,36 @@ class ServerLimits:
             raise UsageError("connection limits must be at least 1")
 
 
+@dataclass(frozen=True)
+class DnsSettings:
+    """The node's DNS resolver (``peerweb dns``, and the TXT lookups of bridged names)."""
+
+    upstreams: tuple[tuple[str, int], ...] = ()
+    """Resolvers to forward to, in order; empty: the nameservers of /etc/resolv.conf."""
+    trust_anchors: Path | None = None
+    """A file of DS or DNSKEY lines trusted without proof; None: the root zone's anchors."""
+    share: bool = True
+    """Announce validated answers in the DHT and hand their proofs to nodes that ask (the
+    DHT then learns which names this node resolved: see docs/names.md)."""
+    unsigned_quorum: int = 0
+    """Serve an unsigned answer from peers when upstreams fail only if this many distinct
+    peers hand the same records (0: never; otherwise at least 2)."""
+    upstream_timeout: float = 2.0
+    """Seconds to wait for each upstream before trying the next."""
+    peer_timeout: float = 2.0
+    """Seconds to wait for peers' copies when every upstream failed."""
+    rate: float = 200.0
+    """Queries per second one source address may send (token bucket)..."""
+    burst: float = 400.0
+    """... with bursts of this many."""
+
+    def __post_init__(self) -> None:
+        if self.unsigned_quorum == 1 or self.unsigned_quorum < 0:
+            raise UsageError("an unsigned quorum is 0 (off) or at least 2 peers")
+        if min(self.upstream_timeout, self.peer_timeout, self.rate, self.burst) <= 0:
+            raise UsageError("DNS timeouts and rates must be positive")
+
+
 # A browser opens up to 6 connections per origin and every site is an origin of its own, so
 # the gateway (usually reached by one local browser) allows many per address; nodes on the
 # peer port need one or two each.
@@ -223,6 +253,8 @@ class NodeConfig:
     """Timeouts and connection limits of the peer port (it faces the network)."""
     web_cache: WebCacheSettings | None = None
     """The shared cache of public pages (``--web-cache SIZE``); None: off."""
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    """The DNS resolver's upstreams, anchors and limits."""
 
     def __post_init__(self) -> None:
         if self.upload_limit < 0 or self.download_limit < 0:

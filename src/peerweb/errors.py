@@ -15,7 +15,9 @@
     │   ├── ForgedPointer             bad signature or malformed signed value (502)
     │   ├── TamperedChunk             a private site's chunk or manifest fails its AEAD
     │   │                             check: altered, or moved from another file (502)
-    │   └── SwarmTimeout              nobody answered in time (504)
+    │   ├── SwarmTimeout              nobody answered in time (504)
+    │   └── BogusDns                  DNS data whose DNSSEC proof fails: forged, expired,
+    │                                 another zone's, or oversized (502)
     ├── StorageError                  the local disk failed us, e.g. it is full (507)
     └── NodeNotRunning                the CLI found no node for its data dir (503)
 
@@ -92,6 +94,10 @@ class SwarmTimeout(PeerError):
     kind = "swarm_timeout"
 
 
+class BogusDns(PeerError):
+    kind = "bogus_dns"
+
+
 class StorageError(PeerwebError):
     http_status = 507
     kind = "storage"
@@ -107,7 +113,7 @@ _BY_KIND: dict[str, type[PeerwebError]] = {
     for cls in (PeerwebError, UsageError, BadAddress, PublishError, NotFound, UnknownName,
                 TooLarge,
                 PeerError, ForgedPointer, SwarmTimeout, StorageError, NodeNotRunning,
-                BadCapability, NoReadKey, WrongKey, TamperedChunk)
+                BadCapability, NoReadKey, WrongKey, TamperedChunk, BogusDns)
 }
 
 

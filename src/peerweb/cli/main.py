@@ -14,6 +14,7 @@ from click.core import ParameterSource
 
 from ..errors import PeerwebError
 from . import (
+    dns_cmd,
     get_cmd,
     key_cmds,
     name_cmds,
@@ -105,6 +106,6 @@ def main() -> None:
 
 
 for _module in (node_cmds, site_cmds, private_cmds, get_cmd, key_cmds, name_cmds,
-                spike_cmds, webcache_cmds):
+                spike_cmds, webcache_cmds, dns_cmd):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -36,6 +36,10 @@ LOG_FILES_SHOWN = 8
 @click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
               help="An HTTP server holding the site's files (BEP 19, repeatable), e.g. a "
                    "`peerweb origin` at http://HOST:PORT/.peerweb/seed/; the swarm fills from it.")
+@click.option("--domain", "domains", multiple=True, metavar="DOMAIN",
+              help="A DNS domain the site claims (repeatable): it resolves as "
+                   "http://DOMAIN.localhost:PORT/ once the domain's TXT record "
+                   "_peerweb.DOMAIN says site=SITE-ID. Default: the previous version's.")
 @click.option("--private", is_flag=True,
               help="Encrypt the site: nodes store and seed it without reading it; readers "
                    "need its read capability (`peerweb share SITE`).")
@@ -44,15 +48,19 @@ LOG_FILES_SHOWN = 8
 @with_examples("peerweb publish ./my-site",
                "peerweb publish ./public --key blog",
                "peerweb publish ./notes --private && peerweb share notes",
+               "peerweb publish ./blog --domain example.com",
                "peerweb publish ./my-site --json | jq -r .url")
 def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, ...],
-            web_seeds: tuple[str, ...], private: bool, out: Output, data_dir: Path) -> None:
+            web_seeds: tuple[str, ...], domains: tuple[str, ...], private: bool, out: Output,
+            data_dir: Path) -> None:
     """Publish FOLDER as a site (or its next version) through the running node."""
     client = NodeClient(data_dir, timeout=PUBLISH_TIMEOUT)
     result: dict[str, Any] = {}
     size = folder_size(folder) if out.progress else 0
     with progress_bar(out, "preparing", None, "{task.fields[pieces]}") as bar:
-        for event in client.publish(folder, key, no_index, trackers, web_seeds, private):
+        claimed = tuple(d.lower().rstrip(".") for d in domains) if domains else None
+        for event in client.publish(folder, key, no_index, trackers, web_seeds, private,
+                                    claimed):
             if "progress" in event:
                 done, total = int(event["progress"]), int(event["total"])
                 # Pieces are of one size (BEP 52 pads each file to a piece boundary), so

@@ -166,8 +166,11 @@ def route(host: str, path: str, local_names: set[str]) -> Address:
     if not host.isascii():  # a browser sends IDNs as punycode; anything else is not ours
         return Address(Target.UNKNOWN_HOST)
     host = host.lower().rstrip(".")
-    if host.endswith(".localhost"):
-        label = host[: -len(".localhost")]
+    # NAME.peer is what `peerweb dns` answers with this gateway's address (127.0.0.1):
+    # the same names as NAME.localhost, for programs that do not resolve *.localhost.
+    suffix = next((s for s in (".localhost", ".peer") if host.endswith(s)), None)
+    if suffix is not None:
+        label = host[: -len(suffix)]
         name = _as_name(label)
         if name is not None:
             return Address(Target.NAME, name, path or "/")

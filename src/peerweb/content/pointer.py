@@ -15,6 +15,7 @@ then parse, then decide.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,11 @@ from .identity import SiteKey, site_id_from_public_key, verify_signature
 # BEP 44: "the bencoded value ... must be less than 1000 bytes".
 MAX_VALUE_SIZE = 1000
 MAX_TRACKER_URL = 200
+# Domains a pointer may claim: with the info-hash and a URL or two, 8 short domains stay
+# under BEP 44's 1000 bytes.
+MAX_DOMAINS = 8
+MAX_DOMAIN = 253
+_DOMAIN_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class Pointer:
     """Tracker URLs the publisher listed (``tr``), announced to besides the DHT."""
     web_seeds: tuple[str, ...] = ()
     """BEP 19 web seeds the publisher listed (``ws``): HTTP servers holding the files."""
+    domains: tuple[str, ...] = ()
+    """DNS domains the site claims (``dn``): each is bridged only where the domain's own
+    ``_peerweb`` TXT record names this site too (``peerweb.names.bridge``)."""
 
     @property
     def site_id(self) -> str:
@@ -96,15 +105,16 @@ def _hex_field(data: dict[object, object], name: str, default: str | None = None
 
 
 def encode_record(infohash: bytes, version: int, trackers: tuple[str, ...] = (),
-                  web_seeds: tuple[str, ...] = ()) -> bytes:
+                  web_seeds: tuple[str, ...] = (), domains: tuple[str, ...] = ()) -> bytes:
     """The bencoded BEP 46 dict; what peerweb hands libtorrent to put."""
     if len(infohash) != 20:
         raise ValueError("BEP 46 ih is a 20-byte v1 info-hash")
     if version < 1:
         raise ValueError("versions start at 1")
     check_urls(trackers, web_seeds)
+    check_domains(domains)
     record: dict[bytes, bencode.Value] = {b"ih": infohash, b"v": version}
-    for key, urls in ((b"tr", trackers), (b"ws", web_seeds)):
+    for key, urls in ((b"tr", trackers), (b"ws", web_seeds), (b"dn", domains)):
         if urls:
             record[key] = [u.encode() for u in urls]
     return bencode.encode(record)
@@ -118,6 +128,22 @@ def check_urls(trackers: tuple[str, ...], web_seeds: tuple[str, ...]) -> None:
         if bad:
             raise ValueError(f"not a {what} URL of at most {MAX_TRACKER_URL} characters: "
                              f"{bad[0][:80]!r}")
+
+
+def valid_domain(domain: str) -> bool:
+    """A lowercase DNS name of two or more labels (RFC 1035 section 2.3.1), no trailing dot."""
+    labels = domain.split(".")
+    return (len(domain) <= MAX_DOMAIN and len(labels) >= 2 and domain.isascii()
+            and all(_DOMAIN_LABEL.fullmatch(label) for label in labels))
+
+
+def check_domains(domains: tuple[str, ...]) -> None:
+    """ValueError naming the first domain a record cannot carry."""
+    if len(domains) > MAX_DOMAINS:
+        raise ValueError(f"a site claims at most {MAX_DOMAINS} domains")
+    bad = [d for d in domains if not valid_domain(d)]
+    if bad:
+        raise ValueError(f"not a domain name (lowercase, two labels or more): {bad[0][:80]!r}")
 
 
 def valid_web_seed(url: str) -> bool:
@@ -141,8 +167,9 @@ def wrap(record: bytes) -> bytes:
 
 
 def sign(key: SiteKey, infohash: bytes, version: int, seq: int,
-         trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = ()) -> Pointer:
-    value = wrap(encode_record(infohash, version, trackers, web_seeds))
+         trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
+         domains: tuple[str, ...] = ()) -> Pointer:
+    value = wrap(encode_record(infohash, version, trackers, web_seeds, domains))
     signature = key.sign(signed_message(seq, value))
     return verify(key.public_key, seq, value, signature)
 
@@ -175,7 +202,8 @@ def verify(
     listed = decoded.get(b"tr", [])
     # Unusable URLs are skipped, not fatal: the signature is what matters.
     return Pointer(public_key, infohash, version, seq, signature, value, salt,
-                   _urls(listed, valid_tracker), _urls(decoded.get(b"ws", []), valid_web_seed))
+                   _urls(listed, valid_tracker), _urls(decoded.get(b"ws", []), valid_web_seed),
+                   _urls(decoded.get(b"dn", []), valid_domain))
 
 
 def _urls(listed: object, valid: Callable[[str], bool]) -> tuple[str, ...]:

@@ -83,12 +83,15 @@ def make_app(node: Node, token: str) -> web.Application:
 
         trackers = tuple(str(t) for t in body.get("trackers") or ())
         web_seeds = tuple(str(w) for w in body.get("web_seeds") or ())
+        listed = body.get("domains")
+        domains = None if listed is None else tuple(str(d).lower().rstrip(".")
+                                                    for d in listed)
         # The CLI's user waits for this answer: it comes once the version is signed, saved
         # and pushed to the holders; the DHT put goes on in the node (Publisher.publish).
         job = asyncio.ensure_future(node.publish(
             folder, body.get("key") or None, not body.get("no_index", False), progress,
             trackers, web_seeds, wait_for_dht=False,
-            private=bool(body.get("private", False))))
+            private=bool(body.get("private", False)), domains=domains))
         try:
             while not job.done():
                 getter = asyncio.ensure_future(queue.get())

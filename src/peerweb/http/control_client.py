@@ -111,10 +111,14 @@ class NodeClient:
     def publish(self, path: Path, key: str | None, no_index: bool,
                 trackers: tuple[str, ...] = (),
                 web_seeds: tuple[str, ...] = (),
-                private: bool = False) -> Iterator[dict[str, Any]]:
+                private: bool = False,
+                domains: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
         """Progress events, then ``{"result": ...}``; raises on an error line."""
-        body = {"path": str(path.resolve()), "key": key, "no_index": no_index,
-                "trackers": list(trackers), "web_seeds": list(web_seeds), "private": private}
+        body: dict[str, Any] = {"path": str(path.resolve()), "key": key, "no_index": no_index,
+                                "trackers": list(trackers), "web_seeds": list(web_seeds),
+                                "private": private}
+        if domains is not None:
+            body["domains"] = list(domains)
         with self._request("POST", "/v1/publish", body) as response:
             for line in response:
                 event = json.loads(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 POINTER_PATH = "/peerweb/v1/pointer"
 HELP_PATH = "/peerweb/v1/help"
 LOAD_PATH = "/peerweb/v1/load"
+RRSET_PATH = "/peerweb/v1/rrset"
+# A DNS proof is at most dns.dnssec.MAX_PROOF (16 KB); a body over this is not read.
+MAX_RRSET_BODY = 16 * 1024
 PEER_TIMEOUT = 3.0
 
 
@@ -68,6 +72,19 @@ class PeerClient:
             log.warning("peer %s:%d offered a forged pointer: %s", *endpoint, exc)
             return None
         return found if found.site_id == site_id else None
+
+    async def fetch_rrset(self, endpoint: Endpoint, qname: str, qtype: str) -> bytes | None:
+        """A peer's DNS proof for a name and type, unchecked (the caller validates it)."""
+        url = f"{_base(endpoint)}{RRSET_PATH}/{urllib.parse.quote(qname, safe='')}/{qtype}"
+        try:
+            async with self._client().get(url) as response:
+                if response.status != 200:
+                    return None
+                body = await response.content.read(MAX_RRSET_BODY + 1)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("rrset fetch from %s:%d failed: %s", *endpoint, exc)
+            return None
+        return body  # oversized ones are refused (and counted) by the validation
 
     async def loads(self, endpoints: list[Endpoint]) -> list[dict[str, Any]]:
         """Load reports of volunteers (those that answer), each with its ``endpoint``."""

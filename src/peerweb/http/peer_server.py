@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import dns.rdatatype
 from aiohttp import web
 
 from ..content.identity import normalise_site_id
@@ -26,7 +27,7 @@ from ..errors import BadAddress, ForgedPointer, PeerwebError, TooLarge, UsageErr
 from ..policy import propagation
 from ..policy.propagation import Endpoint
 from . import webcache_peer
-from .peer_client import HELP_PATH, LOAD_PATH, POINTER_PATH
+from .peer_client import HELP_PATH, LOAD_PATH, POINTER_PATH, RRSET_PATH
 
 if TYPE_CHECKING:
     from ..node.node import Node
@@ -114,6 +115,14 @@ def parse_help(body: bytes) -> str:
     return normalise_site_id(site_id)  # BadAddress is a UsageError
 
 
+def dns_type(text: str) -> int:
+    """A record type's number from its mnemonic (``A``, ``TXT``), 0 if unknown."""
+    try:
+        return int(dns.rdatatype.from_text(text[:16]))
+    except (ValueError, dns.rdatatype.UnknownRdatatype):
+        return 0
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -175,6 +184,16 @@ def make_app(node: Node) -> web.Application:
         return web.json_response(await node.load_report())
 
     webcache_peer.add_routes(app, node)
+    async def rrset(request: web.Request) -> web.Response:
+        # A validated DNS answer with its proof (peerweb.dns.dnssec), for a node whose DNS
+        # upstreams fail; the asker checks it against its own anchors.
+        qtype = dns_type(request.match_info["qtype"])
+        proof = node.dns.proof_for(request.match_info["qname"], qtype) if qtype else None
+        if proof is None:
+            return _error(404, "no such RRset held")
+        return web.Response(body=proof, content_type="application/dns-message")
+
+    app.router.add_get(RRSET_PATH + "/{qname}/{qtype}", rrset)
     app.router.add_post(HELP_PATH, help_wanted)
     app.router.add_get(LOAD_PATH, load)
     app.router.add_post(POINTER_PATH, offer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +20,7 @@ from ..config import Timings
 from ..content.identity import KeyStore, SiteKey, public_key_from_site_id
 from ..content.item import SignedItem
 from ..content.pointer import signed_message
-from ..errors import PeerwebError, UsageError
+from ..errors import PeerwebError, UnknownName, UsageError
 from . import records as rec
 from .petnames import PetnameBook
 from .resolution import Query, RecordCache, Resolution, Walk
@@ -69,12 +69,24 @@ class NameService:
         self._clock = clock
         self.refused = 0
         """Records refused so far (forged, or replays of older versions)."""
+        self.bridge: Callable[[str], Awaitable[Resolution]] | None = None
+        """Resolves a DNS domain bridged with ``_peerweb`` (``names.bridge``), tried when
+        a name's last label is no petname or site id; set by the node."""
 
     # -- resolving -----------------------------------------------------------------------
 
     async def resolve(self, name: str) -> Resolution:
-        """What ``name`` names; UnknownName (404) with what to do when it names nothing."""
-        walk = Walk(name, self.book.get, self._clock())
+        """What ``name`` names; UnknownName (404) with what to do when it names nothing.
+        The address book comes first: a petname ``com`` would shadow every ``x.com``."""
+        try:
+            walk = Walk(name, self.book.get, self._clock())
+        except UnknownName as exc:
+            if self.bridge is None or "." not in name.strip(".") or ":" in name:
+                raise
+            try:
+                return await self.bridge(name)
+            except UnknownName as bridged:
+                raise UnknownName(f"{exc} Nor is it a bridged domain: {bridged}") from None
         while (query := walk.next_query()) is not None:
             walk.answer(await self.lookup(query))
         return walk.result()

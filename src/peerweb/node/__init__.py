@@ -17,7 +17,7 @@ fresh. ``Node`` (node.py) is the facade the HTTP faces call; behind it, one part
 Decisions live in ``peerweb.policy``; this package carries them out.
 
 May import: ``peerweb.swarm``, ``peerweb.content``, ``peerweb.policy``, ``peerweb.names``,
-``peerweb.private``,
+``peerweb.dns``, ``peerweb.private``,
 ``peerweb.config``, ``peerweb.errors`` and the client half of the peer port
 (``peerweb.http.peer_client``).
 """

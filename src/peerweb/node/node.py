@@ -31,6 +31,7 @@ from ..config import NodeConfig
 from ..content import addressing
 from ..content import pointer as ptr
 from ..content.identity import KeyStore
+from ..dns.service import DnsService
 from ..http.peer_client import PeerClient
 from ..names.resolution import Resolution
 from ..names.service import NameService, Published
@@ -38,6 +39,8 @@ from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
 from ..webcache.service import WebCache
 from . import state
+from .bridge import Bridge
+from .dnsshare import NodeSharing
 from .handout import Handout
 from .jobs import Jobs
 from .persistence import Persistence
@@ -88,6 +91,9 @@ class Node:
         # The shared cache of public pages (issue 18); disabled without --web-cache.
         self.web = WebCache(config.web_cache, self.data_dir, self.swarm,
                             lambda: self.peer_endpoint, self._jobs.spawn)
+        self.dns = DnsService(config.dns, NodeSharing(self.swarm, self.peers,
+                                                      lambda: self.peer_port))
+        self.names.bridge = Bridge(self.dns, self._resolver).resolve
         self.content_dir: Path = self._disk.content_dir
         self.resume_dir: Path = self._disk.resume_dir
 
@@ -150,6 +156,7 @@ class Node:
         self._jobs.spawn(self._stepback.loop())
         self._jobs.spawn(self.names.republish_loop())
         await self.web.start()
+        self._jobs.spawn(self.dns.reannounce_loop())
 
     async def stop(self) -> None:
         await self._jobs.cancel_all()
@@ -276,12 +283,14 @@ class Node:
                       progress: Callable[[int, int], None] | None = None,
                       trackers: tuple[str, ...] = (),
                       web_seeds: tuple[str, ...] = (),
-                      wait_for_dht: bool = True, private: bool = False) -> PublishResult:
+                      wait_for_dht: bool = True, private: bool = False,
+                      domains: tuple[str, ...] | None = None) -> PublishResult:
         """Publish a folder as the next version of the site signed by ``key_name``
         (``wait_for_dht``: see ``Publisher.publish``; ``private``: encrypted, see
-        ``peerweb.private``)."""
+        ``peerweb.private``; ``domains``: claimed in the pointer, None keeps the last)."""
         result = await self._publisher.publish(folder, key_name, require_index, progress,
-                                               trackers, web_seeds, wait_for_dht, private)
+                                               trackers, web_seeds, wait_for_dht, private,
+                                               domains)
         return dataclasses.replace(result, path_url=self.gateway_path_url(result.site_id))
 
     async def export(self, site_id: str, output: Path, v1_only: bool = False) -> dict[str, Any]:

@@ -123,7 +123,8 @@ class Publisher:
     async def publish(self, folder: Path, key_name: str | None = None, require_index: bool = True,
                       progress: Callable[[int, int], None] | None = None,
                       trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
-                      wait_for_dht: bool = True, private: bool = False) -> PublishResult:
+                      wait_for_dht: bool = True, private: bool = False,
+                      domains: tuple[str, ...] | None = None) -> PublishResult:
         """Publish a folder as the next version of the site signed by ``key_name`` (None: the
         key this folder was published with before, or a new one).
 
@@ -138,9 +139,12 @@ class Publisher:
 
         ``trackers`` and ``web_seeds`` (BEP 19) are listed in the torrent and in the signed
         pointer, so visitors announce to the trackers and fetch from the web seeds as well.
+        ``domains`` are claimed in the pointer (None: those of the previous version), bridged
+        where their ``_peerweb`` TXT record names the site (``peerweb.names.bridge``).
         Cancelled, it removes its copy of the folder and creates no key."""
         try:
             ptr.check_urls(trackers, web_seeds)  # before the hashing, not after
+            ptr.check_domains(domains or ())
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         resolved = folder.resolve()
@@ -180,8 +184,11 @@ class Publisher:
         if handle is None:
             handle = self._swarm.add_seed(built.torrent, built.content_dir)
         snapshot = await self._store.register(handle)  # no await inside: not a cancel point
-        plan = self._plan(key, built, trackers, web_seeds, heard)
         site_id = key.site_id
+        if domains is None:
+            before = self._disk.state.published.get(site_id)
+            domains = before.domains if before is not None else ()
+        plan = self._plan(key, built, trackers, web_seeds, heard, domains)
         for offered in (heard.dht, heard.holders):  # the network's news, as from any source
             if offered is not None:
                 self._resolver.accept_pointer(offered)
@@ -190,11 +197,11 @@ class Publisher:
             # A locally signed pointer serves this node at once; the DHT gets its own
             # signature (libtorrent picks the BEP 44 sequence number).
             local = ptr.sign(key, built.infohash, plan.version, seq=plan.version,
-                             trackers=trackers, web_seeds=web_seeds)
+                             trackers=trackers, web_seeds=web_seeds, domains=domains)
             self._resolver.accept_pointer(local, force=True)
             self._store.note_changes(snapshot)
         self._disk.state.published[site_id] = state.PublishedRecord(
-            key.name, plan.version, tid, trackers, web_seeds)
+            key.name, plan.version, tid, trackers, web_seeds, domains)
         self._disk.state.folders[str(resolved)] = key.name
         self._disk.save_state()
         log.info("published %s as v%d of %s with key %r%s (highest known before: v%d, from %s)",
@@ -273,7 +280,8 @@ class Publisher:
         return _Heard(dht, holders)
 
     def _plan(self, key: SiteKey, built: bundle.Bundle, trackers: tuple[str, ...],
-              web_seeds: tuple[str, ...], heard: _Heard) -> versions.VersionPlan:
+              web_seeds: tuple[str, ...], heard: _Heard,
+              domains: tuple[str, ...] = ()) -> versions.VersionPlan:
         site_id = key.site_id
         current = self._disk.state.sites.get(site_id)
         published = self._disk.state.published.get(site_id)
@@ -289,7 +297,8 @@ class Publisher:
             if offered is not None and ptr.is_newer(offered, newest):
                 newest = offered
         same_bytes = (newest is not None and newest.infohash == built.infohash
-                      and newest.trackers == trackers and newest.web_seeds == web_seeds)
+                      and newest.trackers == trackers and newest.web_seeds == web_seeds
+                      and newest.domains == domains)
         return versions.plan_version(known, newest.version if newest else 0, same_bytes)
 
     async def _put_or_retry(self, site_id: str, infohash: bytes, version: int) -> int:
@@ -308,7 +317,8 @@ class Publisher:
         key = self._keys.get(published.key_name)
         signed, stored = await self._swarm.put_pointer(key, infohash, version,
                                                        self._timings.dht_put_timeout,
-                                                       published.trackers, published.web_seeds)
+                                                       published.trackers, published.web_seeds,
+                                                       published.domains)
         if signed is not None:
             self._resolver.accept_pointer(signed, force=True)
         log.info("put pointer v%d of %s on %d DHT nodes", version, site_id[:12], stored)

@@ -140,6 +140,11 @@ class Resolver:
     async def _follow(self, pointer: ptr.Pointer) -> None:
         await self._store.open(pointer.infohash.hex(), pointer.site_id)
 
+    def held_pointer(self, site_id: str) -> ptr.Pointer | None:
+        """The newest pointer held for a site, None if none is."""
+        record = self._disk.state.sites.get(site_id)
+        return record.pointer if record is not None else None
+
     def signed_pointer(self, site_id: str) -> ptr.Pointer:
         """The newest signed pointer held for a site, as mirrors hand it to visitors' workers."""
         public_key_from_site_id(site_id)  # BadAddress for a malformed id

@@ -102,6 +102,8 @@ class PublishedRecord:
     infohash: str
     trackers: tuple[str, ...] = ()
     web_seeds: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    """DNS domains the site's pointer claims (``peerweb publish --domain``)."""
 
 
 @dataclass
@@ -127,7 +129,8 @@ class NodeState:
             "folders": dict(self.folders),
             "published": {
                 sid: {"key": r.key_name, "version": r.version, "infohash": r.infohash,
-                      "trackers": list(r.trackers), "web_seeds": list(r.web_seeds)}
+                      "trackers": list(r.trackers), "web_seeds": list(r.web_seeds),
+                      "domains": list(r.domains)}
                 for sid, r in self.published.items()
             },
         }
@@ -324,7 +327,7 @@ def _decode_published(state: NodeState, section: dict[str, Any],
             continue
         assert isinstance(name, str) and version is not None and isinstance(tid, str)
         urls: list[tuple[str, ...]] = []
-        for field_name in ("trackers", "web_seeds"):
+        for field_name in ("trackers", "web_seeds", "domains"):
             listed = raw.get(field_name, [])
             if isinstance(listed, list) and all(isinstance(u, str) for u in listed):
                 urls.append(tuple(listed))

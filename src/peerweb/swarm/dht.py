@@ -59,10 +59,10 @@ class Dht:
 
     async def put_pointer(self, key: SiteKey, infohash: bytes, version: int, timeout: float,
                           trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
-                          ) -> tuple[ptr.Pointer | None, int]:
+                          domains: tuple[str, ...] = ()) -> tuple[ptr.Pointer | None, int]:
         """Store a signed pointer in the DHT. Returns the pointer libtorrent signed (None if the
         put did not finish in time) and how many DHT nodes stored it."""
-        record = ptr.encode_record(infohash, version, trackers, web_seeds)
+        record = ptr.encode_record(infohash, version, trackers, web_seeds, domains)
         future = self._puts.wait(key.public_key)
         self._session().dht_put_mutable_item(key.expanded_secret, key.public_key, record, b"")
         try:

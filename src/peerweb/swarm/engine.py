@@ -165,10 +165,11 @@ class Swarm:
 
     async def put_pointer(self, key: SiteKey, infohash: bytes, version: int, timeout: float,
                           trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = (),
-                          ) -> tuple[ptr.Pointer | None, int]:
+                          domains: tuple[str, ...] = ()) -> tuple[ptr.Pointer | None, int]:
         """Store a signed pointer in the DHT. Returns the pointer libtorrent signed (None if the
         put did not finish in time) and how many DHT nodes stored it."""
-        return await self._dht.put_pointer(key, infohash, version, timeout, trackers, web_seeds)
+        return await self._dht.put_pointer(key, infohash, version, timeout, trackers, web_seeds,
+                                           domains)
 
     async def get_pointer(self, public_key: bytes, timeout: float) -> ptr.Pointer | None:
         """The newest validly signed pointer the DHT holds for a key, or None (see Dht)."""
