@@ -88,11 +88,13 @@ def test_reservations_are_bounded_and_status_names_whom_it_relays_for() -> None:
     book = RelayBook(BED, RelayLimits(reservations=1))
     assert not isinstance(book.reserve("198.18.0.12", (7000,), 0.0), Refusal)
     assert isinstance(book.reserve("198.18.0.13", (7000,), 0.0), Refusal)
+    assert not isinstance(book.reserve("198.18.0.12", (7000, 7001), 1.0), Refusal)  # renewed
     assert isinstance(book.reserve("198.18.0.12", (), 0.0), Refusal)
     c = book.admit("198.18.1.10", "198.18.0.12", 7000, 1.0)
     assert isinstance(c, Circuit) and c.via_reservation
     c.carried(500, 2.0)
     status = book.status(3.0)
+    assert status["reservations"] == [{"for": "198.18.0.12", "ports": [7000, 7001], "age": 2.0}]
     assert status["circuits"] == [{"for": "198.18.1.10", "to": "198.18.0.12:7000",
                                    "bytes": 500, "age": 2.0, "reserved": True}]
     assert status["relayed_bytes"] == 500

@@ -109,7 +109,7 @@ class RelayLimits:
     idle: float = 30.0
     """Seconds a circuit may carry nothing before it is closed."""
     reservations: int = 64
-    """NATed nodes that may keep a reservation at once (one per address)."""
+    """NATed nodes that may keep a reservation at once (``per_peer`` per address)."""
     reservation_ttl: float = 15 * 60.0
     """A reservation is dropped this long after it was made unless renewed."""
 
@@ -147,7 +147,7 @@ class Circuit:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Reservation:
     """A NATed node reachable through the connection it keeps open to the relay."""
 
@@ -165,15 +165,15 @@ class RelayBook:
     destinations: Destinations = field(default_factory=Destinations)
     limits: RelayLimits = field(default_factory=RelayLimits)
     circuits: list[Circuit] = field(default_factory=list)
-    reservations: dict[str, Reservation] = field(default_factory=dict)
+    reservations: dict[tuple[str, int], Reservation] = field(default_factory=dict)
+    """By (address, port): every port a reservation names."""
     refused: int = 0
     relayed_bytes: int = 0
 
     def reserved(self, host: str, port: int, now: float) -> bool:
         """Whether ``host``:``port`` is reached through a reservation."""
-        found = self.reservations.get(host)
-        return found is not None and port in found.ports and \
-            now - found.made < self.limits.reservation_ttl
+        found = self.reservations.get((host, port))
+        return found is not None and now - found.made < self.limits.reservation_ttl
 
     def admit(self, peer: str, host: str, port: int, now: float) -> Circuit | Refusal:
         """A new circuit from ``peer`` to ``host``:``port``, or why not. A reserved
@@ -199,26 +199,38 @@ class RelayBook:
             self.relayed_bytes += circuit.sent
 
     def reserve(self, address: str, ports: tuple[int, ...], now: float) -> Reservation | Refusal:
+        """Keep a NATed node at ``address`` reachable on ``ports`` (several nodes behind one
+        NAT share its address: each reserves its own ports, ``per_peer`` at most)."""
         self.expire(now)
         if not ports or len(ports) > 4 or not all(1 <= p <= 65535 for p in ports):
             return Refusal(400, "a reservation names 1 to 4 ports")
-        if address not in self.reservations and \
-                len(self.reservations) >= self.limits.reservations:
+        held = self._held()
+        replaced = {r for r in held if r.address == address and set(r.ports) & set(ports)}
+        mine = {r for r in held if r.address == address} - replaced
+        if len(held) - len(replaced) >= self.limits.reservations or \
+                len(mine) >= self.limits.per_peer:
             self.refused += 1
             return Refusal(503, "this relay holds as many reservations as it allows")
+        for r in replaced:
+            self.unreserve(r)
         made = Reservation(address, ports, now)
-        self.reservations[address] = made
+        for port in ports:
+            self.reservations[(address, port)] = made
         return made
 
-    def unreserve(self, address: str, reservation: Reservation) -> None:
-        if self.reservations.get(address) is reservation:
-            del self.reservations[address]
+    def unreserve(self, reservation: Reservation) -> None:
+        for port in reservation.ports:
+            if self.reservations.get((reservation.address, port)) is reservation:
+                del self.reservations[(reservation.address, port)]
+
+    def _held(self) -> set[Reservation]:
+        return set(self.reservations.values())
 
     def expire(self, now: float) -> None:
         ttl = self.limits.reservation_ttl
-        for address, r in list(self.reservations.items()):
+        for r in self._held():
             if now - r.made >= ttl:
-                del self.reservations[address]
+                self.unreserve(r)
 
     def status(self, now: float) -> dict[str, object]:
         """Whom the relay relays for, for ``status`` and the dashboard."""
@@ -228,7 +240,7 @@ class RelayBook:
                           "reserved": c.via_reservation} for c in self.circuits],
             "reservations": [{"for": r.address, "ports": list(r.ports),
                               "age": round(now - r.made, 1)}
-                             for r in self.reservations.values()],
+                             for r in sorted(self._held(), key=lambda r: r.made)],
             "refused": self.refused,
             "relayed_bytes": self.relayed_bytes + sum(c.sent for c in self.circuits),
             "limits": {"circuits": self.limits.circuits, "per_peer": self.limits.per_peer,
