@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peerweb.policy.paths import DIRECT_RETRY_FIRST, PathBook, PathWatch
+from peerweb.policy.paths import DIRECT_RETRY_FIRST, PathBook, PathWatch, swarm_detours
 
 DEST = ("198.18.1.10", 8080)
 R1, R2, R3, R4 = (("198.18.2.10", 9000), ("198.18.2.11", 9000), ("198.18.2.12", 9000),
@@ -57,3 +57,13 @@ def test_detours_prefer_recent_success_then_untried_then_oldest_failure() -> Non
     # A success long ago is no longer preferred.
     # (R3 now ranks with the untried, still ahead of R1, which failed.)
     assert book.detours(DEST, [R1, R3], 10_000.0) == [R3, R1]
+
+
+def test_swarm_peers_are_relayed_only_while_none_is_connected() -> None:
+    peers = [("198.18.0.12", 6881), ("198.18.0.13", 6881), ("198.18.1.10", 6881),
+             ("198.18.0.12", 6881)]
+    assert swarm_detours(peers, 1, {}, [], 0.0) == []
+    assert swarm_detours(peers, 0, {}, ["198.18.1.10"], 0.0) == peers[:2]
+    tried = {peers[0]: 10.0}
+    assert swarm_detours(peers, 0, tried, [], 20.0, retry=30.0) == peers[1:3]
+    assert swarm_detours(peers, 0, tried, [], 40.0, retry=30.0, limit=1) == peers[:1]

@@ -359,3 +359,55 @@ async def dialback(relay: Endpoint, port: int, local: str | None = None,
     finally:
         writer.close()
     return words == [b"PEERWEB/1", b"200", b"ok"]
+
+
+class Forwarder:
+    """A local port whose every connection is carried to ``destination`` by ``Detours``
+    (direct, else through a relay): how libtorrent, which dials peers itself, reaches a
+    peer only a relay can reach (``connect_peer`` to this port)."""
+
+    def __init__(self, detours: Detours, destination: Endpoint, host: str) -> None:
+        self.detours = detours
+        self.destination = destination
+        self.host = host
+        self.port = 0
+        self.via: Endpoint | None = None
+        self.carried = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, self.host, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            try:
+                remote, self.via = await self.detours.connect(*self.destination)
+            except Unreachable as exc:
+                log.info("forwarder to %s:%d: %s", *self.destination, exc)
+                writer.close()
+                return
+
+            def count(n: int) -> bool:
+                self.carried += n
+                return True
+
+            await splice((reader, writer), remote, count)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None

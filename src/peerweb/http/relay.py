@@ -29,9 +29,9 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
+from ..config import RelayConfig
 from ..policy.relaying import Circuit, Destinations, Refusal, RelayBook, RelayLimits
 
 log = logging.getLogger(__name__)
@@ -45,19 +45,6 @@ ACCEPT_TIMEOUT = 5.0
 CHUNK = 64 * 1024
 WATCH_TICK = 0.5
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-@dataclass(frozen=True)
-class RelayConfig:
-    """What a node's relay port allows (``NodeConfig.relay``; None: no relay)."""
-
-    port: int = 0
-    """TCP port on the swarm address; 0 picks a free one."""
-    allow: tuple[str, ...] = ()
-    """Non-global ranges to forward to anyway (tests: ``netbed.PUBLIC_RANGE``); loopback,
-    private and link-local ranges are refused at start whatever this says."""
-    ports: tuple[tuple[int, int], ...] = ((80, 80), (443, 443), (1024, 65535))
-    limits: RelayLimits = RelayLimits()
 
 
 async def read_head(reader: asyncio.StreamReader) -> list[str]:
@@ -128,7 +115,9 @@ class RelayServer:
     def __init__(self, config: RelayConfig, host: str) -> None:
         self.config = config
         self.host = host
-        self.book = RelayBook(Destinations.parse(config.allow, config.ports), config.limits)
+        limits = RelayLimits(circuits=config.circuits, per_peer=config.per_peer,
+                             max_bytes=config.max_bytes, max_age=config.max_age)
+        self.book = RelayBook(Destinations.parse(config.allow, config.ports), limits)
         self._server: asyncio.Server | None = None
         self._reserved: dict[tuple[str, int], asyncio.StreamWriter] = {}
         self._pending: dict[str, asyncio.Future[tuple[asyncio.StreamReader,

@@ -131,3 +131,22 @@ class PathBook:
 
         candidates = [r for r in dict.fromkeys(relays) if r[0] != destination[0]]
         return sorted(candidates, key=rank)[:tries]
+
+
+SWARM_RELAY_RETRY = 30.0
+"""A swarm peer reached through a relay is not relayed again for this long (libtorrent
+keeps the connection; a failed one is not retried at once)."""
+
+
+def swarm_detours(peers: Sequence[Endpoint], connected: int, tried: dict[Endpoint, float],
+                  own: Sequence[str], now: float, limit: int = 4,
+                  retry: float = SWARM_RELAY_RETRY) -> list[Endpoint]:
+    """The peers of a torrent to reach through a relay now: only while libtorrent has no
+    connected peer of its own (a direct or punched connection is always preferred), never
+    this node's own addresses, none tried within ``retry``; at most ``limit``."""
+    if connected:
+        return []
+    mine = set(own)
+    due = [p for p in dict.fromkeys(peers)
+           if p[0] not in mine and now - tried.get(p, -retry) >= retry]
+    return due[:limit]

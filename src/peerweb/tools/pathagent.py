@@ -25,9 +25,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..config import RelayConfig
 from ..http.detour import Detours, Reservation, Unreachable, dialback, open_via, whoami
-from ..http.relay import RelayConfig, RelayServer, split_hostport
-from ..policy.relaying import RelayLimits
+from ..http.relay import RelayServer, split_hostport
 
 CHUNK = 64 * 1024
 
@@ -41,9 +41,9 @@ async def _forever() -> None:
 
 
 async def relay(args: argparse.Namespace) -> None:
-    limits = RelayLimits(circuits=args.circuits, per_peer=args.per_peer,
-                         max_bytes=args.max_bytes, max_age=args.max_age, idle=args.idle)
-    server = RelayServer(RelayConfig(args.port, tuple(args.allow), limits=limits), args.host)
+    server = RelayServer(RelayConfig(args.port, tuple(args.allow), circuits=args.circuits,
+                                     per_peer=args.per_peer, max_bytes=args.max_bytes,
+                                     max_age=args.max_age), args.host)
     await server.start()
     print("listening", flush=True)
     try:
@@ -225,7 +225,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-peer", type=int, default=4)
     p.add_argument("--max-bytes", type=int, default=64 * 1024 * 1024)
     p.add_argument("--max-age", type=float, default=120.0)
-    p.add_argument("--idle", type=float, default=30.0)
     p.add_argument("--status", default=None)
     p = sub.add_parser("serve")
     p.add_argument("--host", required=True)
