@@ -320,8 +320,9 @@ class Reservation:
 
 
 async def whoami(relay: Endpoint, local: str | None = None, local_port: int = 0,
-                 timeout: float = CONNECT_TIMEOUT) -> tuple[str, int]:
-    """The address and port a relay sees a connection from here come from."""
+                 timeout: float = CONNECT_TIMEOUT) -> tuple[str, int, int]:
+    """The address and port a relay sees a connection from here come from, and the local
+    port it left from (``local_port``, or the one the system chose for 0)."""
     sock = socket.socket(socket.AF_INET6 if ":" in relay[0] else socket.AF_INET)
     try:
         # A fixed local port is bound again for each relay asked (SO_REUSEADDR lets it out
@@ -334,6 +335,7 @@ async def whoami(relay: Endpoint, local: str | None = None, local_port: int = 0,
     except BaseException:
         sock.close()
         raise
+    chosen = int(sock.getsockname()[1])
     reader, writer = await asyncio.open_connection(sock=sock)
     try:
         writer.write(b"WHOAMI PEERWEB/1\r\n\r\n")
@@ -345,7 +347,7 @@ async def whoami(relay: Endpoint, local: str | None = None, local_port: int = 0,
     if len(words) != 4 or words[:2] != [b"PEERWEB/1", b"200"]:
         raise ValueError(f"not a WHOAMI answer: {words!r}")
     host, port = split_hostport(f"{words[2].decode()}:{words[3].decode()}")
-    return host, port
+    return host, port, chosen
 
 
 async def dialback(relay: Endpoint, port: int, local: str | None = None,

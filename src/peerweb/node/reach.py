@@ -33,8 +33,6 @@ from .jobs import Jobs
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 5 * 60.0
-PROBE_PORT_OFFSET = 1
-"""The fixed local port of WHOAMI probes: the swarm port plus this (free in practice)."""
 SWARM_TICK = 1.0
 EVIDENCE = 64
 
@@ -71,8 +69,10 @@ class Reach:
 
     def assess(self) -> Reachability:
         own = [self.local] if self.local else []
+        # One relay's failed dial-back is proof enough when it is the only one asked: a
+        # false "unreachable" costs a reservation, a false "reachable" costs every visitor.
         return assess(own, list(self.sightings), list(self.dialbacks), list(self.incoming),
-                      time.monotonic())
+                      time.monotonic(), disproof=max(1, min(2, len(self.config.relays))))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -106,12 +106,12 @@ class Reach:
     async def probe(self) -> None:
         """Ask up to two relays how they see us and whether they can connect back."""
         port = self.swarm.listen_port
+        local_port = 0  # the system picks one for the first relay; the second gets the same
         for relay in self.config.relays[:2]:
             now = time.monotonic()
             try:
-                seen = await whoami(relay, self.local, port + PROBE_PORT_OFFSET)
-                self.sightings.append(Sighting(relay[0], seen[0], seen[1],
-                                               port + PROBE_PORT_OFFSET, now))
+                host, seen_port, local_port = await whoami(relay, self.local, local_port)
+                self.sightings.append(Sighting(relay[0], host, seen_port, local_port, now))
                 ok = await dialback(relay, port, self.local)
                 self.dialbacks.append(Dialback(relay[0], port, ok, time.monotonic()))
             except (OSError, TimeoutError, ValueError) as exc:

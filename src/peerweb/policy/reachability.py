@@ -78,7 +78,7 @@ class Reachability:
 
 def assess(local: Iterable[str], sightings: Sequence[Sighting], dialbacks: Sequence[Dialback],
            incoming: Sequence[tuple[str, float]], now: float,
-           window: float = WINDOW) -> Reachability:
+           window: float = WINDOW, disproof: int = DISPROOF) -> Reachability:
     """Reachability from the evidence of the last ``window`` seconds; ``local``: this
     node's own addresses; ``incoming``: (peer address, time) of connections it accepted."""
     mine = set(local)
@@ -99,7 +99,7 @@ def assess(local: Iterable[str], sightings: Sequence[Sighting], dialbacks: Seque
     if strangers:
         return Reachability(True, external, nat,
                             f"accepted connections from {len(strangers)} outside peer(s)")
-    if len(failed) >= DISPROOF:
+    if len(failed) >= disproof:
         return Reachability(False, external, nat,
                             f"{len(failed)} peers could not connect back")
     if nat in ("endpoint-independent", "endpoint-dependent", "nat"):

@@ -69,6 +69,9 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
                 "outgoing_interfaces": host if host not in ("0.0.0.0", "::") else "",
                 "dht_restrict_routing_ips": False,
                 "dht_restrict_search_ips": False,
+                # Test networks use "dark" ranges (benchmarking 198.18.0.0/15, documentation
+                # prefixes) that the public profile rightly ignores.
+                "dht_ignore_dark_internet": False,
                 "allow_multiple_connections_per_ip": True,
                 "dht_block_ratelimit": 1000,
                 # The default 8 kB/s budget drops DHT replies when many nodes share a host.

@@ -208,7 +208,7 @@ async def tunnels(args: argparse.Namespace) -> None:
 async def probe(args: argparse.Namespace) -> None:
     seen = []
     for r in args.relay:
-        seen.append(list(await whoami(_endpoint(r), args.local, args.local_port)))
+        seen.append(list(await whoami(_endpoint(r), args.local, args.local_port))[:2])
     backs = await asyncio.gather(*(dialback(_endpoint(r), args.dialback, args.local)
                                    for r in args.relay)) if args.dialback else []
     print(json.dumps({"seen": seen, "dialbacks": backs}), flush=True)
