@@ -206,6 +206,28 @@ PEER_PORT_PER_ADDRESS = 16
 
 
 @dataclass(frozen=True)
+class RelayConfig:
+    """A node's relay port (``NodeConfig.relay``): it forwards bounded connections for peers
+    that cannot connect themselves (see docs/relays.md and ``policy.relaying``)."""
+
+    port: int = 0
+    """TCP port on the swarm address; 0 picks a free one."""
+    allow: tuple[str, ...] = ()
+    """Non-global ranges forwarded to anyway (a test bed's 198.18.0.0/15). Loopback,
+    private and link-local ranges are refused at start, whatever this says."""
+    ports: tuple[tuple[int, int], ...] = ((80, 80), (443, 443), (1024, 65535))
+    """Destination ports forwarded to (inclusive ranges)."""
+    circuits: int = 32
+    """Circuits open at once, from everyone."""
+    per_peer: int = 4
+    """Circuits one peer address may hold at once."""
+    max_bytes: int = 64 * 1024 * 1024
+    """Bytes one circuit may carry."""
+    max_age: float = 120.0
+    """Seconds one circuit may stay open."""
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything a node needs to start. Defaults make a safe, local-only node."""
 
@@ -245,6 +267,11 @@ class NodeConfig:
     on. Local peers are choked like any others either way (see swarm.settings.choke_local_peers)."""
     timings: Timings = field(default_factory=Timings)
     """Intervals and timeouts of the background jobs and lookups."""
+    relay: RelayConfig | None = None
+    """Serve as a relay for peers that cannot connect (None: not a relay)."""
+    relays: tuple[tuple[str, int], ...] = ()
+    """Relay ports of other nodes this one may detour through, and hold a reservation at
+    when it finds itself unreachable (behind a NAT)."""
     gateway_limits: ServerLimits = field(
         default_factory=lambda: ServerLimits(max_per_address=GATEWAY_PER_ADDRESS))
     """Timeouts and connection limits of the gateway and the control API."""

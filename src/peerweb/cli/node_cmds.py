@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from .. import aio
-from ..config import Network, NodeConfig, parse_hostport, parse_size
-from ..errors import PeerwebError
+from ..config import Network, NodeConfig, RelayConfig, parse_hostport, parse_size
+from ..errors import PeerwebError, UsageError
 from ..http.control_client import NodeClient
 from ..webcache.settings import DEFAULT_AGREE, WebCacheSettings
 from .config_file import config_option
@@ -86,6 +86,15 @@ PUBLIC_SWARM = "0.0.0.0:6881"
                    "the visit is over, and new versions are fetched only when visited.")
 @click.option("--example", is_flag=True, help="Publish the bundled example site at start.")
 @web_cache_options
+@click.option("--via-relay", "via_relays", multiple=True, metavar="HOST:PORT",
+              help="Another node's relay port, to detour through when a direct path fails "
+                   "and to stay reachable through when behind a NAT (repeatable).")
+@click.option("--relay-port", default=None, type=click.IntRange(0, 65535), metavar="PORT",
+              help="Be a relay: forward bounded connections for peers that cannot connect, "
+                   "to public addresses only, on this port of the swarm address (0: any).")
+@click.option("--relay-allow", multiple=True, metavar="CIDR",
+              help="A non-public range the relay may forward to anyway, e.g. a test bed's "
+                   "198.18.0.0/15; loopback and private ranges are always refused.")
 @verbose_option
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="PATH",
@@ -100,8 +109,9 @@ PUBLIC_SWARM = "0.0.0.0:6881"
 def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str, api: str,
          bootstrap: str, network: str, upload_limit: str, download_limit: str,
          limit_local_peers: bool, disk_quota: str | None, peer_port: int, metered: bool,
-         example: bool, web_cache: str | None, web_cache_agree: int, verbose: int,
-         log_file: Path | None, out: Output) -> None:
+         example: bool, web_cache: str | None, web_cache_agree: int,
+         via_relays: tuple[str, ...], relay_port: int | None, relay_allow: tuple[str, ...],
+         verbose: int, log_file: Path | None, out: Output) -> None:
     """Run a node: swarm engine, gateway and control API, until Ctrl-C or `peerweb stop`.
 
     Options not typed are read from the config file (TOML, keys named like the flags:
@@ -125,7 +135,15 @@ def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str
         peer_port=peer_port,
         metered=metered,
         web_cache=web_cache_settings(web_cache, web_cache_agree),
+        relays=tuple(parse_hostport(r) for r in via_relays),
+        relay=RelayConfig(port=relay_port, allow=relay_allow) if relay_port is not None
+        else None,
     )
+    if relay_allow and relay_port is None:
+        raise UsageError("--relay-allow needs --relay-port (it widens a relay's destinations)")
+    if config.relay is not None:
+        from ..policy.relaying import Destinations
+        Destinations.parse(relay_allow)  # a refused range is a usage error now, not at start
     aio.run(_run_node(config, example, out))
 
 

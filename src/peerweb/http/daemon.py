@@ -70,6 +70,7 @@ class RunningNode:
                 peer_server.make_app(self.node), (self.config.listen[0], self.config.peer_port),
                 self.config.peer_limits, "peer port", "--peer-port")
             self.node.peer_port = self.peer_address[1]
+            await self.node.reach.start(self.peer_address[1])
             control.write_node_file(self.config.data_dir, self.api_url, self.gateway_url,
                                      os.getpid())
         except BaseException:

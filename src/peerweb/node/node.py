@@ -12,6 +12,7 @@ one part per concept, each in its own module::
     publisher    Publisher      publishing, the re-put loop, export, history
     volunteer    Volunteer      mirroring for origins in need, and asking for mirrors
     stepback     StepBack       a publisher stepping back from a crowd
+    reach        Reach          reachability, the relay port, reservations, swarm detours
 
 The decisions they apply are in ``peerweb.policy``. The node owns every background task it
 starts (pointer refreshes, periodic re-puts, resume data saves) and cancels them all on
@@ -46,6 +47,7 @@ from .jobs import Jobs
 from .persistence import Persistence
 from .private import PrivateSites
 from .publisher import Publisher, PublishResult, magnet_for
+from .reach import Reach
 from .resolver import Resolver
 from .retention import Retention
 from .snapshots import SMALL_FILE_LIMIT, Snapshot, SnapshotStore
@@ -87,6 +89,7 @@ class Node:
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
                                     self._retention, self._store, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
+        self.reach = Reach(config, self.swarm, self._jobs, lambda: list(self._store))
         self.names = NameService(self.data_dir, self.keys, self.swarm, self.timings)
         # The shared cache of public pages (issue 18); disabled without --web-cache.
         self.web = WebCache(config.web_cache, self.data_dir, self.swarm,
@@ -159,6 +162,7 @@ class Node:
         self._jobs.spawn(self.dns.reannounce_loop())
 
     async def stop(self) -> None:
+        await self.reach.stop()
         await self._jobs.cancel_all()
         await self.web.close()
         await self._disk.close()
@@ -365,4 +369,5 @@ class Node:
             "hash_failures": stats.hash_failures, "disk_used": disk,
             "disk_quota": self.quota,
             "sites": sites, "snapshots": snapshots,
+            **self.reach.status(),
         }

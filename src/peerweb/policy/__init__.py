@@ -8,6 +8,9 @@ seconds, where time matters) and returns values or actions for an adapter to car
   volunteers    which volunteers to ask for help, and in which order to use them
   cooldowns     when a pointer is fresh, when a site is due a poll, the DHT lookup backoff
   readplan      which pieces a read needs, their deadlines, disk runs, the stall detector
+  reachability  whether the node is reachable from outside, and its NAT's behaviour
+  relaying      what a relay forwards, for whom, for how long; reservations of NATed nodes
+  paths         the failure detector of a path in use, and which relay to detour through
 
 May import: ``peerweb.content``, ``peerweb.errors`` and the standard library. Never
 libtorrent, aiohttp or asyncio; the node runs this code, and a simulator can run the same.

@@ -82,6 +82,10 @@ class Swarm:
         self.session: Any = settings.open_session(config)
         self.on_torrent_finished: Callable[[str], None] | None = None
         self.on_file_completed: Callable[[str], None] | None = None
+        # Reachability evidence (see node.reach): the address peers and DHT nodes say they
+        # see us at (BEP 10 ``yourip`` and DHT votes), and connections accepted from peers.
+        self.on_external_ip: Callable[[str], None] | None = None
+        self.on_incoming: Callable[[str], None] | None = None
 
         def session() -> Any:
             return self.session
@@ -111,6 +115,8 @@ class Swarm:
             lt.torrent_removed_alert: self._torrents.on_removed,
             lt.torrent_deleted_alert: self._torrents.on_removed,
             lt.torrent_delete_failed_alert: self._torrents.on_removed,
+            lt.external_ip_alert: self._on_external_ip,
+            lt.incoming_connection_alert: self._on_incoming,
         }
         self._alerts = AlertPump(session, table)
 
@@ -187,6 +193,28 @@ class Swarm:
     def _on_put(self, alert: Any) -> None:
         # Pointers have no salt; names under a key have one (see items).
         (self._items if bytes(alert.salt) else self._dht).on_put(alert)
+
+    def _on_external_ip(self, alert: Any) -> None:
+        if self.on_external_ip is not None:
+            self.on_external_ip(str(alert.external_address))
+
+    def _on_incoming(self, alert: Any) -> None:
+        if self.on_incoming is not None:
+            self.on_incoming(str(alert.endpoint[0]))
+
+    def connect_peer(self, tid: str, endpoint: tuple[str, int]) -> bool:
+        """Ask libtorrent to connect torrent ``tid`` to ``endpoint`` (a relayed peer's local
+        forwarder, see node.reach); False if the torrent is not here."""
+        handle = self._torrents.find(tid)
+        if handle is None or not handle.is_valid():
+            return False
+        handle.connect_peer(endpoint)
+        return True
+
+    def torrent_peers(self, tid: str) -> int:
+        """Peers torrent ``tid`` is connected to now (0 if it is not here)."""
+        handle = self._torrents.find(tid)
+        return int(handle.status().num_peers) if handle is not None and handle.is_valid() else 0
 
     def _on_item(self, alert: Any) -> None:
         (self._items if bytes(alert.salt) else self._dht).on_item(alert)

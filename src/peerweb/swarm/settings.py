@@ -20,6 +20,7 @@ ALERT_MASK = (
     | lt.alert.category_t.dht_operation_notification  # get_peers replies
     | lt.alert.category_t.file_progress_notification
     | lt.alert.category_t.piece_progress_notification  # piece_finished: see held.HeldPieces
+    | lt.alert.category_t.peer_notification  # incoming connections: see node.reach
 )
 
 
@@ -58,7 +59,8 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
         "dht_announce_interval": 60 if not public else 15 * 60,
         # uTP's delay-based congestion control backs off on loopback and shared hosts, where
         # queueing delay says nothing about the path; TCP connects and ramps up at once.
-        "enable_outgoing_utp": public,
+        # A node given relays expects NATs: uTP (UDP) is what BEP 55 hole punching opens.
+        "enable_outgoing_utp": public or bool(config.relays),
     }
     if not public:
         # A private DHT on one machine: peers share IPs and live in 127/8.
@@ -67,6 +69,9 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
                 "outgoing_interfaces": host if host not in ("0.0.0.0", "::") else "",
                 "dht_restrict_routing_ips": False,
                 "dht_restrict_search_ips": False,
+                # Test networks use "dark" ranges (benchmarking 198.18.0.0/15, documentation
+                # prefixes) that the public profile rightly ignores.
+                "dht_ignore_dark_internet": False,
                 "allow_multiple_connections_per_ip": True,
                 "dht_block_ratelimit": 1000,
                 # The default 8 kB/s budget drops DHT replies when many nodes share a host.

@@ -1,5 +1,6 @@
 """Tools around a node: a private network of nodes on loopback (``testnet``) for demos,
-tests and benchmarks, and a small BitTorrent HTTP tracker (``tracker``).
+tests and benchmarks, a small BitTorrent HTTP tracker (``tracker``), and a bed of hosts behind
+ISPs and NATs in network namespaces (``netbed``, root only).
 
 May import anything in peerweb.
 """
