@@ -30,11 +30,28 @@ from peerweb.policy import propagation
 from peerweb.policy import volunteers as volunteer_rule
 
 from .core import Simulator
+from .geography import GeographyConfig, Region
 from .kademlia import Dht, DhtConfig, Kind, LookupResult
 
 PUSH_RTTS = 1.5
 """A push arrives after a TCP handshake (1 RTT) and half a round trip more."""
 PORT = 6881
+PEERS_GRACE = 0.3
+"""The node's ``Timings.peers_grace``: its ``find_peers`` returns what came in this long
+after the first answer that named any peer (tests/unit/test_sim_scenarios.py checks it is
+the node's value)."""
+PUBLISH_GRACE = 0.05
+"""The node's ``Timings.publish_holders_grace``: a publisher looks the holders up while it
+hashes the new version, gathering answers this long after the first naming any; the
+pushes start from that list."""
+LOOKUP_TIMEOUT = 4.0
+"""The node's ``Timings.holders_lookup_timeout``: a lookup that names nobody ends here."""
+
+LOOPBACK = GeographyConfig(regions=(Region("loopback", 1.0, 0.0, 0.0, 0.0),),
+                           access_median=0.0005, access_sigma=0.3)
+"""The testnet's network: every node on 127.0.0.x of one machine, so no distance, only a
+per-end delay (the time a busy Python process takes to read and answer), fitted by
+bench/sim_calibrate.py against real nodes (docs/simulator.md)."""
 
 
 def key_prefix(key: bytes) -> int:
@@ -118,6 +135,14 @@ class FloodConfig:
     """Share of the DHT's nodes off line at the start (their contacts stay in tables)."""
     churn_per_hour: float = 0.0
     dht: DhtConfig = field(default_factory=DhtConfig)
+    grace: float | None = PEERS_GRACE
+    """Holder lookups end as the node's ``find_peers`` does (None: at the traversal's end,
+    as the first rounds of the simulator had it)."""
+    geography: GeographyConfig | None = None
+    """None: the synthetic internet; ``LOOPBACK`` for the testnet."""
+    push_delay: float = 0.0
+    """Seconds a push takes on top of ``PUSH_RTTS`` round trips (a receiver's processing:
+    verifying the pointer, saving state), fitted on the testnet."""
     seed: int = 0
 
 
@@ -152,7 +177,7 @@ class FloodResult:
 def update_flood(config: FloodConfig) -> FloodResult:
     started = time.perf_counter()
     sim = Simulator(config.seed)
-    dht = Dht(sim, config.nodes, config.dht)
+    dht = Dht(sim, config.nodes, config.dht, geo_config=config.geography)
     rng = sim.rng
     chosen = rng.sample(range(config.nodes), config.holders + 1)
     publisher, holders = chosen[0], chosen[1:]
@@ -173,9 +198,11 @@ def update_flood(config: FloodConfig) -> FloodResult:
     t0 = config.announce_window + 5.0
 
     def counted(then: LookupResult) -> None:
-        counts["queries"] += then.queries
+        """Queries are counted by the DHT (``queries_sent``): a lookup with a grace goes on
+        after its result is handed over."""
 
-    def push_on(node: int, exclude: list[int], pushed: Sequence[int] = ()) -> None:
+    def push_on(node: int, exclude: list[int], pushed: Sequence[int] = (),
+                grace: float | None = config.grace) -> None:
         """``Resolver._push``: forward to the holders the push named, or look them up
         first (``must_look_up``), and push to ``push_targets`` of them."""
         me, skip = endpoint(node), [endpoint(e) for e in exclude]
@@ -187,7 +214,8 @@ def update_flood(config: FloodConfig) -> FloodResult:
                 counts["pushes"] += 1
                 names = (propagation.holders_to_send(known, target, config.holder_list, rng)
                          if config.holder_list else [])
-                sim.after(PUSH_RTTS * dht.geo.rtt(node, node_of(target)), pushed_to, node,
+                sim.after(PUSH_RTTS * dht.geo.rtt(node, node_of(target)) + config.push_delay,
+                          pushed_to, node,
                           node_of(target), [node_of(h) for h in names])
 
         def found(result: LookupResult) -> None:
@@ -198,7 +226,8 @@ def update_flood(config: FloodConfig) -> FloodResult:
         if config.holder_list and not propagation.must_look_up(usable, rng):
             send(named)
         else:
-            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found)
+            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found,
+                       grace, LOOKUP_TIMEOUT)
 
     def accept(node: int, source: int | None, via: str, pushed: Sequence[int] = ()) -> None:
         """``Resolver.accept_pointer`` for version 2: news only once, then forward."""
@@ -225,9 +254,10 @@ def update_flood(config: FloodConfig) -> FloodResult:
 
     def update() -> None:
         marks["update"] = (list(dht.received), list(dht.dropped))
+        counts["queries_at_update"] = dht.queries_sent
         version[publisher] = 2
         dht.put(publisher, pointer_key, 2, config.pointer_size, counted)
-        push_on(publisher, [])
+        push_on(publisher, [], grace=PUBLISH_GRACE if config.grace is not None else None)
 
     marks: dict[str, tuple[list[int], list[int]]] = {}
     sim.at(t0, update)
@@ -250,7 +280,8 @@ def update_flood(config: FloodConfig) -> FloodResult:
     update_load = load_between(before, dht.received, dropped_before, dht.dropped,
                                sim.now - t0)
     return FloodResult(config, sorted(accepted.values()), how["push"], how["poll"],
-                       counts["pushes"], counts["news"], counts["queries"], len(stored),
+                       counts["pushes"], counts["news"],
+                       dht.queries_sent - counts["queries_at_update"], len(stored),
                        announce_load, update_load, time.perf_counter() - started,
                        sim.events_run)
 
