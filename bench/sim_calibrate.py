@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import random
 import statistics
 import tempfile
@@ -34,26 +35,16 @@ from peerweb.sim.geography import GeographyConfig
 from peerweb.sim.scenarios import LOOPBACK, FloodConfig, update_flood
 from peerweb.tools.testnet import Testnet, write_sample_site
 
-
-def site_key(site_id: str) -> bytes:
-    from peerweb.content.identity import public_key_from_site_id
-    return propagation.holders_key(public_key_from_site_id(site_id))
-
-
-async def wait_for(predicate: Any, deadline: float, step: float = 0.005) -> float:
-    """Seconds until ``predicate()`` held; TimeoutError past ``deadline`` seconds."""
-    start = time.perf_counter()
-    while not predicate():
-        if time.perf_counter() - start > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(step)
-    return time.perf_counter() - start
+ANNOUNCE_INTERVAL = 8.0
+"""Holders re-announce (and refresh their lists) this often here, so that every list is
+refreshed after all holders announced, as in the steady state the simulator starts from."""
 
 
 async def measure_real(nodes: int, holders: int, rounds: int, lookups: int,
                        seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
-    template = NodeConfig(timings=dataclasses.replace(Timings(), holders_ttl=0.5))
+    template = NodeConfig(timings=dataclasses.replace(
+        Timings(), holders_ttl=0.5, holder_announce_interval=ANNOUNCE_INTERVAL))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "site"
@@ -65,20 +56,21 @@ async def measure_real(nodes: int, holders: int, rounds: int, lookups: int,
             first = await publisher.node.publish(folder, "calibrate")
             site = first.site_id
             await asyncio.gather(*(h.node.open_site(site) for h in chosen))
-            key = site_key(site)
-            # Every holder announced: a lookup from a non-holder names them all.
+            # Every holder announced: a lookup from a non-holder names them all; then one
+            # more announce round, so that every holder's list was refreshed after that.
             strangers = [n for n in others if n not in chosen] or [publisher]
             deadline = time.perf_counter() + 60.0
             while True:
-                seen = await strangers[0].node.swarm.find_peers(key, 4.0)
+                seen = await strangers[0].node.holders(site, max_age=0.0)
                 if len(seen) >= holders or time.perf_counter() > deadline:
                     break
                 await asyncio.sleep(0.5)
+            await asyncio.sleep(ANNOUNCE_INTERVAL + 2.0)
             lookup_s, lookup_found = [], []
             for i in range(lookups):
                 who = strangers[i % len(strangers)]
                 t = time.perf_counter()
-                found = await who.node.swarm.find_peers(key, 4.0)
+                found = await who.node.holders(site, max_age=0.0)
                 lookup_s.append(time.perf_counter() - t)
                 lookup_found.append(len(found))
             pointer = publisher.node.signed_pointer(site)
@@ -113,62 +105,67 @@ def loopback(access: float) -> GeographyConfig:
     return dataclasses.replace(LOOPBACK, access_median=access)
 
 
-def simulate(nodes: int, holders: int, access: float, push_delay: float,
-             seeds: int) -> dict[str, Any]:
-    """The simulator's flood (and its holders lookups) under the fitted loopback model."""
+def model(nodes: int, holders: int, fitted: dict[str, float], seed: int,
+          probes: int = 0, protocol: str = "after") -> Any:
+    """The simulator's flood under the loopback model. ``after``: the node's protocol now
+    (``HOLDER_SHARDS`` holders keys, lists refreshed at each announce); ``before``: one
+    holders key, cold lists, a forwarder looking up one key (the node before this round)."""
+    after = protocol == "after"
+    return update_flood(FloodConfig(
+        nodes=nodes, holders=holders, shards=propagation.HOLDER_SHARDS if after else 1,
+        warm=after, legacy_lookup=not after,
+        geography=loopback(fitted["access_median_s"]), push_delay=fitted["push_delay_s"],
+        publish_delay=fitted["publish_delay_s"], holder_list=propagation.PUSHED_HOLDERS,
+        horizon=90.0, seed=seed, announce_window=5.0, probe_lookups=probes))
+
+
+def simulate(nodes: int, holders: int, fitted: dict[str, float],
+             seeds: int, protocol: str = "after") -> dict[str, Any]:
     floods, lookups = [], []
     for seed in range(seeds):
-        result = update_flood(FloodConfig(
-            nodes=nodes, holders=holders, geography=loopback(access), push_delay=push_delay,
-            holder_list=propagation.PUSHED_HOLDERS, horizon=90.0, seed=seed,
-            announce_window=5.0))
+        result = model(nodes, holders, fitted, seed, probes=10, protocol=protocol)
         floods.append(result.accepted_at)
-        lookups.append(sim_lookup_s(nodes, holders, access, seed))
-    return {"floods": floods, "lookup_s": [x for one in lookups for x in one]}
+        lookups.extend(result.probe_seconds)
+    return {"floods": floods, "lookup_s": lookups}
 
 
-def sim_lookup_s(nodes: int, holders: int, access: float, seed: int) -> list[float]:
-    """Holders lookups from non-holders in the model, as ``find_peers`` ends them."""
-    from peerweb.sim.core import Simulator
-    from peerweb.sim.kademlia import Dht, Kind, LookupResult
-    from peerweb.sim.scenarios import LOOKUP_TIMEOUT, PEERS_GRACE, key_prefix
-
-    sim = Simulator(seed)
-    dht = Dht(sim, nodes, geo_config=loopback(access))
-    key = key_prefix(bytes(sim.rng.randbytes(20)))
-    chosen = sim.rng.sample(range(nodes), holders)
-    for h in chosen:
-        sim.at(sim.rng.uniform(0, 2.0), dht.announce, h, key)
-    sim.run(until=5.0)
-    out: list[float] = []
-
-    def done(result: LookupResult) -> None:
-        out.append(result.finished - result.started)
-    strangers = [n for n in range(nodes) if n not in set(chosen)]
-    for i, who in enumerate(strangers[:20]):
-        sim.at(6.0 + i, dht.lookup, who, key, Kind.GET_PEERS, done, PEERS_GRACE,
-               LOOKUP_TIMEOUT)
-    sim.run()
-    return out
+def first_and_gap(times: list[float]) -> tuple[float, float]:
+    """A flood's first acceptance and the gap from the publisher's wave (its FANOUT
+    pushes) to the next holder: one forwarding hop."""
+    wave = propagation.FANOUT
+    return times[0], (times[wave] - times[wave - 1]) if len(times) > wave else 0.0
 
 
-def fit(real: dict[str, Any]) -> tuple[float, float]:
-    """The loopback model's per-end delay and push delay from the real lookups and pushes.
+def fit(real: dict[str, Any], protocol: str = "after") -> dict[str, float]:
+    """Three numbers of the loopback model, each from one measurement of the real nodes;
+    everything else the simulator predicts.
 
-    A lookup from a stranger ends ``PEERS_GRACE`` after the first answer naming holders;
-    the rest is the traversal's round trips to it, ~2 in a network of 50 (its first
-    contacts' answers name the nodes that store the key). The per-end delay is a quarter
-    of that (2 round trips, each 2 ends), searched for on the model itself."""
-    from peerweb.sim.scenarios import PUSH_RTTS
-
+    - per-end delay: searched for on the model itself, its median holders lookup against
+      the real median (a lookup ends ``PEERS_GRACE`` after the first answer naming
+      holders; the rest is round trips);
+    - push delay (the receiver's processing of news: verifying, saving state, starting
+      the fetch, all in the one process the testnet's nodes share): the real floods' hop
+      from the publisher's wave to the next holder (median over rounds), less the model's;
+    - publish delay: the real floods' first acceptance (median) less the model's."""
     target = statistics.median(real["lookup_s"])
-    best, best_err = 0.0005, float("inf")
+    fitted = {"access_median_s": 0.0005, "push_delay_s": 0.0, "publish_delay_s": 0.0}
+    best_err = float("inf")
     for access in [0.0002 * 1.4 ** i for i in range(16)]:
-        modelled = statistics.median(sim_lookup_s(real["nodes"], real["holders"], access, 0))
-        if abs(modelled - target) < best_err:
-            best, best_err = access, abs(modelled - target)
-    push = statistics.median(real["push_s"])
-    return best, max(0.0, push - PUSH_RTTS * 2 * best)
+        trial = fitted | {"access_median_s": access}
+        got = model(real["nodes"], real["holders"], trial, 0, probes=10,
+                    protocol=protocol).probe_seconds
+        if got and abs(statistics.median(got) - target) < best_err:
+            fitted, best_err = trial, abs(statistics.median(got) - target)
+    waves = [first_and_gap(f) for f in real["floods"] if f]
+    real_first = statistics.median(w[0] for w in waves)
+    real_gap = statistics.median(w[1] for w in waves)
+
+    def modelled() -> tuple[float, float]:
+        return first_and_gap(model(real["nodes"], real["holders"], fitted, 0,
+                                   protocol=protocol).accepted_at)
+    fitted["push_delay_s"] = max(0.0, real_gap - modelled()[1])
+    fitted["publish_delay_s"] = max(0.0, real_first - modelled()[0])
+    return fitted
 
 
 def share_time(times: list[float], holders: int, share: float) -> float | None:
@@ -176,30 +173,38 @@ def share_time(times: list[float], holders: int, share: float) -> float | None:
     return times[need - 1] if len(times) >= need else None
 
 
-def compare(real: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+def compare(real: dict[str, Any], predicted: dict[str, Any]) -> dict[str, Any]:
     """Medians over rounds (real) and seeds (model) and the relative error of each."""
     holders = real["holders"]
     out: dict[str, Any] = {}
     for name, share in (("t50_s", 0.5), ("t90_s", 0.9), ("t100_s", 1.0)):
         r = [share_time(f, holders, share) for f in real["floods"]]
-        m = [share_time(f, holders, share) for f in model["floods"]]
+        m = [share_time(f, holders, share) for f in predicted["floods"]]
         rv = statistics.median([x if x is not None else 90.0 for x in r])
         mv = statistics.median([x if x is not None else 90.0 for x in m])
         out[name] = {"real": round(rv, 3), "model": round(mv, 3),
                      "error": round((mv - rv) / rv, 3) if rv else None}
-    rl, ml = statistics.median(real["lookup_s"]), statistics.median(model["lookup_s"])
+    rl, ml = statistics.median(real["lookup_s"]), statistics.median(predicted["lookup_s"])
     out["lookup_s"] = {"real": round(rl, 3), "model": round(ml, 3),
                        "error": round((ml - rl) / rl, 3)}
     return out
 
 
-async def calibrate(nodes: int, holders: int, rounds: int, seeds: int) -> dict[str, Any]:
-    real = await measure_real(nodes, holders, rounds, lookups=10)
-    access, push_delay = fit(real)
-    model = simulate(nodes, holders, access, push_delay, seeds)
-    return {"real": real, "model": model, "fitted": {"access_median_s": access,
-                                                     "push_delay_s": push_delay},
-            "comparison": compare(real, model)}
+async def calibrate(nodes: int, holders: int, rounds: int, seeds: int,
+                    fitted: dict[str, float] | None = None,
+                    protocol: str = "after", real: dict[str, Any] | None = None,
+                    ) -> dict[str, Any]:
+    """Measure the real nodes (or take ``real``, measured before), fit the model on them
+    (or take ``fitted``, from another run: then the comparison is a prediction), and
+    compare."""
+    if real is None:
+        real = await measure_real(nodes, holders, rounds, lookups=10)
+    own = fit(real, protocol)
+    use = fitted or own
+    predicted = simulate(nodes, holders, use, seeds, protocol)
+    return {"real": real, "model": predicted, "fitted": own, "used": use,
+            "predicted_with_other_fit": fitted is not None, "protocol": protocol,
+            "comparison": compare(real, predicted)}
 
 
 def main() -> None:
@@ -212,19 +217,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--name", default="sim_calibrate")
+    parser.add_argument("--fit-from", type=Path, help="a previous run's JSON: use its fit "
+                        "(a prediction) instead of fitting on this run")
+    parser.add_argument("--protocol", choices=("after", "before"), default="after")
+    parser.add_argument("--real-from", type=Path, help="real measurements written by "
+                        "--real-only (e.g. by an older tree's node), to model here")
+    parser.add_argument("--real-only", type=Path, help="measure the real nodes, write "
+                        "the measurements to this file and stop")
     args = parser.parse_args()
+    fitted = json.loads(args.fit_from.read_text())["fitted"] if args.fit_from else None
     load = Path("/proc/loadavg").read_text().split()[:3]
     out: dict[str, Any] = {}
 
+    real = json.loads(args.real_from.read_text()) if args.real_from else None
+
     async def run() -> None:
-        out.update(await calibrate(args.nodes, args.holders, args.rounds, args.seeds))
+        if args.real_only:
+            measured = await measure_real(args.nodes, args.holders, args.rounds, lookups=10)
+            args.real_only.write_text(json.dumps(measured))
+            return
+        out.update(await calibrate(args.nodes, args.holders, args.rounds, args.seeds, fitted,
+                                   args.protocol, real))
     aio.run(run())
+    if args.real_only:
+        return
     out["load_before"] = load
     out["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     out["peak_rss_mb"] = round(peak_rss_mb())
     for name, row in out["comparison"].items():
         print(f"{name}: real {row['real']} model {row['model']} error {row['error']}")
-    print(f"fitted {out['fitted']}")
+    print(f"fitted here {out['fitted']}; used {out['used']}")
     write(args.name, out | {"tolerance": 0.2})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))

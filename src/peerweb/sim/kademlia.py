@@ -133,6 +133,9 @@ class Lookup:
         self.on_done = on_done
         self.grace, self.timeout = grace, timeout
         self.delivered = False
+        self.watcher: Callable[[], None] | None = None
+        """Called at every answer that names peers (a group of lookups that ends together,
+        as the node's ``find_peers_many``)."""
         self.started = dht.sim.now
         self.order: list[tuple[int, int]] = []
         self.state: dict[int, int] = {}
@@ -181,6 +184,8 @@ class Lookup:
         self.in_flight -= 1
         for p in peers:
             self.peers[p] = None
+        if peers and self.watcher is not None:
+            self.watcher()
         if peers and self.grace is not None and not self.delivered and not self._due:
             self._due = True
             self.dht.sim.after(self.grace, self._deliver)
@@ -345,10 +350,10 @@ class Dht:
 
     def lookup(self, origin: int, target: int, kind: Kind,
                on_done: Callable[[LookupResult], None], grace: float | None = None,
-               timeout: float = 4.0) -> None:
+               timeout: float = 4.0) -> Lookup:
         """An iterative lookup; ``grace``: deliver as the node's ``find_peers`` does (see
         ``Lookup._deliver``), else at the traversal's end."""
-        Lookup(self, origin, target, kind, on_done, grace, timeout)
+        return Lookup(self, origin, target, kind, on_done, grace, timeout)
 
     def announce(self, origin: int, key: int,
                  on_done: Callable[[LookupResult], None] | None = None) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +31,7 @@ from peerweb.policy import volunteers as volunteer_rule
 
 from .core import Simulator
 from .geography import GeographyConfig, Region
-from .kademlia import Dht, DhtConfig, Kind, LookupResult
+from .kademlia import Dht, DhtConfig, Kind, Lookup, LookupResult
 
 PUSH_RTTS = 1.5
 """A push arrives after a TCP handshake (1 RTT) and half a round trip more."""
@@ -46,6 +46,8 @@ hashes the new version, gathering answers this long after the first naming any; 
 pushes start from that list."""
 LOOKUP_TIMEOUT = 4.0
 """The node's ``Timings.holders_lookup_timeout``: a lookup that names nobody ends here."""
+PROBE_TIMEOUT = 1.5
+"""The node's ``Timings.holders_probe_timeout``: the first look at two holders shards."""
 
 LOOPBACK = GeographyConfig(regions=(Region("loopback", 1.0, 0.0, 0.0, 0.0),),
                            access_median=0.0005, access_sigma=0.3)
@@ -140,6 +142,19 @@ class FloodConfig:
     as the first rounds of the simulator had it)."""
     geography: GeographyConfig | None = None
     """None: the synthetic internet; ``LOOPBACK`` for the testnet."""
+    warm: bool = False
+    """Holders refresh their list of other holders after announcing (``holder_refresh``
+    shards) and forward from it without a lookup (``must_look_up(warm=True)``), as the node
+    now does; False: lists are cold at the update, as before."""
+    legacy_lookup: bool = False
+    """A forwarder looks up one shard at random (the first rounds' model) instead of the
+    node's ``Resolver.holders`` (own shard and one other, widened if short)."""
+    publish_delay: float = 0.0
+    """Seconds from the publish to its first push (building and signing the version),
+    fitted on the testnet; 0 on the internet runs (it adds the same to every holder)."""
+    probe_lookups: int = 0
+    """Nodes that hold nothing look the holders up (``Resolver.holders``) once each, at
+    quiet times before the update; their durations are ``FloodResult.probe_seconds``."""
     push_delay: float = 0.0
     """Seconds a push takes on top of ``PUSH_RTTS`` round trips (a receiver's processing:
     verifying the pointer, saving state), fitted on the testnet."""
@@ -163,6 +178,8 @@ class FloodResult:
     load_update: Load
     wall_seconds: float
     events: int
+    probe_seconds: list[float] = field(default_factory=list)
+    """Durations of the ``probe_lookups``."""
 
     def time_to(self, share: float) -> float | None:
         """Seconds until ``share`` of the holders had taken the update (None: never)."""
@@ -184,18 +201,76 @@ def update_flood(config: FloodConfig) -> FloodResult:
     if config.offline:
         dht.take_offline(config.offline, protect=set(chosen))
     public_key = rng.randbytes(32)
-    base = propagation.holders_key(public_key)
-    keys = [key_prefix(shard_key(base, s, config.shards)) for s in range(config.shards)]
+    keys = [key_prefix(propagation.holders_key(public_key, s if config.shards > 1 else None))
+            for s in range(config.shards)]
     pointer_key = key_prefix(hashlib.sha1(public_key).digest())
     version = dict.fromkeys(holders, 1)
+    own = {h: propagation.holder_shard(rng, config.shards) for h in chosen}
+
+    def find_many(node: int, shards: list[int], grace: float | None,
+                  then: Callable[[set[int]], None], timeout: float = LOOKUP_TIMEOUT) -> None:
+        """The node's ``Dht.find_peers_many``: the shards' lookups at once, ending ``grace``
+        after the first answer on any of them that named peers (None: when all end), or at
+        ``LOOKUP_TIMEOUT`` if none did."""
+        lookups: list[Lookup] = []
+        state = {"due": False, "ended": 0}
+        began = sim.now
+
+        def collect() -> None:
+            then(set().union(*(lookup.peers for lookup in lookups)))
+
+        def named_some() -> None:
+            if grace is not None and not state["due"]:
+                state["due"] = True
+                sim.after(grace, collect)
+
+        def ended(_: LookupResult) -> None:
+            state["ended"] += 1
+            if state["ended"] == len(lookups) and not state["due"]:
+                state["due"] = True
+                sim.at(began + timeout if grace is not None and not any(
+                    lookup.peers for lookup in lookups) else sim.now, collect)
+        for shard in shards:
+            lookup = dht.lookup(node, keys[shard], Kind.GET_PEERS, ended)
+            lookup.watcher = named_some
+            lookups.append(lookup)
+
+    def find_holders(node: int, grace: float | None,
+                     then: Callable[[list[propagation.Endpoint]], None]) -> None:
+        """The node's ``Resolver.holders``: its own shard and one other at once
+        (``holder_refresh``), then every other shard if they named too few
+        (``holders_widen``); with one shard, the one key."""
+        tried = propagation.holder_refresh(own[node], rng, config.shards)
+
+        def first(seen: set[int]) -> None:
+            more = propagation.holders_widen(len(seen - {node}), tried, config.shards)
+            if more:
+                find_many(node, more, grace, lambda extra: done(seen | extra))
+            else:
+                done(seen)
+
+        def done(seen: set[int]) -> None:
+            then([endpoint(p) for p in seen if p != node])
+        find_many(node, tried, grace, first,
+                  PROBE_TIMEOUT if config.shards > 1 else LOOKUP_TIMEOUT)
+
     accepted: dict[int, float] = {}
     how = {"push": 0, "poll": 0}
     counts = {"pushes": 0, "news": 0, "queries": 0}
 
     for holder in holders:
         sim.at(rng.uniform(0, config.announce_window), dht.announce, holder,
-               keys[rng.randrange(config.shards)])
-    t0 = config.announce_window + 5.0
+               keys[own[holder]])
+    cached: dict[int, list[propagation.Endpoint]] = {}
+    if config.warm:
+        # The publisher holds the site too: it refreshes its list as every holder does.
+        for holder in chosen:
+            sim.at(config.announce_window + rng.uniform(0, config.announce_window),
+                   find_holders, holder, config.grace,
+                   lambda found, h=holder: cached.__setitem__(h, found))
+        t0 = 2 * config.announce_window + 5.0
+    else:
+        t0 = config.announce_window + 5.0
 
     def counted(then: LookupResult) -> None:
         """Queries are counted by the DHT (``queries_sent``): a lookup with a grace goes on
@@ -218,16 +293,35 @@ def update_flood(config: FloodConfig) -> FloodResult:
                           pushed_to, node,
                           node_of(target), [node_of(h) for h in names])
 
-        def found(result: LookupResult) -> None:
-            counted(result)
-            send([endpoint(p) for p in result.peers] + named)
+        def found(peers: list[propagation.Endpoint]) -> None:
+            send(peers + named)
 
-        usable = len(set(named) - {me, *skip})
-        if config.holder_list and not propagation.must_look_up(usable, rng):
-            send(named)
+        mine = cached.get(node, [])
+        usable = len(set(named + mine) - {me, *skip})
+        if config.holder_list and not propagation.must_look_up(usable, rng,
+                                                               warm=bool(mine)):
+            send(named + mine)
+        elif config.legacy_lookup:
+            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS,
+                       lambda r: found([endpoint(p) for p in r.peers]), grace,
+                       LOOKUP_TIMEOUT)
         else:
-            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found,
-                       grace, LOOKUP_TIMEOUT)
+            find_holders(node, grace, found)
+
+    probes: list[float] = []
+    if config.probe_lookups:
+        # Nodes that hold nothing (the same ones again if there are fewer than asked),
+        # after the announces and before the update.
+        strangers = [n for n in range(config.nodes) if n not in set(chosen)] or [publisher]
+        rng.shuffle(strangers)
+        for who in strangers:
+            own.setdefault(who, propagation.holder_shard(rng, config.shards))
+        quiet = t0 - 1.0 - config.announce_window
+        for i in range(config.probe_lookups):
+            def probe(who: int = strangers[i % len(strangers)]) -> None:
+                began = sim.now
+                find_holders(who, config.grace, lambda _: probes.append(sim.now - began))
+            sim.at(config.announce_window + quiet * i / config.probe_lookups, probe)
 
     def accept(node: int, source: int | None, via: str, pushed: Sequence[int] = ()) -> None:
         """``Resolver.accept_pointer`` for version 2: news only once, then forward."""
@@ -256,8 +350,10 @@ def update_flood(config: FloodConfig) -> FloodResult:
         marks["update"] = (list(dht.received), list(dht.dropped))
         counts["queries_at_update"] = dht.queries_sent
         version[publisher] = 2
-        dht.put(publisher, pointer_key, 2, config.pointer_size, counted)
-        push_on(publisher, [], grace=PUBLISH_GRACE if config.grace is not None else None)
+        sim.after(config.publish_delay, dht.put, publisher, pointer_key, 2,
+                  config.pointer_size, counted)
+        sim.after(config.publish_delay, push_on, publisher, [], (),
+                  PUBLISH_GRACE if config.grace is not None else None)
 
     marks: dict[str, tuple[list[int], list[int]]] = {}
     sim.at(t0, update)
@@ -283,7 +379,7 @@ def update_flood(config: FloodConfig) -> FloodResult:
                        counts["pushes"], counts["news"],
                        dht.queries_sent - counts["queries_at_update"], len(stored),
                        announce_load, update_load, time.perf_counter() - started,
-                       sim.events_run)
+                       sim.events_run, probes)
 
 
 # -- volunteer discovery -------------------------------------------------------------------
