@@ -55,6 +55,13 @@ LOOPBACK = GeographyConfig(regions=(Region("loopback", 1.0, 0.0, 0.0, 0.0),),
 per-end delay (the time a busy Python process takes to read and answer), fitted by
 bench/sim_calibrate.py against real nodes (docs/simulator.md)."""
 
+TESTNET_FIT = {"access_median_s": 0.00077, "push_delay_s": 0.15, "publish_delay_s": 0.0,
+               "shared_cpu_s": 0.0}
+"""The loopback model fitted by bench/sim_calibrate.py on 50 real nodes (30 holders, 5
+floods; bench/results/sim_calibrate.json): the per-end delay of ``LOOPBACK``, a push's
+delay, the publish's, the shared processor's; tests/integration/test_sim_calibration.py
+predicts a smaller testnet with it."""
+
 
 def key_prefix(key: bytes) -> int:
     """A 20-byte DHT key as the 64-bit prefix the simulated DHT compares distances on."""
@@ -87,6 +94,8 @@ class Load:
     p99: float
     median: float
     mean: float
+    median_active: float
+    """Median over the nodes that received any of this traffic."""
     dropped: int
     """Requests dropped by the reply rate limit, all nodes."""
     busiest_dropped: int
@@ -107,8 +116,10 @@ def load_between(before: Sequence[int], after: Sequence[int], dropped_before: Se
     got = np.asarray(after) - np.asarray(before)
     drops = np.asarray(dropped_after) - np.asarray(dropped_before)
     top = int(np.argmax(got))
+    active = got[got > 0]
     return Load(int(got[top]), float(np.percentile(got, 99)), float(np.median(got)),
-                float(got.mean()), int(drops.sum()), int(drops[top]), seconds)
+                float(got.mean()), float(np.median(active)) if len(active) else 0.0,
+                int(drops.sum()), int(drops[top]), seconds)
 
 
 # -- the update flood ----------------------------------------------------------------------
@@ -149,6 +160,10 @@ class FloodConfig:
     legacy_lookup: bool = False
     """A forwarder looks up one shard at random (the first rounds' model) instead of the
     node's ``Resolver.holders`` (own shard and one other, widened if short)."""
+    shared_cpu: float = 0.0
+    """Seconds of one processor that every node shares, spent after each news before the
+    node forwards it (saving state, starting the fetch, the pushes): the testnet runs all
+    its nodes in one Python process, so they queue; 0 on the internet (own machines)."""
     publish_delay: float = 0.0
     """Seconds from the publish to its first push (building and signing the version),
     fitted on the testnet; 0 on the internet runs (it adds the same to every holder)."""
@@ -255,6 +270,7 @@ def update_flood(config: FloodConfig) -> FloodResult:
                   PROBE_TIMEOUT if config.shards > 1 else LOOKUP_TIMEOUT)
 
     accepted: dict[int, float] = {}
+    cpu_free = [0.0]
     how = {"push": 0, "poll": 0}
     counts = {"pushes": 0, "news": 0, "queries": 0}
 
@@ -328,9 +344,16 @@ def update_flood(config: FloodConfig) -> FloodResult:
         if version.get(node, 0) >= 2:
             return
         version[node] = 2
-        accepted[node] = sim.now - t0
         how[via] += 1
-        push_on(node, [source] if source is not None else [], pushed)
+        exclude = [source] if source is not None else []
+        accepted[node] = sim.now - t0
+        if config.shared_cpu:
+            # The testnet's nodes share one process: what follows news (the forward, the
+            # state saved, the new version's fetch started) is done one node at a time.
+            cpu_free[0] = max(sim.now, cpu_free[0]) + config.shared_cpu
+            sim.at(cpu_free[0], push_on, node, exclude, pushed)
+            return
+        push_on(node, exclude, pushed)
 
     def pushed_to(sender: int, target: int, holders: list[int]) -> None:
         if version.get(target, 0) < 2:
