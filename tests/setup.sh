@@ -8,6 +8,7 @@ command -v mktorrent >/dev/null || need+=(mktorrent)
 command -v qbittorrent-nox >/dev/null || need+=(qbittorrent-nox)
 command -v transmission-cli >/dev/null || need+=(transmission-cli)
 command -v chromium >/dev/null || need+=(chromium)
+command -v tcpdump >/dev/null || need+=(tcpdump)  # the private-site test records loopback traffic
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "installing ${need[*]} for the interoperability and browser tests" >&2

@@ -4,6 +4,7 @@ keys, capabilities and chunks each end in a clear error, never in wrong bytes.""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -180,10 +181,10 @@ def tampering_writer(how: str):
     is hashed: the torrent and the signed pointer are honest about these bytes, so only the
     AEAD check can tell."""
 
-    def make(read_key: bytes):
+    def make(read_key: bytes, readers=()):
         def write(files, staging: Path, check_cancel) -> str:
             written = layout.write_encrypted(files, staging / layout.ROOT_NAME, read_key,
-                                             check_cancel)
+                                             check_cancel, readers)
             by_path = written.manifest.by_path()
 
             def data(path: str) -> Path:
@@ -220,3 +221,48 @@ async def test_an_altered_or_moved_chunk_is_an_error_never_bytes(tmp_path, http,
         code, _h, body = await http(reader).site(result.site_id,
                                                  "/letters/to-the-bank-about-the-loan.txt")
         assert code == 200 and body == files["letters/to-the-bank-about-the-loan.txt"]
+
+
+def cli_json(*args: str) -> dict:
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+async def test_a_reader_by_node_key_reads_without_a_link_until_removed(tmp_path, http):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_bytes(b"<p>version one of the shared diary</p>")
+    async with Testnet(2, root=tmp_path / "net") as net:
+        publisher, reader = net.nodes
+        mine, theirs = (str(n.config.data_dir) for n in (publisher, reader))
+        v1 = await publisher.node.publish(site, "diary", private=True)
+        code, _h, body = await http(reader).site(v1.site_id, "/")
+        assert code == 403 and b"node-key" in body  # says how to be added
+        key = cli_json("node-key", "--data-dir", theirs)["node_key"]
+        assert key == reader.node.private.node_key.text
+        added = cli_json("share", "diary", "--to", key, "--data-dir", mine)
+        assert added["readers"] == [key]
+        refused = CliRunner().invoke(cli, ["share", v1.site_id, "--to", key, "--data-dir",
+                                           theirs])
+        assert refused.exit_code == 1 and "only the publisher" in refused.output
+
+        (site / "index.html").write_bytes(b"<p>version two, sealed to the reader</p>")
+        v2 = await publisher.node.publish(site, "diary", private=True)
+        await wait_until(lambda: reader.node.state.sites[v1.site_id].pointer.version == 2,
+                         30.0, "the reader hears of v2")
+        code, _h, body = await http(reader).site(v1.site_id, "/")
+        assert code == 200 and body == b"<p>version two, sealed to the reader</p>"
+        assert reader.node.private.keyring.get(v1.site_id) is None  # no link was needed
+
+        removed = cli_json("share", "diary", "--remove", key, "--data-dir", mine)
+        assert removed["readers"] == []
+        (site / "index.html").write_bytes(b"<p>version three, not for the removed one</p>")
+        v3 = await publisher.node.publish(site, "diary", private=True)
+        assert v3.version == 3 and v3.infohash != v2.infohash
+        await wait_until(lambda: reader.node.state.sites[v1.site_id].pointer.version == 3,
+                         30.0, "the reader hears of v3")
+        code, _h, body = await http(reader).site(v1.site_id, "/")
+        assert code == 403 and b"version three" not in body
+        assert b"has no key for it" in body  # v3 carries no slot for the removed reader
+        assert reader.node.holds(v3.infohash)  # it holds v3's ciphertext all the same
