@@ -11,6 +11,7 @@ command -v transmission-cli >/dev/null || need+=(transmission-cli)
 command -v chromium >/dev/null || need+=(chromium)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
+command -v tcpdump >/dev/null || need+=(tcpdump)  # the private-site test records loopback traffic
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "installing ${need[*]} for the interoperability and browser tests" >&2

@@ -218,3 +218,60 @@ def test_the_keyring_is_private_and_sees_keys_others_added(tmp_path: Path) -> No
     assert (tmp_path / "keyring.json").stat().st_mode & 0o777 == 0o600
     with pytest.raises(ValueError):
         cli_side.put("other", b"short")
+
+
+def test_a_content_key_sealed_to_readers_opens_only_for_them(tmp_path: Path) -> None:
+    from peerweb.private import readers
+
+    alice, bob, eve = (readers.NodeKey.from_seed(os.urandom(32)) for _ in range(3))
+    key, version = os.urandom(32), os.urandom(16)
+    slots = readers.seal_slots(key, version, [alice.public_key, bob.public_key])
+    assert len(slots) == readers.SLOT_BUCKET * readers.SLOT_SIZE  # padded: count hidden
+    assert readers.open_slots(slots, alice, version) == key
+    assert readers.open_slots(slots, bob, version) == key
+    assert readers.open_slots(slots, eve, version) is None
+    # A slot replayed into another version does not open there.
+    assert readers.open_slots(slots, alice, os.urandom(16)) is None
+    nine = readers.seal_slots(key, version, [alice.public_key] * 9)
+    assert len(nine) == 2 * readers.SLOT_BUCKET * readers.SLOT_SIZE
+
+
+def test_node_keys_are_kept_private_and_parsed_strictly(tmp_path: Path) -> None:
+    from peerweb.errors import BadAddress
+    from peerweb.private import readers
+
+    mine = readers.NodeKey.load_or_create(tmp_path)
+    assert (tmp_path / readers.NODE_KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert readers.NodeKey.load_or_create(tmp_path) == mine
+    assert readers.parse_node_key(mine.text.upper()) == mine.public_key
+    for bad in (mine.text[:-1], "1" * 52, ""):
+        with pytest.raises(BadAddress):
+            readers.parse_node_key(bad)
+    listed = readers.ReaderList(tmp_path)
+    other = readers.NodeKey.from_seed(os.urandom(32))
+    site = SiteKey.generate("s").site_id
+    assert listed.change(site, add=[mine.text, other.text, mine.text]) == [mine.text,
+                                                                          other.text]
+    assert listed.change(site, remove=[mine.text]) == [other.text]
+    assert listed.of(site) == [other.public_key]
+    from peerweb.errors import UsageError
+    with pytest.raises(UsageError, match="not a reader"):
+        listed.change(site, remove=[mine.text])
+
+
+def test_a_version_opens_with_its_slot_and_not_after_removal(tmp_path: Path) -> None:
+    from peerweb.private import readers
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_bytes(b"hello reader" * 100)
+    reader = readers.NodeKey.from_seed(os.urandom(32))
+    read_key = os.urandom(32)
+    for listed, opens in (([reader.public_key], True), ([], False)):
+        out = tmp_path / f"v{int(opens)}"
+        written = layout.write_encrypted(scan(tmp_path / "site"), out, read_key,
+                                         readers=listed)
+        slots = (out / layout.READERS_FILE).read_bytes()
+        got = readers.open_slots(slots, reader, written.header.version_id)
+        assert (got is not None) is opens
+        if got is not None:
+            assert got == written.header.content_key(read_key)

@@ -12,22 +12,26 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ..errors import NoReadKey, TamperedChunk
-from ..private import layout
+from ..errors import NoReadKey, TamperedChunk, WrongKey
+from ..private import layout, readers
 from ..private.keyring import Keyring
 from ..private.layout import Layout, OpenVersion, RangeReader
-from ..private.manifest import parse_header
+from ..private.manifest import Header, parse_header
+from ..private.readers import NodeKey
 from .snapshots import Snapshot, SnapshotStore
 
 # Ciphertext handed at once from which decryption moves to a thread (16 chunks, 256 KiB).
 THREAD_FEED = 256 * 1024
 # Opened versions kept in memory (a manifest each); a node reads few private sites at once.
 OPEN_VERSIONS = 64
+# The largest readers file tried (readers.MAX_READERS slots): a bigger one is not ours.
+MAX_READERS_FILE = readers.MAX_READERS * readers.SLOT_SIZE
 
 
 class PrivateSites:
     def __init__(self, data_dir: Path, store: SnapshotStore) -> None:
         self.keyring = Keyring(data_dir)
+        self.node_key = NodeKey.load_or_create(data_dir)
         self._store = store
         self._layouts: dict[str, Layout | None] = {}
         self._opened: dict[tuple[str, bytes], OpenVersion] = {}
@@ -51,20 +55,40 @@ class PrivateSites:
         found = self.layout(snapshot)
         assert found is not None, "open() is for private snapshots"
         key = self.keyring.get(site_id) if site_id else None
-        if key is None:
-            raise NoReadKey("this site is private: its files are encrypted, and this node "
-                            "has no key for it. Open its read capability first "
-                            "(`peerweb open peerweb://<site-id>#k=...`).")
-        cached = self._opened.get((snapshot.tid, key))
+        cached = self._opened.get((snapshot.tid, key or b"node-key"))
         if cached is not None:
             return cached
         header = parse_header(await self._store.read_file(snapshot, found.header))
+        content_key = None
+        if key is not None:
+            try:
+                content_key = header.content_key(key)
+            except WrongKey:
+                content_key = await self._sealed_to_me(snapshot, found, header)
+                if content_key is None:
+                    raise
+        else:
+            content_key = await self._sealed_to_me(snapshot, found, header)
+            if content_key is None:
+                raise NoReadKey("this site is private: its files are encrypted, and this "
+                                "node has no key for it. Open its read capability first "
+                                "(`peerweb open peerweb://<site-id>#k=...`), or ask its "
+                                "publisher to add this node's key (`peerweb node-key`).")
         manifest = await self._store.read_file(snapshot, found.manifest)
-        opened = layout.open_version(found, header, key, manifest, snapshot.sizes)
+        opened = layout.open_version(found, header, None, manifest, snapshot.sizes,
+                                     content_key=content_key)
         if len(self._opened) >= OPEN_VERSIONS:
             self._opened.pop(next(iter(self._opened)))
-        self._opened[(snapshot.tid, key)] = opened
+        self._opened[(snapshot.tid, key or b"node-key")] = opened
         return opened
+
+    async def _sealed_to_me(self, snapshot: Snapshot, found: Layout,
+                            header: Header) -> bytes | None:
+        """The content key this version's readers file seals to this node, if any."""
+        if found.readers is None or snapshot.sizes[found.readers] > MAX_READERS_FILE:
+            return None
+        slots = await self._store.read_file(snapshot, found.readers)
+        return readers.open_slots(slots, self.node_key, header.version_id)
 
     async def stream(self, snapshot: Snapshot, version: OpenVersion, entry: int, start: int,
                      end: int) -> AsyncIterator[bytes]:

@@ -33,6 +33,7 @@ from ..policy import keys as key_policy
 from ..policy import versions
 from ..private import chunks, layout
 from ..private.keyring import Keyring
+from ..private.readers import ReaderList
 from ..swarm import build as bundle
 from ..swarm.engine import Swarm, magnet_of, torrent_file_id
 from . import state
@@ -154,6 +155,7 @@ class Publisher:
         asking: asyncio.Task[_Heard] | None = None
         known_site = None if choice.create else self._keys.get(choice.name).site_id
         read_key = None
+        readers = ReaderList(self._config.data_dir).of(known_site) if known_site else []
         if private:
             read_key = (self._keyring.get(known_site) if known_site else None) or os.urandom(
                 chunks.KEY_SIZE)
@@ -161,7 +163,8 @@ class Publisher:
             asking = asyncio.create_task(self._ask_network(known_site))
         try:
             built = await self._build(folder, require_index, progress, trackers, web_seeds,
-                                      layout.stage_writer(read_key) if read_key else None)
+                                      layout.stage_writer(read_key, readers) if read_key
+                                      else None)
         except BaseException:
             if asking is not None:
                 asking.cancel()

@@ -2,6 +2,7 @@
 
     peerweb-private/header           96 bytes: version id, content key under the read key
     peerweb-private/manifest         the encrypted tree (``manifest``)
+    peerweb-private/readers          the content key sealed to readers' node keys (``readers``)
     peerweb-private/data/<32 hex>    one file's chunks; the name is its random file id
 
 Nothing in a name, an order or a size says more than the bucket of each file: ids are
@@ -13,7 +14,7 @@ bytes of a range.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from ..errors import PublishError, TamperedChunk
 from . import chunks
 from .chunks import BLOCK_SIZE, CHUNK_PLAINTEXT, ID_SIZE, KEY_SIZE
 from .manifest import Entry, Header, Manifest, make_header, open_manifest, seal_manifest
+from .readers import seal_slots
 
 ROOT_NAME = "peerweb-private"
 HEADER_FILE = "header"
 MANIFEST_FILE = "manifest"
+READERS_FILE = "readers"
 DATA_DIR = "data"
 # Chunks read from a source file and sealed per write: 64 chunks, 1 MiB.
 WRITE_BATCH = 64
@@ -42,9 +45,11 @@ class Written:
 
 
 def write_encrypted(files: Iterable[SourceFile], out: Path, read_key: bytes,
-                    check_cancel: Callable[[], None] = lambda: None) -> Written:
+                    check_cancel: Callable[[], None] = lambda: None,
+                    readers: Sequence[bytes] = ()) -> Written:
     """Encrypt ``files`` into ``out`` (the torrent's top folder, created) under a fresh
-    random content key for this version, sealed in the header under ``read_key``."""
+    random content key for this version, sealed in the header under ``read_key`` and in
+    the ``readers`` file to each of ``readers`` (ed25519 node keys)."""
     content_key = os.urandom(KEY_SIZE)
     version_id = os.urandom(ID_SIZE)
     (out / DATA_DIR).mkdir(parents=True)
@@ -61,7 +66,9 @@ def write_encrypted(files: Iterable[SourceFile], out: Path, read_key: bytes,
     (out / MANIFEST_FILE).write_bytes(sealed)
     header = make_header(read_key, content_key, version_id)
     (out / HEADER_FILE).write_bytes(header.encode())
-    return Written(header, manifest, total + len(sealed) + len(header.encode()))
+    slots = seal_slots(content_key, version_id, list(readers))
+    (out / READERS_FILE).write_bytes(slots)
+    return Written(header, manifest, total + len(sealed) + len(header.encode()) + len(slots))
 
 
 def _encrypt_file(source: SourceFile, target: Path, key: bytes, version_id: bytes,
@@ -98,25 +105,29 @@ class Layout:
     manifest: int
     data: dict[str, int]
     """Torrent file index by ciphertext file name (the file id in hex)."""
+    readers: int | None = None
+    """The ``readers`` file (absent in versions made before it existed)."""
 
 
 def recognise(paths: Iterable[str]) -> Layout | None:
     """The private layout of a snapshot's paths (relative to its top folder), or None for a
     public site. The caller checks the top folder's name is ``ROOT_NAME``."""
-    header = manifest = None
+    header = manifest = readers = None
     data: dict[str, int] = {}
     for index, path in enumerate(paths):
         if path == HEADER_FILE:
             header = index
         elif path == MANIFEST_FILE:
             manifest = index
+        elif path == READERS_FILE:
+            readers = index
         elif path.startswith(DATA_DIR + "/"):
             data[path[len(DATA_DIR) + 1:]] = index
         elif path:
             return None
     if header is None or manifest is None:
         return None
-    return Layout(header, manifest, data)
+    return Layout(header, manifest, data, readers)
 
 
 @dataclass(frozen=True)
@@ -134,11 +145,15 @@ class OpenVersion:
     """Ciphertext bytes of each entry, as the torrent lists them."""
 
 
-def open_version(layout: Layout, header: Header, read_key: bytes, manifest_ciphertext: bytes,
-                 torrent_sizes: tuple[int, ...]) -> OpenVersion:
-    """Open a version: WrongKey for a key that does not open it, TamperedChunk for a
-    manifest that fails its check or names files the torrent does not hold as it says."""
-    content_key = header.content_key(read_key)
+def open_version(layout: Layout, header: Header, read_key: bytes | None,
+                 manifest_ciphertext: bytes, torrent_sizes: tuple[int, ...],
+                 content_key: bytes | None = None) -> OpenVersion:
+    """Open a version with the site's read key (or the version's ``content_key``, from a
+    readers slot): WrongKey for a key that does not open it, TamperedChunk for a manifest
+    that fails its check or names files the torrent does not hold as it says."""
+    if content_key is None:
+        assert read_key is not None
+        content_key = header.content_key(read_key)
     manifest = open_manifest(manifest_ciphertext, content_key, header.version_id)
     indexes = []
     for entry in manifest.entries:
@@ -193,12 +208,13 @@ class RangeReader:
         return b"".join(out)
 
 
-def stage_writer(read_key: bytes) -> Callable[[list[SourceFile], Path, Callable[[], None]], str]:
+def stage_writer(read_key: bytes, readers: Sequence[bytes] = (),
+                 ) -> Callable[[list[SourceFile], Path, Callable[[], None]], str]:
     """A ``swarm.build.StageWriter`` that writes a folder's files encrypted: the torrent is
     then built over the ciphertext, named ``ROOT_NAME``."""
 
     def write(files: list[SourceFile], staging: Path, check_cancel: Callable[[], None]) -> str:
-        write_encrypted(files, staging / ROOT_NAME, read_key, check_cancel)
+        write_encrypted(files, staging / ROOT_NAME, read_key, check_cancel, readers)
         return ROOT_NAME
 
     return write
