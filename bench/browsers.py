@@ -49,7 +49,8 @@ async def crowd(bases: list[str], folder: Path, visitors: int, parallel: int, wo
     async def visit(visitor: int) -> tuple[float | None, float | None, bool]:
         base = bases[visitor % len(bases)]
         out = work / f"visitor{visitor}"
-        common = ["curl", "--silent", "--no-progress-meter", "--location", "--fail", "--max-time", str(max_time),
+        common = ["curl", "--silent", "--no-progress-meter", "--location", "--fail",
+                  "--max-time", str(max_time),
                   "--create-dirs", "--write-out", "%{stderr}%{http_code} %{url_effective}\n"]
         start = time.perf_counter()
         index = await asyncio.create_subprocess_exec(

@@ -68,6 +68,19 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU-seconds per thread name (threads of one name summed) of a live process."""
+    spent: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        spent[name] = spent.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return spent
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of every CPU since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -97,6 +110,17 @@ def uptime() -> str:
 
 # -- the three systems ---------------------------------------------------------------------------
 
+async def profiled(pid: int, seconds: int, out: Path) -> asyncio.subprocess.Process:
+    """py-spy sampling one node process (Python and native frames) for ``seconds``."""
+    return await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50",
+        "--native", "--format", "raw", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+PROFILE: int = 0  # seconds of py-spy on visitor node 1 during the crowd (--profile)
+
+
 async def swarm_run(site: Path, work: Path, n: int, shaped: bool) -> dict[str, Any]:
     """The publisher and N visitor nodes, each its own `peerweb node` process; each visitor
     loads the page and its video through its own node's gateway."""
@@ -107,15 +131,26 @@ async def swarm_run(site: Path, work: Path, n: int, shaped: bool) -> dict[str, A
         bases = [f"http://{result['site_id']}.localhost:{node.gateway_port}"
                  for node in nodes[1:]]
         meter = Meter([node.process.pid for node in nodes])
+        threads0 = [thread_cpu(node.process.pid) for node in nodes[:2]]
+        spy = (await profiled(nodes[1].process.pid, PROFILE, RESULTS / "flash_crowd_profile.txt")
+               if PROFILE else None)
         crowd = await browsers.run(bases, site, n, PARALLEL, timeout=280)
+        if spy is not None:
+            await spy.wait()
         cpu, busy = meter.read()
+        # Where a node's CPU went, by thread (libtorrent's network and disk threads, the
+        # event loop, the default executor): the publisher and visitor node 1.
+        threads = [{name: round(spent - before.get(name, 0.0), 2)
+                    for name, spent in thread_cpu(node.process.pid).items()}
+                   for node, before in zip(nodes[:2], threads0, strict=True)]
         if crowd["errors"]:
             raise RuntimeError(f"{crowd['errors']} of {n} visitors did not get the whole site")
         status = await publisher.status()
         uploaded = int(status["sites"][0]["uploaded"])
     return {"page_s": crowd["page_s"], "all_s": crowd["all_s"], "uploaded": uploaded,
             "cpu_s": cpu, "busy": busy, "delivered": crowd["delivered"],
-            "crowd_cpu_s": crowd["cpu_s"]}
+            "crowd_cpu_s": crowd["cpu_s"], "threads_publisher": threads[0],
+            "threads_visitor": threads[1]}
 
 
 HOOK = """#!/bin/sh
@@ -247,6 +282,7 @@ async def one_run(n: int, systems: list[str]) -> dict[str, Any]:
                   f"{figures['peerweb_publisher_copies']:.2f} copies; "
                   f"{swarm['cpu_s']:.1f} CPU-s = {figures['peerweb_cpu_s_per_gb']:.1f} CPU-s/GB; "
                   f"machine {swarm['busy']:.0%} busy", flush=True)
+            print(f"  visitor node 1 threads (CPU-s): {swarm['threads_visitor']}", flush=True)
         if "aria2" in systems:
             aria2 = await aria2_run(site, contents, Path(tmp), n, shaped)
             raw["aria2"] = aria2
@@ -318,6 +354,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--systems", default="peerweb,aria2,http",
                         help="comma-separated: peerweb, aria2, http (default all three)")
     parser.add_argument("--tag", default="", help="names this variant in the results file")
+    parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                        help="record visitor node 1 with py-spy for SECONDS during the crowd "
+                             "(results/flash_crowd_profile.txt, folded stacks)")
     return parser.parse_args(argv)
 
 
@@ -330,4 +369,5 @@ if __name__ == "__main__":
         caps = {node_address(0): SEED_UP, **{node_address(i): PEER_UP for i in range(1, n + 1)}}
         sys.exit(linkcaps.rerun_inside(caps, "bench.flash_crowd", timeout=600,
                                        args=sys.argv[1:]))
+    PROFILE = arguments.profile
     aio.run(main(arguments))
