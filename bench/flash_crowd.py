@@ -69,11 +69,12 @@ def process_cpu(pid: int) -> float:
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU-seconds per thread name (threads of one name summed) of a live process."""
+    """CPU-seconds of a live process's threads: its main thread (the event loop: Python) as
+    "main", every other thread by its id (libtorrent's and the executor's, all "python")."""
     spent: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            name = (task / "comm").read_text().strip()
+            name = "main" if task.name == str(pid) else task.name
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
