@@ -20,13 +20,14 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import PeerError
+from . import pagefirst
 
 # How many pieces past the one being read get a deadline, so a stream never waits on the
 # round trip of its next request; at 64 KiB pieces this is about half a megabyte in flight.
 READAHEAD_PIECES = 8
 # Deadline (ms) for the first piece a reader needs; later pieces get a little more each.
-FIRST_PIECE_DEADLINE_MS = 0
-DEADLINE_STEP_MS = 50
+FIRST_PIECE_DEADLINE_MS = pagefirst.PAGE_DEADLINE_MS
+DEADLINE_STEP_MS = pagefirst.DEADLINE_STEP_MS
 # Held pieces are read straight from disk this many at a time (1 MiB at 64 KiB pieces).
 DISK_RUN_PIECES = 16
 # A piece whose blocks all arrived but that is still unverified after this many checks of a
@@ -53,6 +54,9 @@ class ReadPlan:
     """The file's size in bytes."""
     piece_length: int
     """The torrent's piece length (every piece but possibly the torrent's last)."""
+    bulk: bool = False
+    """The file is bulk media (``pagefirst.is_bulk``): past the head of the read, its pieces
+    are left to rarest first rather than asked for with deadlines."""
 
     @property
     def first(self) -> int:
@@ -72,14 +76,17 @@ class ReadPlan:
         return range(self.first, self.last + 1)
 
     def readahead(self, piece: int, pending: Container[int],
-                  held: Sequence[int]) -> list[tuple[int, int]]:
+                  held: Sequence[int]) -> list[tuple[int, int | None]]:
         """Pieces to request now, with their deadlines (ms), while ``piece`` is being read.
 
         That is ``piece`` and up to READAHEAD_PIECES after it within the range, except those
         already requested (``pending``) and those ``held`` (1 per piece held, empty when not
-        known); nearer pieces get earlier deadlines."""
+        known); nearer pieces get earlier deadlines. A bulk file's pieces past the head of the
+        read get None: waited for, not asked with a deadline (``pagefirst``)."""
         wanted = range(piece, min(self.last, piece + READAHEAD_PIECES) + 1)
-        return [(ahead, FIRST_PIECE_DEADLINE_MS + (ahead - piece) * DEADLINE_STEP_MS)
+        begin = self.file_offset + self.start
+        return [(ahead, pagefirst.readahead_deadline(
+                    self.bulk, ahead * self.piece_length - begin, ahead - piece))
                 for ahead in wanted if ahead not in pending and not _holds(held, ahead)]
 
     def disk_run(self, piece: int, held: Sequence[int], pending: Container[int]) -> list[int]:

@@ -100,7 +100,7 @@ class Swarm:
             lt.dht_put_alert: self._on_put,
             lt.dht_mutable_item_alert: self._on_item,
             lt.read_piece_alert: self._reader.on_read_piece,
-            lt.piece_finished_alert: held.on_piece_finished,
+            lt.piece_finished_alert: self._reader.on_piece_finished,
             lt.metadata_received_alert: self._torrents.on_metadata,
             lt.save_resume_data_alert: self._torrents.on_resume,
             lt.save_resume_data_failed_alert: self._torrents.on_resume_failed,

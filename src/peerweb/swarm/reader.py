@@ -18,6 +18,7 @@ import libtorrent as lt
 
 from ..config import Timings
 from ..errors import StorageError, SwarmTimeout
+from ..policy import pagefirst
 from ..policy.readplan import FIRST_PIECE_DEADLINE_MS, Cooldown, ReadPlan, Remedy, StallDetector
 from . import diskpiece
 from .handle import TorrentHandle, torrent_id
@@ -41,6 +42,9 @@ class PieceReader:
         self._pieces: Rendezvous[tuple[str, int], bytes] = Rendezvous()
         self._rechecks = Cooldown(timings.recheck_min_interval)
         self._reconnects = Cooldown(timings.reconnect_min_interval)
+        # Pieces asked for without a deadline (bulk media, left to rarest first): read back
+        # when their piece_finished alert comes.
+        self._awaiting: set[tuple[str, int]] = set()
 
     async def read(self, handle: TorrentHandle, file_index: int, start: int, end: int,
                    timeout: float) -> AsyncIterator[bytes]:
@@ -51,8 +55,9 @@ class PieceReader:
         """
         info: lt.torrent_info = handle.torrent_file()
         files = info.layout()
-        plan = ReadPlan(start, end, files.file_offset(file_index), files.file_size(file_index),
-                        files.piece_length())
+        size = files.file_size(file_index)
+        plan = ReadPlan(start, end, files.file_offset(file_index), size, files.piece_length(),
+                        bulk=pagefirst.is_bulk(str(files.file_path(file_index)), size))
         local = self._local_file(handle, info, file_index)
         held = self._held.of(handle) if local else bytearray()
         hashes = info.info_hashes()
@@ -75,7 +80,7 @@ class PieceReader:
                     data = await self._refetch(handle, piece, spans[len(pieces)], timeout)
                 else:
                     data = await self._fetch_piece(handle, piece, pending.pop(piece, None),
-                                                   timeout)
+                                                   timeout, plan.bulk)
                     if v1_only:
                         # libtorrent reads a held piece back from disk without checking it:
                         # check the v1 hash here, so bytes altered on disk never go out.
@@ -125,7 +130,7 @@ class PieceReader:
     # -- pieces through libtorrent ---------------------------------------------------------------
 
     def _piece_future(self, handle: TorrentHandle, piece: int,
-                      deadline_ms: int) -> asyncio.Future[bytes]:
+                      deadline_ms: int | None) -> asyncio.Future[bytes]:
         key = (torrent_id(handle), piece)
         # Readers that gave up (a cut stream) leave cancelled futures behind; only a live one
         # means a request is still out. Otherwise ask again: a torrent that stopped on an
@@ -136,8 +141,11 @@ class PieceReader:
             self._request_piece(handle, piece, deadline_ms)
         return future
 
-    def _request_piece(self, handle: TorrentHandle, piece: int, deadline_ms: int) -> None:
-        held = self._held.known(torrent_id(handle))
+    def _request_piece(self, handle: TorrentHandle, piece: int, deadline_ms: int | None) -> None:
+        """Ask for a piece: read back if held, else with a deadline, or (``None``) when its
+        piece_finished alert says the picker brought it (see ``pagefirst``)."""
+        key = (torrent_id(handle), piece)
+        held = self._held.known(key[0])
         if held is not None and held[piece]:
             handle.read_piece(piece)
             return
@@ -145,7 +153,10 @@ class PieceReader:
             return  # on_checked asks once the check is over
         if handle.have_piece(piece):
             handle.read_piece(piece)
+        elif deadline_ms is None:
+            self._awaiting.add(key)
         else:
+            self._awaiting.discard(key)
             # When the piece passes its hash check, libtorrent reads it back for us.
             handle.set_piece_deadline(piece, deadline_ms, lt.torrent_handle.alert_when_available)
 
@@ -157,13 +168,15 @@ class PieceReader:
                 self._request_piece(handle, key[1], FIRST_PIECE_DEADLINE_MS)
 
     async def _fetch_piece(self, handle: TorrentHandle, piece: int,
-                           future: asyncio.Future[bytes] | None, timeout: float) -> bytes:
-        """A piece through libtorrent: read back if held, else downloaded with a deadline."""
+                           future: asyncio.Future[bytes] | None, timeout: float,
+                           bulk: bool = False) -> bytes:
+        """A piece through libtorrent: read back if held, else downloaded with a deadline
+        (a bulk piece asked without one gets it once the read has waited long enough)."""
         if future is None:
             future = self._piece_future(handle, piece, FIRST_PIECE_DEADLINE_MS)
         try:
             async with asyncio.timeout(timeout):
-                return await self._wait_piece(handle, piece, future)
+                return await self._wait_piece(handle, piece, future, bulk)
         except TimeoutError:
             error = self._torrents.torrent_error(torrent_id(handle))
             if error:
@@ -171,7 +184,7 @@ class PieceReader:
             raise SwarmTimeout(f"no peer delivered piece {piece} within {timeout:.0f} s") from None
 
     async def _wait_piece(self, handle: TorrentHandle, piece: int,
-                          future: asyncio.Future[bytes]) -> bytes:
+                          future: asyncio.Future[bytes], bulk: bool = False) -> bytes:
         """Wait for a piece, re-announcing while alone and un-sticking a forgotten piece.
 
         libtorrent 2.x can leave a piece with every block received but its hash check never
@@ -179,10 +192,15 @@ class PieceReader:
         wait forever. Re-checking the torrent's data settles it.
         """
         detector = StallDetector()
+        key = (torrent_id(handle), piece)
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
 
         def check(status: lt.torrent_status) -> None:
             if status.state != lt.torrent_status.downloading or handle.have_piece(piece):
                 return
+            if pagefirst.escalate(bulk, asked_at, loop.time(), key not in self._awaiting):
+                self._request_piece(handle, piece, FIRST_PIECE_DEADLINE_MS)
             remedy = detector.observe(_received_unverified(handle, piece),
                                       status.total_payload_download,
                                       lambda: _stuck_requests(handle))
@@ -227,8 +245,19 @@ class PieceReader:
 
     # -- alerts ----------------------------------------------------------------------------------
 
+    def on_piece_finished(self, alert: Any) -> None:
+        """A piece passed its hash check: read it back if a read waits on it without a
+        deadline (with one, libtorrent reads it back by itself)."""
+        self._held.on_piece_finished(alert)
+        key = (torrent_id(alert.handle), int(alert.piece_index))
+        if key in self._awaiting:
+            self._awaiting.discard(key)
+            if self._pieces.pending(key):
+                alert.handle.read_piece(key[1])
+
     def on_read_piece(self, alert: Any) -> None:
         key = (torrent_id(alert.handle), int(alert.piece))
+        self._awaiting.discard(key)
         if alert.error.value():
             self._pieces.fail(key, StorageError(f"reading piece {key[1]}: "
                                                 f"{alert.error.message()}"))
@@ -253,6 +282,7 @@ class PieceReader:
 
     def cancel_all(self) -> None:
         """Cancel every piece a reader waits on (the session is going away)."""
+        self._awaiting.clear()
         self._pieces.cancel_all()
 
 

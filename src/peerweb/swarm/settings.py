@@ -23,6 +23,10 @@ ALERT_MASK = (
     | lt.alert.category_t.peer_notification  # incoming connections: see node.reach
 )
 
+# Bytes a peer connection may queue to send, in libtorrent and in the kernel each: 64 KiB is
+# 0.5 s at 128 KB/s, a peer's share of a home uplink, and fills a 50 ms path at 1.3 MB/s.
+SEND_BUFFER_BYTES = 64 << 10
+
 
 def session_settings(config: NodeConfig) -> dict[str, Any]:
     """libtorrent settings for a node (see ../shared/LIBTORRENT.md for why each is needed)."""
@@ -53,6 +57,13 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
         # on shaped uplinks (bench/README.md): median 1.31x the bound over 14 runs, 1.35x
         # over 15 with 3 s; publisher 2.2 copies against 2.3.
         "request_queue_time": 1,
+        # Keep what a node has queued to send short: on an uplink with a deep queue, the
+        # requests and HAVEs it sends (and its TCP ACKs) wait behind every byte queued before
+        # them, in libtorrent's send buffer (500 KB per peer by default) and the kernel's
+        # (several MB). A page's requests then took seconds to leave a visitor that was
+        # uploading the video to others. See bench/README.md (flash crowd, page first).
+        "send_buffer_watermark": SEND_BUFFER_BYTES,
+        "send_socket_buffer_size": SEND_BUFFER_BYTES,
         "upload_rate_limit": config.upload_limit,
         "download_rate_limit": config.download_limit,
         "ignore_limits_on_local_network": not config.limit_local_peers,

@@ -15,6 +15,7 @@ import libtorrent as lt
 
 from ..config import Timings
 from ..errors import StorageError, SwarmTimeout
+from ..policy import pagefirst
 from .handle import Session, TorrentHandle, hashes_from_id, torrent_id
 from .held import HeldPieces
 from .rendezvous import Rendezvous
@@ -60,6 +61,8 @@ class Torrents:
         # files) are gone.
         self._removing: Rendezvous[str, None] = Rendezvous()
         self._deleting: set[str] = set()
+        # Added with ``hold``: their priorities wait for ``release``, not for the metadata.
+        self._holding: set[str] = set()
         self._errors: dict[str, str] = {}
         self._mismatch_restarts: dict[str, int] = {}
         self.hash_failures = 0
@@ -96,6 +99,9 @@ class Torrents:
         params.peers = list(peers)
         if hold:
             params.flags |= lt.torrent_flags.default_dont_download
+            self._holding.add(tid)
+        else:
+            self._holding.discard(tid)
         params.flags &= ~lt.torrent_flags.auto_managed
         params.flags &= ~lt.torrent_flags.paused
         return self._add(params)
@@ -166,7 +172,10 @@ class Torrents:
         return handle.torrent_file()
 
     def on_metadata(self, alert: Any) -> None:
-        self._metadata.settle(torrent_id(alert.handle), None)
+        tid = torrent_id(alert.handle)
+        if tid not in self._holding:
+            page_first(alert.handle)
+        self._metadata.settle(tid, None)
 
     async def save_resume(self, handle: TorrentHandle, timeout: float = 10.0) -> bytes | None:
         """Resume data with the info dict, so the torrent re-adds without peers or a recheck."""
@@ -281,8 +290,17 @@ def make_v1_torrent(handle: Any, trackers: tuple[str, ...]) -> bytes:
 
 
 def release(handle: Any) -> None:
-    """Let a held torrent download all its files."""
-    handle.prioritize_files([DEFAULT_PRIORITY] * handle.torrent_file().num_files())
+    """Let a held torrent download all its files, the page's first (``page_first``)."""
+    page_first(handle)
+
+
+def page_first(handle: Any) -> None:
+    """Have the picker bring a site's page files before its bulk media (policy.pagefirst)."""
+    files = handle.torrent_file().layout()
+    count = files.num_files()
+    paths = ["" if is_pad_file(files, i) else str(files.file_path(i)) for i in range(count)]
+    handle.prioritize_files(pagefirst.file_priorities(
+        paths, [files.file_size(i) for i in range(count)]))
 
 
 async def announcing_while(handle: TorrentHandle, future: asyncio.Future[T], timings: Timings,
