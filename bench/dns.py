@@ -44,7 +44,6 @@ from peerweb.config import DnsSettings, NodeConfig
 from peerweb.content.addressing import Address, Target
 from peerweb.content.identity import KeyStore, SiteKey
 from peerweb.dns.server import DnsFrontend, Listener, listen
-from peerweb.errors import PeerwebError
 from peerweb.names.resolution import RecordCache
 from peerweb.tools.testnet import Testnet, write_sample_site
 
@@ -148,14 +147,7 @@ async def main() -> None:
 async def _listener(running: Any, listeners: list[Listener]) -> int:
     node = running.node
 
-    async def peer_name(name: str) -> bool:
-        try:
-            await node.names.resolve(name)
-        except PeerwebError:
-            return False
-        return True
-
-    listener = await listen(DnsFrontend(node.dns, peer_name, "127.0.0.1"), "127.0.0.1", 0)
+    listener = await listen(DnsFrontend(node.dns, node.names.knows, "127.0.0.1"), "127.0.0.1", 0)
     listeners.append(listener)
     return listener.address[1]
 

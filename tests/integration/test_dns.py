@@ -30,7 +30,6 @@ from peerweb.content.identity import KeyStore
 from peerweb.dns import decisions, dnssec
 from peerweb.dns.server import DnsFrontend, listen
 from peerweb.dns.service import Entry, share_key
-from peerweb.errors import PeerwebError
 from peerweb.tools.testnet import Testnet, write_sample_site
 
 from ..dns_authority import build_zone
@@ -70,14 +69,7 @@ def addresses(response: dns.message.Message) -> list[str]:
 async def dns_listener(running, stack) -> int:
     node = running.node
 
-    async def peer_name(name: str) -> bool:
-        try:
-            await node.names.resolve(name)
-        except PeerwebError:
-            return False
-        return True
-
-    listener = await listen(DnsFrontend(node.dns, peer_name, "127.0.0.1"), "127.0.0.1", 0)
+    listener = await listen(DnsFrontend(node.dns, node.names.knows, "127.0.0.1"), "127.0.0.1", 0)
     stack.append(listener)
     return listener.address[1]
 

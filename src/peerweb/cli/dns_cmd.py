@@ -83,21 +83,14 @@ def _upstream(text: str) -> tuple[str, int]:
 async def _run(config: NodeConfig, listen: tuple[str, int], out: Output) -> None:
     from ..dns.server import DnsFrontend
     from ..dns.server import listen as dns_listen
-    from ..errors import PeerwebError, UsageError
+    from ..errors import UsageError
     from ..http.daemon import RunningNode
 
     stop = stop_on_signal()
     async with RunningNode(config) as running:
         node = running.node
 
-        async def peer_name(name: str) -> bool:
-            try:
-                await node.names.resolve(name)
-            except PeerwebError:
-                return False
-            return True
-
-        frontend = DnsFrontend(node.dns, peer_name, running.gateway_address[0])
+        frontend = DnsFrontend(node.dns, node.names.knows, running.gateway_address[0])
         try:
             listener = await dns_listen(frontend, *listen)
         except OSError as exc:

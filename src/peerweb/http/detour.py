@@ -104,6 +104,18 @@ class Detours:
         self.book = PathBook()
         self.events: list[PathEvent] = []
 
+    async def _direct(self, dest: Endpoint) -> Streams:
+        """The direct connection to ``dest``, its outcome recorded in the book."""
+        try:
+            streams = await asyncio.wait_for(asyncio.open_connection(
+                *dest, local_addr=(self.local, 0) if self.local else None),
+                self.connect_timeout)
+        except (OSError, TimeoutError):
+            self.book.direct_failed(dest, self.clock())
+            raise
+        self.book.direct_worked(dest)
+        return streams
+
     async def connect(self, host: str, port: int) -> tuple[Streams, Endpoint | None]:
         """A connection and the relay it goes through (None: direct)."""
         dest = (host, port)
@@ -111,14 +123,9 @@ class Detours:
         if self.book.try_direct(dest, self.clock()):
             tried_direct = True
             try:
-                streams = await asyncio.wait_for(asyncio.open_connection(
-                    host, port, local_addr=(self.local, 0) if self.local else None),
-                    self.connect_timeout)
-                self.book.direct_worked(dest)
-                return streams, None
+                return await self._direct(dest), None
             except (OSError, TimeoutError) as exc:
                 log.info("direct path to %s:%d failed: %s", host, port, exc)
-                self.book.direct_failed(dest, self.clock())
         for relay in self.book.detours(dest, self.relays, self.clock()):
             try:
                 streams = await open_via(relay, host, port, self.connect_timeout, self.local)
@@ -129,14 +136,8 @@ class Detours:
             self.book.relay_worked(dest, relay, self.clock())
             return streams, relay
         if not tried_direct:  # every relay failed: the direct path, in back-off or not
-            try:
-                streams = await asyncio.wait_for(asyncio.open_connection(
-                    host, port, local_addr=(self.local, 0) if self.local else None),
-                    self.connect_timeout)
-                self.book.direct_worked(dest)
-                return streams, None
-            except (OSError, TimeoutError):
-                self.book.direct_failed(dest, self.clock())
+            with contextlib.suppress(OSError, TimeoutError):
+                return await self._direct(dest), None
         raise Unreachable(f"no path reached {host}:{port} (direct and {len(self.relays)} "
                           "relays tried)")
 

@@ -75,6 +75,14 @@ class NameService:
 
     # -- resolving -----------------------------------------------------------------------
 
+    async def knows(self, name: str) -> bool:
+        """Whether ``name`` names a site (the DNS listener answers ``NAME.peer`` then)."""
+        try:
+            await self.resolve(name)
+        except PeerwebError:
+            return False
+        return True
+
     async def resolve(self, name: str) -> Resolution:
         """What ``name`` names; UnknownName (404) with what to do when it names nothing.
         The address book comes first: a petname ``com`` would shadow every ``x.com``."""
