@@ -111,6 +111,10 @@ class Timings:
     """How long an origin's first look at two volunteer shards may take before it looks at
     all of them: a lookup of an empty shard (a small network) finds nobody and would
     otherwise wait the whole ``holders_lookup_timeout``."""
+    backup_check_soon: float = 60.0
+    """A backup short of proved copies (or with some on their way) is checked this often..."""
+    backup_check_later: float = 600.0
+    """... and one with every copy proved, this often (see ``policy.backups``)."""
     watch_tick: float = 5.0
     """How often the watch loop looks for sites due a DHT check."""
     stepback_tick: float = 0.5

@@ -14,6 +14,7 @@ from click.core import ParameterSource
 
 from ..errors import PeerwebError
 from . import (
+    backup_cmds,
     dns_cmd,
     get_cmd,
     key_cmds,
@@ -105,7 +106,7 @@ def main() -> None:
     """
 
 
-for _module in (node_cmds, site_cmds, private_cmds, get_cmd, key_cmds, name_cmds,
+for _module in (node_cmds, site_cmds, private_cmds, backup_cmds, get_cmd, key_cmds, name_cmds,
                 spike_cmds, webcache_cmds, dns_cmd):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -153,6 +153,29 @@ def make_app(node: Node, token: str) -> web.Application:
     async def help_wanted(request: web.Request) -> web.Response:
         return web.json_response(await node.ask_for_help(request.match_info["site_id"]))
 
+    async def backup(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            folder, replicas = Path(str(body["path"])), int(body.get("replicas", 3))
+            friends = tuple((str(f[0]), int(f[1])) for f in body.get("friends") or ())
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise UsageError("backup needs a JSON body with 'path' (and 'replicas', "
+                             "'friends': [[host, port], ...])") from exc
+        return web.json_response(await node.backups.back_up(folder, replicas, friends))
+
+    async def backups(_request: web.Request) -> web.Response:
+        return web.json_response(node.backups.status())
+
+    async def restore(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            site_id, output = str(body["site_id"]), Path(str(body["path"]))
+            version = None if body.get("version") is None else int(body["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError("restore needs a JSON body with 'site_id', 'path' (and "
+                             "'version')") from exc
+        return web.json_response(await node.restorer.restore(site_id, output, version))
+
     async def extension_pair(_request: web.Request) -> web.Response:
         # A one-time code the user gives the browser extension (see peerweb.webcache.pairing).
         code = node.web.pairing.issue(time.time())
@@ -211,6 +234,9 @@ def make_app(node: Node, token: str) -> web.Application:
     app.router.add_post("/v1/sites/{site_id}/help", help_wanted)
     app.router.add_post("/v1/snapshots", add_snapshot)
     app.router.add_get("/v1/status", status)
+    app.router.add_post("/v1/backups", backup)
+    app.router.add_get("/v1/backups", backups)
+    app.router.add_post("/v1/restore", restore)
     app.router.add_post("/v1/extension/pair", extension_pair)
     app.router.add_post("/v1/publish", publish)
     app.router.add_post("/v1/pin", pin)

@@ -99,6 +99,24 @@ class NodeClient:
         with self._request("POST", "/v1/extension/pair", {}) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def backup(self, path: Path, replicas: int,
+               friends: tuple[tuple[str, int], ...] = ()) -> dict[str, Any]:
+        """Back a folder up (``Backups.back_up``): its site, version and read capability."""
+        body = {"path": str(path.resolve()), "replicas": replicas,
+                "friends": [list(f) for f in friends]}
+        with self._request("POST", "/v1/backups", body) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def backups(self) -> list[dict[str, Any]]:
+        """Each backup's proved copies (``Backups.status``)."""
+        with self._request("GET", "/v1/backups") as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def restore(self, site_id: str, path: Path, version: int | None) -> dict[str, Any]:
+        body = {"site_id": site_id, "path": str(path.resolve()), "version": version}
+        with self._request("POST", "/v1/restore", body) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
     def stop(self) -> dict[str, Any]:
         """Ask the node to shut down; ``{"stopping": true, "pid": ...}`` once it has begun."""
         with self._request("POST", "/v1/stop", {}) as response:

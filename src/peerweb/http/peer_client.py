@@ -4,6 +4,7 @@ ask volunteers for their load and for help (the server half is ``peer_server``).
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import urllib.parse
 from collections.abc import Sequence
@@ -21,9 +22,27 @@ POINTER_PATH = "/peerweb/v1/pointer"
 HELP_PATH = "/peerweb/v1/help"
 LOAD_PATH = "/peerweb/v1/load"
 RRSET_PATH = "/peerweb/v1/rrset"
+PROOF_PATH = "/peerweb/v1/proof"
 # A DNS proof is at most dns.dnssec.MAX_PROOF (16 KB); a body over this is not read.
 MAX_RRSET_BODY = 16 * 1024
 PEER_TIMEOUT = 3.0
+# A proof carries a few whole pieces (up to 4 MiB each): more time than a pointer.
+PROOF_TIMEOUT = 30.0
+
+
+class ProofOutcome(enum.Enum):
+    """How a holder met a challenge (``PeerClient.prove``)."""
+
+    ANSWERED = "answered"
+    """It sent bytes: the challenger checks them against the torrent."""
+    PENDING = "pending"
+    """It holds the snapshot but not every piece yet (409)."""
+    NOT_HELD = "not_held"
+    """It does not hold the snapshot, or would not answer (404, or another refusal)."""
+    BUSY = "busy"
+    """It asked to be challenged later (429, 503)."""
+    UNREACHABLE = "unreachable"
+    """No answer: down, or cut off."""
 
 
 class PeerClient:
@@ -114,9 +133,69 @@ class PeerClient:
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
             return None
 
+    async def ask_hold(self, endpoint: Endpoint, site_id: str) -> tuple[int | None, str]:
+        """``ask_help`` with the volunteer's reason when it declines: (the version it now
+        holds, or None; why not)."""
+        try:
+            async with self._client().post(_base(endpoint) + HELP_PATH,
+                                           json={"site_id": site_id}) as response:
+                answer = await response.json()
+                if response.status != 200:
+                    return None, f"{response.status} {str(answer.get('error', ''))[:200]}"
+                return int(answer["version"]), ""
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError,
+                AttributeError) as exc:
+            return None, f"no answer ({type(exc).__name__})"
+
+    async def prove(self, endpoint: Endpoint, tid: str, pieces: list[int],
+                    expected: int) -> tuple[ProofOutcome, bytes]:
+        """Challenge a holder for the bytes of ``pieces`` of snapshot ``tid``: the outcome
+        and the body (the pieces' bytes, or the reason given), at most ``expected`` + 1
+        bytes read (more is no proof either)."""
+        body = {"infohash": tid, "pieces": pieces}
+        try:
+            async with self._client().post(
+                    _base(endpoint) + PROOF_PATH, json=body,
+                    timeout=aiohttp.ClientTimeout(total=PROOF_TIMEOUT)) as response:
+                data = await _read_at_most(response, expected + 1)
+                if response.status == 200:
+                    return ProofOutcome.ANSWERED, data
+                outcome = (ProofOutcome.PENDING if response.status == 409
+                           else ProofOutcome.BUSY if response.status in (429, 503)
+                           else ProofOutcome.NOT_HELD)
+                return outcome, data[:400]
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return ProofOutcome.UNREACHABLE, type(exc).__name__.encode()
+
+    async def fetch_version(self, endpoint: Endpoint, site_id: str,
+                            version: int) -> Pointer | None:
+        """The signed pointer of an older ``version`` of a site, if the peer kept it."""
+        url = f"{_url(endpoint)}/{site_id}?version={version}"
+        try:
+            async with self._client().get(url) as response:
+                if response.status != 200:
+                    return None
+                found = Pointer.from_json((await response.json())["pointer"])
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError,
+                ForgedPointer) as exc:
+            log.debug("version fetch from %s:%d failed: %s", *endpoint, exc)
+            return None
+        return found if found.site_id == site_id and found.version == version else None
+
     async def fetch_any(self, endpoints: list[Endpoint], site_id: str) -> list[Pointer]:
         results = await asyncio.gather(*(self.fetch(e, site_id) for e in endpoints))
         return [p for p in results if p is not None]
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first ``limit`` bytes (``read(n)`` gives what has arrived so far)."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = await response.content.read(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def _base(endpoint: Endpoint) -> str:

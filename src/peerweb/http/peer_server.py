@@ -27,7 +27,7 @@ from ..errors import BadAddress, ForgedPointer, PeerwebError, TooLarge, UsageErr
 from ..policy import propagation
 from ..policy.propagation import Endpoint
 from . import webcache_peer
-from .peer_client import HELP_PATH, LOAD_PATH, POINTER_PATH, RRSET_PATH
+from .peer_client import HELP_PATH, LOAD_PATH, POINTER_PATH, PROOF_PATH, RRSET_PATH
 
 if TYPE_CHECKING:
     from ..node.node import Node
@@ -166,7 +166,30 @@ def make_app(node: Node) -> web.Application:
         record = node.state.sites.get(site_id)
         if record is None:
             return _error(404, "unknown site")
+        asked = request.query.get("version")
+        if asked is not None:
+            # An older version's signed pointer, kept in the site's history: what
+            # `peerweb restore --version N` needs to find and trust that version.
+            older = next((e.pointer for e in record.history
+                          if str(e.version) == asked and e.pointer is not None), None)
+            if older is None:
+                return _error(404, "that version's pointer is not kept here")
+            return web.json_response({"pointer": older.to_json()})
         return web.json_response({"pointer": record.pointer.to_json()})
+
+    async def proof(request: web.Request) -> web.Response:
+        # A backup's owner checks that this node holds a snapshot: the bytes of the pieces
+        # it names, as on disk (node.backups); it checks them against the torrent itself.
+        try:
+            raw = parse_object(await _body(request))
+            tid = raw.get("infohash")
+            if not isinstance(tid, str):
+                raise UsageError("needs a JSON body with 'infohash' and 'pieces'")
+            data = await node.backups.answer(tid.lower(), raw.get("pieces"),
+                                             request.remote or "")
+        except PeerwebError as exc:
+            return _error(exc.http_status, str(exc))
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def help_wanted(request: web.Request) -> web.Response:
         if not node.config.volunteer:
@@ -195,6 +218,7 @@ def make_app(node: Node) -> web.Application:
 
     app.router.add_get(RRSET_PATH + "/{qname}/{qtype}", rrset)
     app.router.add_post(HELP_PATH, help_wanted)
+    app.router.add_post(PROOF_PATH, proof)
     app.router.add_get(LOAD_PATH, load)
     app.router.add_post(POINTER_PATH, offer)
     app.router.add_get(POINTER_PATH + "/{site_id}", current)

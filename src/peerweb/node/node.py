@@ -11,6 +11,8 @@ one part per concept, each in its own module::
     resolver     Resolver       pointers (DHT, pushes, holders), visits, announces
     publisher    Publisher      publishing, the re-put loop, export, history
     volunteer    Volunteer      mirroring for origins in need, and asking for mirrors
+    backups      Backups        the user's folders held by others, each copy proved
+    restore      Restorer       a backup's version written out decrypted
     stepback     StepBack       a publisher stepping back from a crowd
     reach        Reach          reachability, the relay port, reservations, swarm detours
 
@@ -40,6 +42,7 @@ from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
 from ..webcache.service import WebCache
 from . import state
+from .backups import Backups
 from .bridge import Bridge
 from .dnsshare import NodeSharing
 from .handout import Handout
@@ -49,6 +52,7 @@ from .private import PrivateSites
 from .publisher import Publisher, PublishResult, magnet_for
 from .reach import Reach
 from .resolver import Resolver
+from .restore import Restorer
 from .retention import Retention
 from .snapshots import SMALL_FILE_LIMIT, Snapshot, SnapshotStore
 from .stepback import StepBack
@@ -89,6 +93,13 @@ class Node:
         self._volunteer = Volunteer(config, self.swarm, self.peers, self._disk, self._resolver,
                                     self._retention, self._store, self._gateway_base)
         self._stepback = StepBack(self.timings, self.swarm, self._disk)
+        self.backups = Backups(self.data_dir, self.swarm, self.peers, self._store,
+                               self.private.keyring, self._publish_backup,
+                               self._volunteer.find_volunteers, self._published_version,
+                               lambda: self.peer_endpoint, self.timings.backup_check_soon,
+                               self.timings.backup_check_later)
+        self.restorer = Restorer(self.private, self.peers, self.open_site, self.open_snapshot,
+                                 self._pointer_of, self._backup_places)
         self.reach = Reach(config, self.swarm, self._jobs, lambda: list(self._store))
         self.names = NameService(self.data_dir, self.keys, self.swarm, self.timings)
         # The shared cache of public pages (issue 18); disabled without --web-cache.
@@ -157,6 +168,7 @@ class Node:
         self._jobs.spawn(self._resolver.announce_loop())
         self._jobs.spawn(self._watch_loop())
         self._jobs.spawn(self._stepback.loop())
+        self._jobs.spawn(self.backups.loop())
         self._jobs.spawn(self.names.republish_loop())
         await self.web.start()
         self._jobs.spawn(self.dns.reannounce_loop())
@@ -320,6 +332,31 @@ class Node:
         """For an origin in need: the gateways of volunteers holding the site's current
         version, least loaded first, after asking more to mirror it if too few do."""
         return await self._volunteer.ask_for_help(site_id, wanted)
+
+    # -- backups (node.backups, node.restore) ---------------------------------------------
+
+    async def _publish_backup(self, folder: Path) -> PublishResult:
+        # Waits for the DHT put: the volunteers asked next look the pointer up there.
+        return await self.publish(folder, require_index=False, private=True)
+
+    def _published_version(self, site_id: str) -> tuple[int, str] | None:
+        record = self.state.published.get(site_id)
+        return (record.version, record.infohash) if record is not None else None
+
+    def _pointer_of(self, site_id: str, version: int | None) -> ptr.Pointer | None:
+        """The signed pointer of a version of a site known here (None: the newest)."""
+        record = self.state.sites.get(site_id)
+        if record is None:
+            return None
+        if version is None or record.pointer.version == version:
+            return record.pointer
+        return next((e.pointer for e in record.history if e.version == version), None)
+
+    async def _backup_places(self, site_id: str) -> list[Endpoint]:
+        """Peer ports that may keep a site's older versions: its holders and volunteers."""
+        holders = await self.holders(site_id)
+        volunteers = await self._volunteer.find_volunteers(8)
+        return [e for e in dict.fromkeys([*holders, *volunteers]) if e != self.peer_endpoint]
 
     # -- status ----------------------------------------------------------------------------
 

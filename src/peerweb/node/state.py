@@ -45,10 +45,16 @@ class VersionEntry:
     seen: float
     changed: list[str] | None = None
     """Paths added, changed or removed since the previous version (None: not known here)."""
+    pointer: Pointer | None = None
+    """The version's signed pointer, if this node saw it: peers ask for it to fetch an
+    older version they can trust (``peerweb restore --version N``)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "infohash": self.infohash, "seen": self.seen,
-                "changed": self.changed}
+        found: dict[str, Any] = {"version": self.version, "infohash": self.infohash,
+                                 "seen": self.seen, "changed": self.changed}
+        if self.pointer is not None:
+            found["pointer"] = self.pointer.to_json()
+        return found
 
     @classmethod
     def from_json(cls, raw: object) -> VersionEntry | None:
@@ -64,7 +70,19 @@ class VersionEntry:
         if changed is not None and not (isinstance(changed, list)
                                         and all(isinstance(p, str) for p in changed)):
             return None
-        return cls(version, tid, seen, changed)
+        return cls(version, tid, seen, changed, _entry_pointer(raw.get("pointer"), version, tid))
+
+
+def _entry_pointer(raw: object, version: int, tid: str) -> Pointer | None:
+    """A history entry's signed pointer, re-verified, if it is that version's (else None:
+    the entry stays, without it)."""
+    if raw is None:
+        return None
+    try:
+        pointer = Pointer.from_json(raw)
+    except ForgedPointer:
+        return None
+    return pointer if (pointer.version, pointer.infohash.hex()) == (version, tid) else None
 
 
 @dataclass
@@ -86,9 +104,12 @@ class SiteRecord:
     def remember(self, pointer: Pointer, seen: float) -> None:
         """Add a version to the history (once per info-hash)."""
         tid = pointer.infohash.hex()
-        if any(entry.infohash == tid for entry in self.history):
-            return
-        self.history.append(VersionEntry(pointer.version, tid, seen))
+        for entry in self.history:
+            if entry.infohash == tid:
+                if entry.pointer is None and entry.version == pointer.version:
+                    entry.pointer = pointer  # kept by a node from before pointers were
+                return
+        self.history.append(VersionEntry(pointer.version, tid, seen, pointer=pointer))
         self.history.sort(key=lambda entry: entry.version)
         del self.history[:-HISTORY_LIMIT]
 

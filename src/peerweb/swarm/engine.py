@@ -287,6 +287,19 @@ class Swarm:
         """Whether a reader is waiting on a piece of this torrent right now."""
         return self._reader.reading(tid)
 
+    async def held_piece(self, handle: Any, piece: int, timeout: float) -> bytes | None:
+        """A held piece's bytes as on disk, unchecked; None if not held (never downloaded)."""
+        return await self._reader.held_piece(handle, piece, timeout)
+
+    @staticmethod
+    def piece_hashes(handle: Any) -> list[tuple[int, bytes]]:
+        """Each v1 piece's size and SHA-1, from the torrent (empty before its metadata)."""
+        info = handle.torrent_file()
+        if info is None:
+            return []
+        return [(int(info.piece_size(i)), bytes(info.hash_for_piece(i)))
+                for i in range(int(info.num_pieces()))]
+
     # -- alerts the node hears of -------------------------------------------------------------
 
     def _on_file_completed(self, alert: Any) -> None:

@@ -239,6 +239,22 @@ class PieceReader:
             handle.connect_peer(endpoint)
         self._request_waiting(handle)
 
+    async def held_piece(self, handle: TorrentHandle, piece: int,
+                         timeout: float) -> bytes | None:
+        """The bytes of a piece as this node holds them, read back from disk by libtorrent
+        without checking them (a challenger checks them: ``policy.backups``); None if the
+        piece is not held. Never downloads: a proof must come from what is on disk."""
+        if not handle.have_piece(piece):
+            return None
+        future = self._piece_future(handle, piece, None)
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            future.cancel()
+            raise StorageError(f"reading piece {piece} back took over {timeout:.0f} s; "
+                               f"{DISK_ADVICE}") from None
+
     def reading(self, tid: str) -> bool:
         """Whether a reader is waiting on a piece of this torrent right now."""
         return any(key[0] == tid and self._pieces.pending(key) for key in self._pieces.open_keys())
