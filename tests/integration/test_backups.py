@@ -136,7 +136,8 @@ async def test_a_holder_whose_copy_is_wrong_is_not_counted(tmp_path):
     write_folder(folder, 3)
     async with Testnet(3, root=tmp_path / "net", template=VOLUNTEERS) as net:
         owner, honest, liar = net.nodes
-        made = await owner.node.backups.back_up(folder, 2)
+        # The honest one also named as a friend: asked whether or not the DHT finds it.
+        made = await owner.node.backups.back_up(folder, 2, (honest.node.peer_endpoint,))
         site = made["site_id"]
         both = {endpoint(honest), endpoint(liar)}
         await wait_until(lambda: proved_on(owner, site) == both, PROVED, "two proved copies")
@@ -159,3 +160,17 @@ async def test_a_holder_whose_copy_is_wrong_is_not_counted(tmp_path):
         # Checked again, it fails again: a lie is never counted.
         await owner.node.backups.check(site)
         assert proved_on(owner, site) == {endpoint(honest)}
+
+        # A volunteer whose disk quota cannot take the backup is asked in the liar's place,
+        # and refuses; the backup stays one copy short, and says so.
+        small = await net.add_node(replace(net.config_for(3), disk_quota=100_000))
+
+        def refusal() -> str:
+            copies = owner.node.backups.status()[0]["copies"]
+            found = [c for c in copies if c["holder"] == endpoint(small)]
+            return found[0]["reason"] if found and found[0]["state"] == "failed" else ""
+
+        reason = await wait_until(refusal, PROVED, "the small volunteer to refuse")
+        assert reason.startswith("refused: 507") and "bytes of disk" in reason
+        assert owner.node.backups.status()[0]["missing"] == 1
+        assert not small.node.holds(made["infohash"])  # what it fetched to find out: gone

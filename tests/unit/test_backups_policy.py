@@ -139,6 +139,14 @@ def test_a_backup_short_of_copies_is_checked_soon() -> None:
     assert rule.next_check(coming, 1, 2, NOW) == rule.CHECK_SOON
 
 
+def test_complete_holders_are_asked_again_before_their_lease_runs_out() -> None:
+    copies = [rule.agreed(Copy(A, 1, NOW - 1), NOW - rule.RENEW_EVERY),
+              rule.agreed(Copy(B, 1, NOW - 1), NOW - 10), Copy(C, 1, NOW - 1),
+              Copy(D, 0, None, asked_at=NOW - rule.RENEW_EVERY)]
+    assert rule.to_renew(copies, 1, NOW, [A, B, C, D]) == [A, C]
+    assert rule.to_renew(copies, 1, NOW, [B]) == []  # A and C did not answer: not now
+
+
 def test_kept_versions_are_the_newest() -> None:
     assert rule.keep_versions([3, 1, 2, 2, 5], 2) == [3, 5]
     assert rule.keep_versions([1], 0) == []

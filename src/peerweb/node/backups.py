@@ -48,9 +48,6 @@ PIECE_READ_TIMEOUT = 10.0
 # Challenges a holder answers per requester address: a few per backup and check.
 PROOF_RATE = 1.0
 PROOF_BURST = 20.0
-# A copy whose holder agreed this long ago is asked again, renewing its mirror lease (a
-# volunteer pins a site for ``NodeConfig.mirror_lease``, 30 minutes by default).
-RENEW_EVERY = 10 * 60.0
 
 
 @dataclass
@@ -184,8 +181,7 @@ class Backups:
             # (a new one): the copy stays as it was, not counted for this version.
         now = time.time()
         asked = rule.to_ask(list(loads), backup.copies, version, backup.replicas, now, loads)
-        renew = [c.holder for c in rule.complete(backup.copies, version, now)
-                 if c.holder in loads and (c.asked_at is None or now - c.asked_at > RENEW_EVERY)]
+        renew = rule.to_renew(backup.copies, version, now, list(loads))
         answers = await asyncio.gather(*(self._peers.ask_hold(h, site_id)
                                          for h in [*asked, *renew]))
         for holder, (held, reason) in zip([*asked, *renew], answers, strict=True):

@@ -54,6 +54,9 @@ class Restorer:
         else:
             pointer = await self._find_version(site_id, version)
             snapshot = await self._open_snapshot(pointer.infohash.hex(), site_id)
+        if not self._private.is_private(snapshot):
+            raise UsageError(f"{site_id} is a public site, not a backup: fetch it with "
+                             f"`peerweb get {site_id}/ -o DIR`")
         opened = await self._private.open(site_id, snapshot)
         output.mkdir(parents=True, exist_ok=True)
         written = 0
@@ -61,12 +64,16 @@ class Restorer:
             target = _inside(output, entry.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             part = target.with_name(target.name + PART_SUFFIX)
-            with part.open("wb") as sink:
-                async for data in self._private.stream(snapshot, opened, index, 0,
-                                                       entry.size):
-                    await asyncio.to_thread(sink.write, data)
-                sink.flush()
-                os.fsync(sink.fileno())
+            try:
+                with part.open("wb") as sink:
+                    async for data in self._private.stream(snapshot, opened, index, 0,
+                                                           entry.size):
+                        await asyncio.to_thread(sink.write, data)
+                    sink.flush()
+                    os.fsync(sink.fileno())
+            except BaseException:
+                part.unlink(missing_ok=True)  # no half file is left to pass for a whole one
+                raise
             part.replace(target)
             written += entry.size
         return {"site_id": site_id, "infohash": snapshot.tid,

@@ -31,6 +31,9 @@ PENDING_PATIENCE = 900.0
 one is asked in its place) for so long; then others are asked."""
 MAX_ASKED_PIECES = 8
 """The most pieces a holder reads for one challenge (a challenger asks ``PROOF_PIECES``)."""
+RENEW_EVERY = 600.0
+"""A holder of a complete copy is asked again this often, which renews its mirror lease (a
+volunteer pins a site for ``NodeConfig.mirror_lease`` after each request, 30 min by default)."""
 CHECK_SOON = 60.0
 """How often a backup short of copies (or with copies on their way) is checked..."""
 CHECK_LATER = 600.0
@@ -204,3 +207,11 @@ def next_check(copies: Sequence[Copy], version: int, replicas: int, now: float,
                                                       for c in copies):
         return soon
     return later
+
+
+def to_renew(copies: Sequence[Copy], version: int, now: float, reachable: Sequence[Endpoint],
+             every: float = RENEW_EVERY) -> list[Endpoint]:
+    """Holders of complete copies to ask again (renewing their lease): those ``reachable``
+    (their load report answered) not asked within ``every``."""
+    return [c.holder for c in complete(copies, version, now)
+            if c.holder in reachable and (c.asked_at is None or now - c.asked_at >= every)]
