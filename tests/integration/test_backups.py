@@ -85,8 +85,10 @@ async def test_a_backup_survives_losing_two_holders_restores_and_is_repaired(tmp
         # the backup) for `restore --version 1`.
         second = {**first, "notes/todo.txt": b"version two of my notes\n"}
         (folder / "notes/todo.txt").write_bytes(second["notes/todo.txt"])
-        made = await run("backup", str(folder), "--data-dir", owner_dir)
-        assert made["version"] == 2 and made["site_id"] == site
+        said = await asyncio.to_thread(CliRunner().invoke, cli_main,
+                                       ["backup", str(folder), "--data-dir", owner_dir])
+        assert said.exit_code == 0, said.output
+        assert f"as version 2\n  site id:    {site}\n  capability: {cap}\n" in said.output
         await wait_until(lambda: proved_on(owner, site) == everyone
                          and owner.node.backups.status()[0]["version"] == 2, PROVED,
                          "three volunteers to prove v2")
@@ -94,6 +96,10 @@ async def test_a_backup_survives_losing_two_holders_restores_and_is_repaired(tmp
         assert (status["version"], status["complete"], status["replicas"]) == (2, 3, 3)
         assert {c["state"] for c in status["copies"]} == {"complete"}
         assert all(c["proved_ago"] < PROVED for c in status["copies"])
+        text = await asyncio.to_thread(CliRunner().invoke, cli_main,
+                                       ["backup", "status", "--data-dir", owner_dir])
+        assert f"{folder}  v2  3/3 complete copies" in text.output, text.output
+        assert all(f"{e:<22} complete" in text.output for e in everyone), text.output
         # The holders saw only ciphertext: no name of the folder's files is in their state.
         for holder in holders:
             stored = (holder.config.data_dir / "state.json").read_text()

@@ -147,6 +147,15 @@ def test_complete_holders_are_asked_again_before_their_lease_runs_out() -> None:
     assert rule.to_renew(copies, 1, NOW, [B]) == []  # A and C did not answer: not now
 
 
+def test_holders_that_failed_long_ago_are_forgotten() -> None:
+    old = NOW - rule.FORGET_AFTER - 1
+    gone = Copy(A, 1, old - 50, failed_at=old, reason="unreachable")
+    back = rule.agreed(gone, NOW - 5)  # it agreed again since: kept
+    fresh = Copy(B, 0, None, failed_at=NOW - 1, reason="refused")
+    assert rule.remembered([gone, back, fresh, Copy(C, 1, NOW - 1)], NOW) == [
+        back, fresh, Copy(C, 1, NOW - 1)]
+
+
 def test_kept_versions_are_the_newest() -> None:
     assert rule.keep_versions([3, 1, 2, 2, 5], 2) == [3, 5]
     assert rule.keep_versions([1], 0) == []

@@ -188,6 +188,7 @@ class Backups:
             copy, now = backup.copy_of(holder), time.time()
             backup.put(rule.agreed(copy, now) if held is not None
                        else rule.failed(copy, now, f"refused: {reason}"))
+        backup.copies = rule.remembered(backup.copies, time.time())
         self._due[site_id] = time.monotonic() + rule.next_check(
             backup.copies, version, backup.replicas, time.time(), self._soon, self._later)
         self._save()

@@ -31,6 +31,9 @@ PENDING_PATIENCE = 900.0
 one is asked in its place) for so long; then others are asked."""
 MAX_ASKED_PIECES = 8
 """The most pieces a holder reads for one challenge (a challenger asks ``PROOF_PIECES``)."""
+FORGET_AFTER = 86400.0
+"""A holder that failed (or refused) and has not been heard of since for so long is
+forgotten: not challenged again, not shown (it may be asked again like any stranger)."""
 RENEW_EVERY = 600.0
 """A holder of a complete copy is asked again this often, which renews its mirror lease (a
 volunteer pins a site for ``NodeConfig.mirror_lease`` after each request, 30 min by default)."""
@@ -215,3 +218,11 @@ def to_renew(copies: Sequence[Copy], version: int, now: float, reachable: Sequen
     (their load report answered) not asked within ``every``."""
     return [c.holder for c in complete(copies, version, now)
             if c.holder in reachable and (c.asked_at is None or now - c.asked_at >= every)]
+
+
+def remembered(copies: Sequence[Copy], now: float,
+               forget_after: float = FORGET_AFTER) -> list[Copy]:
+    """The copies still worth knowing: all but those whose last news, a failure, is older
+    than ``forget_after``."""
+    return [c for c in copies if not (_failed_last(c) and c.failed_at is not None
+                                      and now - c.failed_at > forget_after)]
