@@ -6,12 +6,14 @@ copy is wrong is not counted."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 from click.testing import CliRunner
 
@@ -148,9 +150,27 @@ async def test_a_holder_whose_copy_is_wrong_is_not_counted(tmp_path):
         both = {endpoint(honest), endpoint(liar)}
         await wait_until(lambda: proved_on(owner, site) == both, PROVED, "two proved copies")
 
+        # The proof endpoint, by hand: a piece's bytes as the torrent hashes them, and a
+        # clear refusal of anything else.
+        tid = made["infohash"]
+        hashes = owner.node.swarm.piece_hashes(owner.node.swarm.find(tid))
+        host, port = honest.node.peer_endpoint
+        url = f"http://{host}:{port}/peerweb/v1/proof"
+        async with aiohttp.ClientSession() as session:
+            last = len(hashes) - 1
+            async with session.post(url, json={"infohash": tid, "pieces": [last]}) as answer:
+                assert answer.status == 200
+                assert hashlib.sha1(await answer.read()).digest() == hashes[last][1]
+            for body, status in [({"infohash": tid, "pieces": [len(hashes)]}, 400),
+                                 ({"infohash": tid, "pieces": [0, 0]}, 400),
+                                 ({"infohash": tid}, 400), ({"pieces": [0]}, 400),
+                                 ({"infohash": "ab" * 20, "pieces": [0]}, 404)]:
+                async with session.post(url, json=body) as answer:
+                    assert answer.status == status, (body, await answer.text())
+                    assert "error" in await answer.json()
+
         # The liar's ciphertext is overwritten in place: libtorrent still counts every
         # piece as held, its load report still claims the version.
-        tid = made["infohash"]
         data = liar.node.content_dir / tid / layout.ROOT_NAME / layout.DATA_DIR
         for path in data.iterdir():
             with path.open("r+b") as spoiled:

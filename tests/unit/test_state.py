@@ -238,3 +238,25 @@ def test_a_copy_that_cannot_be_written_stops_the_load_before_anything_is_lost(tm
                                            "not starting, so that it is not overwritten"):
         state.load(path, NOW)
     assert path.read_bytes() == b"[]"
+
+
+def test_history_keeps_each_versions_signed_pointer_and_drops_a_false_one():
+    site = record(2, version=1)
+    second = ptr.sign(KEYS[2], b"\x22" * 20, 2, seq=2)
+    site.pointer = second
+    site.remember(second, 60.0)
+    loaded = state.decode(state.encode(NodeState(sites={SIDS[2]: site}))).state
+    history = loaded.sites[SIDS[2]].history
+    assert [(e.version, e.pointer.version if e.pointer else None) for e in history] == [
+        (1, 1), (2, 2)]
+    assert history[0].pointer == record(2, version=1).pointer  # re-verified, the same
+    # A pointer that is not the entry's version (or not validly signed) goes; the entry stays.
+    raw = as_json(NodeState(sites={SIDS[2]: site}))
+    entries = raw["sites"][SIDS[2]]["history"]
+    entries[0]["pointer"] = entries[1]["pointer"]
+    entries[1]["pointer"] = {**entries[1]["pointer"], "signature": "00" * 64}
+    loaded = state.decode(json.dumps(raw).encode()).state
+    kept = loaded.sites[SIDS[2]].history
+    assert [e.version for e in kept] == [1, 2]
+    assert kept[0].pointer is None
+    assert kept[1].pointer == second  # the current pointer fills its own entry back in
