@@ -38,6 +38,7 @@ from ..names.resolution import Resolution
 from ..names.service import NameService, Published
 from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
+from ..swarm.settings import outgoing_host
 from ..webcache.service import WebCache
 from . import state
 from .bridge import Bridge
@@ -68,7 +69,7 @@ class Node:
         self.data_dir = config.data_dir
         self.keys = KeyStore(self.data_dir / "keys")
         self.swarm = Swarm(config)
-        self.peers = PeerClient()
+        self.peers = PeerClient(outgoing_host(config))
         self.gateway_port = config.gateway[1]
         self.started = time.time()
         self._jobs = Jobs()
