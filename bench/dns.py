@@ -15,11 +15,18 @@ Availability: RESOLVERS nodes resolve all NAMES names between them (a share each
 authority is killed; then every name is asked once, in random order, of a random node (most
 never asked for it: they find a holder through the DHT), at a steady RATE queries a second.
 The share answering the right address counts (target >= 99%).
+
+``--nodes N`` (or PEERWEB_BENCH_DNS_NODES; default 50) sizes the DHT, ``--run K`` names the
+run: each writes ``bench/results/dns_run<K>.json`` and rewrites ``bench/results/dns.json``,
+the summary of every run file of the same size (min-max ranges over runs). Run it under
+``flock /tmp/peerweb-bench.lock`` once per run.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -28,33 +35,37 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
 import dns.exception
 import dns.message
+import dns.name
 import dns.rcode
 from tests.dns_authority import build_zone
 
-from bench.common import write_result
+from bench.common import RESULTS, write_result
 from peerweb import aio
 from peerweb.config import DnsSettings, NodeConfig
 from peerweb.content.addressing import Address, Target
 from peerweb.content.identity import KeyStore, SiteKey
 from peerweb.dns.server import DnsFrontend, Listener, listen
+from peerweb.dns.service import share_key
 from peerweb.names.resolution import RecordCache
 from peerweb.tools.testnet import Testnet, write_sample_site
 
 NODES = int(os.environ.get("PEERWEB_BENCH_DNS_NODES", "50"))
+PARALLEL = 10  # nodes started at once (Testnet.parallel)
 NAMES = 1000
 BRIDGED = 20
 SITES = 4  # each claims BRIDGED / SITES domains (a pointer claims at most 8)
 LABELS = 20
-SAMPLES = 20  # cold and warm samples per kind
-RESOLVERS = min(10, NODES - 1)
-RATE = 100.0  # queries a second during the outage
+SAMPLES = 40  # cold samples per kind, each on a node not used before for the kind if possible
+WARM_REPEATS = 5  # warm samples after each cold one
+RESOLVERS = 10  # nodes that resolve the NAMES names before the outage
+RATE = float(os.environ.get("PEERWEB_BENCH_DNS_RATE", "100"))  # queries a second, outage
 ORIGIN = "pw.test."
 AUTHORITY_HOST = "127.0.0.53"
 AUTHORITY = Path(__file__).resolve().parents[1] / "tests" / "dns_authority.py"
@@ -79,20 +90,22 @@ def address(response: dns.message.Message) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-async def timed(call: Callable[[], Awaitable[dns.message.Message]]) -> tuple[float, str | None]:
+async def timed(port: int, name: str, host: str = "127.0.0.1") -> tuple[float, str | None]:
     start = time.perf_counter()
-    response = await call()
+    response = await ask(port, name, host)
     return time.perf_counter() - start, address(response)
 
 
-async def main() -> None:
+async def main(nodes: int, run: str) -> None:
+    if nodes < RESOLVERS + 2:
+        raise SystemExit(f"--nodes must be at least {RESOLVERS + 2}")
     tmp = Path(tempfile.mkdtemp(prefix="peerweb-bench-dns-"))
     root = tmp / "net"
     keys = KeyStore(root / "node-0" / "keys")
     sites = [keys.create(f"site{i}") for i in range(SITES)]
     per_site = BRIDGED // SITES
     records: dict[str, list[tuple[str, str]]] = {
-        f"n{i}": [("A", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")] for i in range(NAMES)}
+        f"n{i}": [("A", expected_address(i))] for i in range(NAMES)}
     for b in range(BRIDGED):
         records[f"_peerweb.b{b}"] = [("TXT", f'"site={sites[b // per_site].site_id}"')]
     zone = build_zone(ORIGIN, records, ttl=TTL, lifetime=3 * 3600)
@@ -107,8 +120,10 @@ async def main() -> None:
     listeners: list[Listener] = []
     started = time.perf_counter()
     try:
-        async with Testnet(NODES, root=root, template=NodeConfig(dns=settings)) as net:
-            print(f"{NODES} nodes up in {time.perf_counter() - started:.1f} s")
+        async with Testnet(nodes, root=root, template=NodeConfig(dns=settings),
+                           parallel=PARALLEL) as net:
+            up = time.perf_counter() - started
+            print(f"{nodes} nodes up in {up:.1f} s")
             owner = net.nodes[0]
             for i, key in enumerate(sites):
                 folder = tmp / f"site{i}"
@@ -128,7 +143,7 @@ async def main() -> None:
                 ports.append(await _listener(running, listeners))
 
             latency = await measure_latency(net.nodes, ports, port)
-            outage = await measure_outage(net.nodes, ports, authority)
+            outage = await measure_outage(net.nodes, ports, authority, port)
             load = os.getloadavg()
     finally:
         for listener in listeners:
@@ -137,11 +152,16 @@ async def main() -> None:
             authority.kill()
         authority.wait(10)
         authority.stdout.close()
-    write_result("dns", {"nodes": NODES, "names": NAMES, "bridged": BRIDGED,
-                         "latency": latency, "outage": outage,
-                         "load_average_after": [round(x, 2) for x in load],
-                         "targets": {"cold_p95_ms": 1000, "warm_p95_ms": 5,
-                                     "availability": 0.99}})
+    write_result(f"dns_run{run}", {
+        "run": run, "nodes": nodes, "names": NAMES, "bridged": BRIDGED,
+        "nodes_up_s": round(up, 2), "duration_s": round(time.perf_counter() - started, 1),
+        "latency": latency, "outage": outage,
+        "load_average_after": [round(x, 2) for x in load], "targets": TARGETS})
+    summarize(nodes)
+
+
+def expected_address(i: int) -> str:
+    return f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"
 
 
 async def _listener(running: Any, listeners: list[Listener]) -> int:
@@ -152,17 +172,24 @@ async def _listener(running: Any, listeners: list[Listener]) -> int:
     return listener.address[1]
 
 
+KINDS: dict[str, Callable[[int], str]] = {
+    "petname": lambda i: "alice.peer.",
+    "one_zone": lambda i: f"s{i % LABELS}.alice.peer.",
+    "two_zones": lambda i: f"s{i % LABELS}.bob.alice.peer.",
+    "bridged": lambda i: f"b{i % BRIDGED}.{ORIGIN}peer.",
+    "dns_signed_a": lambda i: f"n{i}.{ORIGIN}",
+}
+TARGETS = {"cold_p95_ms": 1000, "warm_p95_ms": 5, "availability": 0.99}
+
+
 async def measure_latency(nodes: list[Any], ports: list[int],
                           authority_port: int) -> dict[str, Any]:
-    kinds: dict[str, Callable[[int], str]] = {
-        "petname": lambda i: "alice.peer.",
-        "one_zone": lambda i: f"s{i % LABELS}.alice.peer.",
-        "two_zones": lambda i: f"s{i % LABELS}.bob.alice.peer.",
-        "bridged": lambda i: f"b{i % BRIDGED}.{ORIGIN}peer.",
-        "dns_signed_a": lambda i: f"n{i}.{ORIGIN}",
-    }
+    """Per kind: SAMPLES cold resolutions, each on its own node (node 0, the owner, is never
+    asked) with every cache of the node emptied first, and WARM_REPEATS warm ones after each;
+    then the baseline, the authority asked directly, as many times as there are warm samples.
+    """
     results: dict[str, Any] = {}
-    for kind, name_of in kinds.items():
+    for kind, name_of in KINDS.items():
         cold, warm = [], []
         for i in range(SAMPLES):
             index = 1 + i % (len(nodes) - 1)
@@ -170,34 +197,70 @@ async def measure_latency(nodes: list[Any], ports: list[int],
             node.dns.forget()  # cold: no answer, no key, no record cached on this node
             node.names.cache = RecordCache()
             name = name_of(i)
-            took, got = await timed(lambda n=name, p=ports[index]: ask(p, n))
+            took, got = await timed(ports[index], name)
             assert got is not None, (kind, name)
             cold.append(took)
-            for _ in range(5):
-                took, _ = await timed(lambda n=name, p=ports[index]: ask(p, n))
+            for _ in range(WARM_REPEATS):
+                took, got = await timed(ports[index], name)
+                assert got is not None, (kind, name)
                 warm.append(took)
         results[kind] = {"cold": percentiles(cold), "warm": percentiles(warm)}
     direct = []
-    for i in range(SAMPLES * 5):
-        took, got = await timed(lambda n=f"n{i}.{ORIGIN}": ask(authority_port, n,
-                                                                AUTHORITY_HOST))
-        assert got is not None
+    for i in range(SAMPLES * WARM_REPEATS):
+        took, got = await timed(authority_port, f"n{i % NAMES}.{ORIGIN}", AUTHORITY_HOST)
+        assert got == expected_address(i % NAMES)
         direct.append(took)
-    results["direct_to_authority"] = percentiles(direct)
-    for kind, row in results.items():
-        if "cold" in row:
-            print(f"{kind}: cold p50 {row['cold']['p50_ms']} ms p95 {row['cold']['p95_ms']} ms;"
-                  f" warm p50 {row['warm']['p50_ms']} ms p95 {row['warm']['p95_ms']} ms")
-        else:
-            print(f"{kind}: p50 {row['p50_ms']} ms p95 {row['p95_ms']} ms")
+    base = percentiles(direct)
+    results["direct_to_authority"] = base
+    print(f"baseline, the authority asked directly: p50 {base['p50_ms']} ms, "
+          f"p95 {base['p95_ms']} ms")
+    for kind in KINDS:
+        c, w = results[kind]["cold"], results[kind]["warm"]
+        results[kind]["ratio_to_direct"] = {
+            "cold_p95": round(c["p95_ms"] / base["p95_ms"], 2),
+            "warm_p50": round(w["p50_ms"] / base["p50_ms"], 2),
+            "warm_p95": round(w["p95_ms"] / base["p95_ms"], 2)}
+        r = results[kind]["ratio_to_direct"]
+        print(f"{kind}: cold p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms "
+              f"({r['cold_p95']}x direct; target {TARGETS['cold_p95_ms']} ms: "
+              f"{_met(c['p95_ms'] <= TARGETS['cold_p95_ms'])}); warm p50 {w['p50_ms']} ms, "
+              f"p95 {w['p95_ms']} ms ({r['warm_p95']}x direct; target "
+              f"{TARGETS['warm_p95_ms']} ms: {_met(w['p95_ms'] <= TARGETS['warm_p95_ms'])})")
     return results
 
 
-async def measure_outage(nodes: list[Any], ports: list[int],
-                         authority: subprocess.Popen[str]) -> dict[str, Any]:
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+async def _announced(nodes: list[Any], names: list[str], rng: random.Random) -> bool:
+    """Whether a sample of the names has a holder in the DHT, as the last node (never a
+    resolver) finds them."""
+    finder = nodes[-1].node.swarm
+    sample = rng.sample(names, 10)
+    found = await asyncio.gather(*(finder.find_peers(
+        share_key(dns.name.from_text(n), 1), 5.0) for n in sample))
+    return all(found)
+
+
+async def _direct_answers(authority_port: int, names: list[str]) -> int:
+    """How many of ``names`` the authority answers directly (the baseline: plain DNS)."""
+    async def one(name: str) -> bool:
+        query = dns.message.make_query(name, "A")
+        try:
+            response = await dns.asyncquery.udp(query, AUTHORITY_HOST, timeout=1.0,
+                                                port=authority_port)
+        except (dns.exception.Timeout, OSError):
+            return False
+        return address(response) is not None
+
+    return sum(await asyncio.gather(*(one(n) for n in names)))
+
+
+async def measure_outage(nodes: list[Any], ports: list[int], authority: subprocess.Popen[str],
+                         authority_port: int) -> dict[str, Any]:
     rng = random.Random(19)
-    expected = {f"n{i}.{ORIGIN}": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"
-                for i in range(NAMES)}
+    expected = {f"n{i}.{ORIGIN}": expected_address(i) for i in range(NAMES)}
     names = list(expected)
     resolvers = list(range(1, 1 + RESOLVERS))
     gate = asyncio.Semaphore(32)
@@ -210,17 +273,25 @@ async def measure_outage(nodes: list[Any], ports: list[int],
 
     start = time.perf_counter()
     await asyncio.gather(*(warm_one(i, n) for i, n in enumerate(names)))
-    print(f"{NAMES} names resolved by {RESOLVERS} nodes in {time.perf_counter() - start:.1f} s")
-    # Let the announcements settle in the DHT, then the authority goes away.
-    await asyncio.sleep(2.0)
+    warmed = time.perf_counter() - start
+    print(f"{NAMES} names resolved by {RESOLVERS} nodes in {warmed:.1f} s")
+    # The announcements go out as the answers come; the outage starts once a sample of
+    # them can be found.
+    deadline = time.monotonic() + 60.0
+    while not await _announced(nodes, names, rng):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the holders' announcements were not found within 60 s")
+        await asyncio.sleep(0.2)
     os.kill(authority.pid, signal.SIGKILL)
     authority.wait(10)
     await asyncio.sleep(TTL)  # every cached answer is now past its TTL: stale
+    baseline_sample = rng.sample(names, 20)
+    direct = await _direct_answers(authority_port, baseline_sample)
     order = names[:]
     rng.shuffle(order)
     outcomes: list[tuple[bool, float, bool]] = []  # correct, seconds, asked a node that knew
 
-    async def probe(i: int, name: str) -> None:
+    async def probe(name: str) -> None:
         index = rng.randrange(len(nodes))
         knew = index == resolvers[names.index(name) % RESOLVERS]
         begin = time.perf_counter()
@@ -234,24 +305,93 @@ async def measure_outage(nodes: list[Any], ports: list[int],
     begin = time.perf_counter()
     for i, name in enumerate(order):
         due = begin + i / RATE
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        tasks.append(asyncio.ensure_future(probe(i, name)))
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))  # a steady RATE a second
+        tasks.append(asyncio.ensure_future(probe(name)))
+    sent = time.perf_counter() - begin
     await asyncio.gather(*tasks)
     correct = sum(1 for ok, _, _ in outcomes if ok)
-    others = [t for ok, t, knew in outcomes if not knew]
-    owners = [t for ok, t, knew in outcomes if knew]
-    refused = sum(n.node.dns.counters["refused_forged"] for n in nodes)
-    stale = sum(n.node.dns.counters["served_stale"] for n in nodes)
+    failed = [t for ok, t, _ in outcomes if not ok]
+    others = [t for _, t, knew in outcomes if not knew]
+    owners = [t for _, t, knew in outcomes if knew]
+    counters = [n.node.dns.counters for n in nodes]
     result = {"asked": len(outcomes), "correct": correct,
               "availability": round(correct / len(outcomes), 4),
-              "rate_qps": RATE, "served_stale": stale, "refused_forged": refused,
+              "rate_qps": RATE, "achieved_qps": round(len(order) / sent, 1),
+              "warmup_s": round(warmed, 1),
+              "served_stale": sum(c["served_stale"] for c in counters),
+              "stale_refused": sum(c["stale_refused"] for c in counters),
+              "refused_forged": sum(c["refused_forged"] for c in counters),
               "latency_node_that_resolved": percentiles(owners) if owners else None,
-              "latency_other_nodes": percentiles(others) if others else None}
+              "latency_other_nodes": percentiles(others) if others else None,
+              "latency_failed": percentiles(failed) if failed else None,
+              "direct_to_authority_availability": direct / len(baseline_sample)}
     print(f"outage: {correct}/{len(outcomes)} answered correctly "
-          f"({result['availability']:.2%}); latency on nodes that never asked: "
-          f"{result['latency_other_nodes']}")
+          f"({result['availability']:.2%}; plain DNS to the authority "
+          f"{direct}/{len(baseline_sample)}; target {TARGETS['availability']:.0%}: "
+          f"{_met(result['availability'] >= TARGETS['availability'])}); latency on nodes that "
+          f"resolved the name {result['latency_node_that_resolved']}, on nodes that never "
+          f"asked {result['latency_other_nodes']}")
     return result
 
 
+# -- the summary over runs ------------------------------------------------------------------
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[prefix + key] = value
+    return out
+
+
+def summarize(nodes: int) -> dict[str, Any]:
+    """Ranges (min-max over runs) of every figure of the run files of ``nodes`` nodes, and
+    whether each target holds in every run; written to bench/results/dns.json."""
+    runs = []
+    for path in sorted(RESULTS.glob("dns_run*.json")):
+        data = json.loads(path.read_text())
+        if data.get("nodes") == nodes:
+            runs.append(data)
+    figures: dict[str, list[float]] = {}
+    for data in runs:
+        for key, value in _leaves({"latency": data["latency"],
+                                   "outage": data["outage"]}).items():
+            figures.setdefault(key, []).append(value)
+    ranges = {key: {"min": min(v), "max": max(v)} for key, v in sorted(figures.items())}
+    worst_cold = max(figures[f"latency.{k}.cold.p95_ms"][i] for k in KINDS
+                     for i in range(len(runs)))
+    worst_warm = max(figures[f"latency.{k}.warm.p95_ms"][i] for k in KINDS
+                     for i in range(len(runs)))
+    worst_share = min(figures["outage.availability"])
+    held = {"cold_p95_ms": {"worst": worst_cold, "met": worst_cold <= TARGETS["cold_p95_ms"]},
+            "warm_p95_ms": {"worst": worst_warm, "met": worst_warm <= TARGETS["warm_p95_ms"]},
+            "availability": {"worst": worst_share,
+                             "met": worst_share >= TARGETS["availability"]}}
+    summary = {"nodes": nodes, "runs": [r["run"] for r in runs],
+               "run_files": [f"dns_run{r['run']}.json" for r in runs],
+               "ranges": ranges, "targets": TARGETS, "targets_held_in_every_run": held}
+    write_result("dns", summary)
+    print(f"summary over {len(runs)} runs of {nodes} nodes: worst cold p95 {worst_cold} ms, "
+          f"worst warm p95 {worst_warm} ms, worst availability {worst_share:.2%}")
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=NODES,
+                        help="nodes in the private DHT (default %(default)s, or "
+                             "PEERWEB_BENCH_DNS_NODES)")
+    parser.add_argument("--run", default="1", help="this run's name in the result files")
+    parser.add_argument("--summarize", action="store_true",
+                        help="only rewrite dns.json from the run files of --nodes nodes")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    aio.run(main())
+    args = parse_args()
+    if args.summarize:
+        summarize(args.nodes)
+    else:
+        aio.run(main(args.nodes, args.run))

@@ -4,7 +4,8 @@
 line); ``python tests/dns_authority.py ZONE_FILE HOST ORIGIN`` serves the zone on a free UDP port of
 HOST, printing the port on its first line, until killed. It answers like an authority: the
 records of the name and type asked, with their RRSIGs when the query sets the DO bit,
-NXDOMAIN for names not in the zone.
+NXDOMAIN for names not in the zone; a negative answer carries the zone's SOA, whose MINIMUM
+(``negative_ttl``) says how long it may be cached (RFC 2308).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class SignedZone:
 
 def build_zone(origin: str, records: dict[str, list[tuple[str, str]]], ttl: int = 1,
                lifetime: int = 3600, expired: tuple[str, ...] = (),
-               expiring: dict[str, int] | None = None, now: float | None = None) -> SignedZone:
+               expiring: dict[str, int] | None = None, now: float | None = None,
+               negative_ttl: int = 1) -> SignedZone:
     """``records``: relative name -> [(type, rdata text)]. Names in ``expired`` get
     signatures that ended an hour ago; those in ``expiring`` ones that end after that many
     seconds."""
@@ -48,7 +50,8 @@ def build_zone(origin: str, records: dict[str, list[tuple[str, str]]], ttl: int 
     zone = dns.zone.Zone(zone_origin)
     with zone.writer() as txn:
         txn.add("@", dns.rrset.from_text("@", 3600, "IN", "SOA",
-                                         f"ns.{origin} hostmaster.{origin} 1 60 60 600 1"))
+                                         f"ns.{origin} hostmaster.{origin} 1 60 60 600 "
+                                         f"{negative_ttl}"))
         txn.add("@", dns.rrset.from_text("@", 3600, "IN", "NS", f"ns.{origin}"))
         for name, entries in records.items():
             for rdtype, rdata in entries:
@@ -91,11 +94,16 @@ def serve(zone_file: str, host: str, origin: str) -> None:
             qtype = request.q.qtype
             do = any(rr.rtype == QTYPE.OPT and int(rr.ttl) & 0x8000 for rr in request.ar)
             node = zone.get_node(name)
-            if node is None:
-                reply.header.rcode = RCODE.NXDOMAIN
-                return reply
-            found = node.get_rdataset(dns.rdataclass.IN, qtype)
-            if found is not None:
+            found = node.get_rdataset(dns.rdataclass.IN, qtype) if node is not None else None
+            if found is None:  # RFC 2308 section 3: the SOA says how long to cache this
+                soa = zone.get_rdataset(zone.origin, dns.rdatatype.SOA)
+                assert soa is not None
+                for rr in rrs(dns.rrset.from_rdata_list(zone.origin, soa.ttl, list(soa))):
+                    reply.add_auth(rr)
+                if node is None:
+                    reply.header.rcode = RCODE.NXDOMAIN
+            else:
+                assert node is not None
                 for rr in rrs(dns.rrset.from_rdata_list(name, found.ttl, list(found))):
                     reply.add_answer(rr)
                 sigs = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, qtype)

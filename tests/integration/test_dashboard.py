@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 
 from peerweb.config import NodeConfig
+from peerweb.content.addressing import Address, Target
 from peerweb.http import firstvisit
 from peerweb.tools.testnet import Testnet
 
@@ -164,3 +165,40 @@ async def test_a_first_visit_found_within_the_budget_gets_the_site_itself(
         status, _, body = await http(b).site(sid, "/", headers=navigate)
         assert status == 200 and b"<title>Quick</title>" in body
         assert b"Opening a peerweb site" not in body
+
+
+async def test_the_open_box_takes_names_that_resolve(http, tmp_path) -> None:
+    """Names are accepted where the dashboard takes a site id: a petname and a name in a
+    zone open in the gateway's name form; a name that names nothing is refused beside the
+    box with what to do."""
+    async with Testnet(2) as net:
+        owner, visitor = net.nodes
+        write_site(tmp_path / "s", "Named")
+        result = await owner.node.publish(tmp_path / "s", "s")
+        zone = owner.node.keys.create("zone")
+        assert (await owner.node.publish_name("zone", "blog", result.site_id, 60)).stored
+        visitor.node.names.book.add("mine", Address(Target.SITE, result.site_id))
+        visitor.node.names.book.add("zone", Address(Target.SITE, zone.site_id))
+        gw = http(visitor)
+        token = await token_of(gw)
+        own = {"Origin": gw.base, **BROWSER_POST}
+
+        status, headers, _ = await post(gw, "/dashboard/open",
+                                        {"token": token, "address": "mine/about.html"}, own)
+        assert status == 303
+        assert headers["Location"] == f"http://mine.localhost:{gw.port}/about.html"
+        status, _, body = await gw.site("mine", "/about.html")
+        assert status == 200 and body == b"<p>about</p>"
+
+        status, headers, _ = await post(gw, "/dashboard/open",
+                                        {"token": token, "address": "blog.zone"}, own)
+        assert status == 303 and headers["Location"] == f"http://blog.zone.localhost:{gw.port}/"
+        status, _, body = await gw.site("blog.zone", "/")
+        assert status == 200 and b"<title>Named</title>" in body
+
+        status, _, body = await post(gw, "/dashboard/open",
+                                     {"token": token, "address": "nobody"}, own)
+        assert status == 400 and b"peerweb name add nobody" in body
+        status, _, body = await post(gw, "/dashboard/open",
+                                     {"token": token, "address": "shop.zone"}, own)
+        assert status == 400 and b"not published in zone zone" in body

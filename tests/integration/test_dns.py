@@ -29,7 +29,7 @@ from peerweb.content.addressing import Address, Target
 from peerweb.content.identity import KeyStore
 from peerweb.dns import decisions, dnssec
 from peerweb.dns.server import DnsFrontend, listen
-from peerweb.dns.service import Entry, share_key
+from peerweb.dns.service import DnsService, Entry, share_key
 from peerweb.tools.testnet import Testnet, write_sample_site
 
 from ..dns_authority import build_zone
@@ -215,4 +215,39 @@ async def test_peerweb_dns_command_forwards_validates_and_answers_peer_names(tmp
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(process.communicate(), 60)
+        stop_authority(authority)
+
+
+async def test_negative_answers_are_cached_for_their_soa_ttl(tmp_path):
+    """NXDOMAIN and no-data answers come from the cache for the zone's negative TTL (RFC
+    2308): the second ask does not reach the authority, nor does one after it died."""
+    zone = build_zone(ORIGIN, {"www": [("A", "127.0.0.80")]}, ttl=60, negative_ttl=300)
+    (tmp_path / "zone").write_text(zone.text)
+    (tmp_path / "anchor").write_text(zone.anchor)
+    authority, port = start_authority(tmp_path / "zone")
+    service = DnsService(DnsSettings(upstreams=((AUTHORITY_HOST, port),),
+                                     trust_anchors=tmp_path / "anchor", upstream_timeout=1.0))
+
+    async def no_peer_names(_name: str) -> bool:
+        return False
+
+    listener = await listen(DnsFrontend(service, no_peer_names, "127.0.0.1"), "127.0.0.1", 0)
+    dns_port = listener.address[1]
+    try:
+        assert (await query(dns_port, "nx." + ORIGIN)).rcode() == dns.rcode.NXDOMAIN
+        nodata = await query(dns_port, "www." + ORIGIN, "AAAA")
+        assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
+        assert service.counters["negative_cached"] == 2
+        assert (await query(dns_port, "nx." + ORIGIN)).rcode() == dns.rcode.NXDOMAIN
+        assert service.counters["negative_hits"] == 1
+        os.kill(authority.pid, signal.SIGKILL)
+        authority.wait(10)
+        assert (await query(dns_port, "nx." + ORIGIN)).rcode() == dns.rcode.NXDOMAIN
+        nodata = await query(dns_port, "www." + ORIGIN, "AAAA")
+        assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
+        assert service.counters["negative_hits"] == 3
+        # A name never asked has nothing cached: the dead authority means SERVFAIL.
+        assert (await query(dns_port, "other." + ORIGIN)).rcode() == dns.rcode.SERVFAIL
+    finally:
+        await listener.close()
         stop_authority(authority)

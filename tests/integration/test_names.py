@@ -5,6 +5,7 @@ forms and in the CLI."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 from peerweb.content.addressing import Address, Target
@@ -123,3 +124,55 @@ async def test_names_two_zones_deep_updates_revocation_gateway_and_cli(tmp_path,
 
 async def _is(names: NameService, name: str, expected: str) -> bool:
     return (await resolves_to(names, name)).startswith(expected)
+
+
+async def test_names_published_resolved_and_revoked_with_the_cli(tmp_path, http):
+    """The issue's commands end to end: ``name publish --key``, ``name resolve`` and
+    ``name revoke`` through the CLI against running nodes, and a petname alone through the
+    gateway in both forms."""
+    contents = write_sample_site(tmp_path / "site", small_files=2, big_size=0, seed=3)
+    async with Testnet(3, root=tmp_path / "net") as net:
+        owner, _, visitor = net.nodes
+        site = await owner.node.publish(tmp_path / "site", "site")
+        alice = owner.node.keys.create("alice")
+        owner_dir, visitor_dir = owner.config.data_dir, visitor.config.data_dir
+
+        code, out, err = await peerweb("--json", "name", "publish", "--key", "alice", "blog",
+                                       site.site_id, "--ttl", str(TTL), data_dir=owner_dir)
+        assert code == 0, err
+        published = json.loads(out.splitlines()[-1])
+        assert published["version"] == 1 and published["stored"] > 0
+        assert published["target"] == site.site_id and not published["revoked"]
+
+        code, _, err = await peerweb("name", "add", "alice", alice.site_id,
+                                     data_dir=visitor_dir)
+        assert code == 0, err
+        code, out, err = await peerweb("--json", "name", "resolve", "blog.alice",
+                                       data_dir=visitor_dir)
+        assert code == 0, err
+        found = json.loads(out.splitlines()[-1])
+        assert found["ident"] == site.site_id and found["target"] == "site"
+        assert len(found["chain"]) == 2 and "version 1" in found["chain"][1]
+
+        # A petname alone, in both gateway forms.
+        code, _, err = await peerweb("name", "add", "mine", site.site_id, data_dir=visitor_dir)
+        assert code == 0, err
+        gw = http(visitor)
+        status, _, body = await gw.site("mine", "/")
+        assert status == 200 and body == contents["index.html"]
+        status, _, body = await gw.raw("/n/mine/")
+        assert status == 200 and body == contents["index.html"]
+
+        code, out, err = await peerweb("--json", "name", "revoke", "--key", "alice", "blog",
+                                       "--ttl", str(TTL), data_dir=owner_dir)
+        assert code == 0, err
+        revoked = json.loads(out.splitlines()[-1])
+        assert revoked["version"] == 2 and revoked["revoked"]
+
+        async def revoked_for_the_visitor() -> bool:
+            code, _, err = await peerweb("name", "resolve", "blog.alice", data_dir=visitor_dir)
+            return code == 1 and "revoked" in err
+
+        await wait_until(revoked_for_the_visitor, TIMEOUT, "the revocation to reach the CLI")
+        status, _, body = await gw.site("blog.alice", "/")
+        assert status == 404 and b"revoked" in body

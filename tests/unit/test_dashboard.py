@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from peerweb.content.addressing import Target
 from peerweb.content.identity import site_id_from_public_key
 from peerweb.errors import BadAddress, UsageError
 from peerweb.http import dashboard_pages as dashboard
@@ -177,3 +178,16 @@ def test_waiting_page_escapes_and_uses_its_nonce() -> None:
     page = firstvisit.render_waiting(SID, {"state": "looking", "x": "</script><b>"}, "n0nce")
     assert "</script><b>" not in page.split("<script nonce")[0]
     assert page.count('nonce="n0nce"') == 2
+
+
+def test_open_box_accepts_names_in_the_gateways_name_forms() -> None:
+    assert dashboard.open_target("blog.bob.alice", "localhost", 8080) == (
+        "http://blog.bob.alice.localhost:8080/")
+    assert dashboard.open_target(" Blog/a b.html", "127.0.0.1", 8080) == (
+        "http://blog.localhost:8080/a%20b.html")
+    # A gateway off 127.0.0.1: *.localhost would not reach it, the path form does.
+    assert dashboard.open_target("example.com/x", "127.0.0.2", 8181) == (
+        "http://127.0.0.2:8181/n/example.com/x")
+    assert dashboard.open_address("blog.alice").target is Target.NAME
+    with pytest.raises(BadAddress):
+        dashboard.open_target("not a name", "localhost", 8080)

@@ -54,6 +54,14 @@ def test_answer_ttl_is_what_is_left_never_past_the_signatures():
     assert dec.answer_ttl(copy(signed=False, valid=(0, INF)), NOW, stale=True) == dec.STALE_TTL
 
 
+def test_negative_answers_are_cached_for_their_soa_minimum_clamped_never_without_one():
+    assert dec.negative_ttl(3600, 300) == 300  # RFC 2308: the lesser of TTL and MINIMUM
+    assert dec.negative_ttl(60, 86400) == 60
+    assert dec.negative_ttl(86400 * 7, 86400 * 7) == dec.MAX_NEGATIVE_TTL
+    assert dec.negative_ttl(0, 0) == dec.MIN_TTL
+    assert dec.negative_ttl(None, None) is None  # no SOA: nothing bounds it, not cached
+
+
 def test_stale_own_signed_copy_only_within_its_signatures():
     own = copy(ttl_expires=NOW - 1000)
     assert dec.choose_stale(own, [], NOW).source is dec.Stale.OWN

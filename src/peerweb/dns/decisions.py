@@ -24,6 +24,9 @@ MAX_STALE = 3 * 24 * 3600
 # to at least MIN_TTL so a 0-TTL answer does not send every query upstream twice at once.
 MAX_TTL = 7 * 24 * 3600
 MIN_TTL = 1
+# RFC 2308 section 5: one to three hours "work well" for negative answers; past a day,
+# problems. A negative answer is kept at most this long, whatever its SOA says.
+MAX_NEGATIVE_TTL = 3 * 3600
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,15 @@ def within_signatures(copy: Copy, now: float) -> bool:
 
 def clamp_ttl(ttl: int) -> int:
     return max(MIN_TTL, min(MAX_TTL, ttl))
+
+
+def negative_ttl(soa_ttl: int | None, soa_minimum: int | None) -> int | None:
+    """How long an NXDOMAIN or no-data answer is cached: the lesser of its SOA's TTL and
+    MINIMUM field (RFC 2308 section 5), clamped; None (not cached) without an SOA, since
+    then nothing bounds it (RFC 2308 section 5 again)."""
+    if soa_ttl is None or soa_minimum is None:
+        return None
+    return max(MIN_TTL, min(soa_ttl, soa_minimum, MAX_NEGATIVE_TTL))
 
 
 def answer_ttl(copy: Copy, now: float, stale: bool) -> int:

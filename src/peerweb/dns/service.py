@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 SHARE_TAG = b"peerweb dns rrset v1\x00"
 # Answers kept in memory; the least recently used go first.
 MAX_CACHED = 50_000
+# Negative answers (NXDOMAIN, no data) kept in memory, the oldest going first.
+MAX_NEGATIVE = 10_000
 # Peers asked for a proof at once when the upstreams fail.
 MAX_PEERS_ASKED = 8
 # A holder re-announces what it holds this often (DHT peers expire after ~30 minutes).
@@ -134,6 +136,9 @@ class DnsService:
         self._sharing = sharing
         self._clock = clock
         self._cache: OrderedDict[tuple[str, int], Entry] = OrderedDict()
+        self._negative: OrderedDict[tuple[str, int], tuple[int, float]] = OrderedDict()
+        """(rcode, until when) of negative answers, for their RFC 2308 TTL; never shared
+        or served stale (nothing proves them: the test zones carry no NSEC records)."""
         self._chains: dict[dns.name.Name, tuple[list[dns.rrset.RRset], float]] = {}
         self._failed: dict[tuple[str, int], float] = {}
         self._health = dec.UpstreamHealth()
@@ -152,6 +157,10 @@ class DnsService:
             self._cache.move_to_end(key)
             self.counters["cache_hits"] += 1
             return self._answer(entry, now, None)
+        negative = self._negative.get(key)
+        if negative is not None and now < negative[1]:
+            self.counters["negative_hits"] += 1
+            return Answer(negative[0], ttl=max(0, int(negative[1] - now)))
         if now < self._failed.get(key, 0.0) and entry is not None:
             # RFC 8767 section 5: after a failure, serve stale without asking again for a while.
             return await self._serve_stale(name, qtype, entry, now, "upstreams failed recently")
@@ -240,7 +249,10 @@ class DnsService:
             elif rrset.name == name and rrset.rdtype == dnssec.RRSIG and rrset.covers == qtype:
                 signatures = rrset
         if answer is None:
-            # NXDOMAIN, no data, or a CNAME chain: passed on as the upstream said, not cached.
+            # NXDOMAIN or no data: cached for its SOA's negative TTL. A CNAME chain: passed
+            # on as the upstream said, not cached (each link would need its own proof).
+            if not response.answer:
+                self._keep_negative(key, response)
             return Answer(response.rcode(), tuple(response.answer),
                           min((r.ttl for r in response.answer), default=0))
         if len(answer) > dnssec.MAX_RECORDS:
@@ -291,6 +303,17 @@ class DnsService:
         self._cache.move_to_end(key)
         while len(self._cache) > MAX_CACHED:
             self._cache.popitem(last=False)
+
+    def _keep_negative(self, key: tuple[str, int], response: dns.message.Message) -> None:
+        soa = next((r for r in response.authority if r.rdtype == dns.rdatatype.SOA), None)
+        ttl = dec.negative_ttl(soa.ttl, next(iter(soa)).minimum) if soa else None
+        if ttl is None:
+            return
+        self._negative[key] = (response.rcode(), self._clock() + ttl)
+        self._negative.move_to_end(key)
+        while len(self._negative) > MAX_NEGATIVE:
+            self._negative.popitem(last=False)
+        self.counters["negative_cached"] += 1
 
     def _announce(self, name: dns.name.Name, qtype: int) -> None:
         if self._sharing is None or not self.settings.share:
@@ -364,6 +387,7 @@ class DnsService:
     def forget(self) -> None:
         """Drop every cached answer (tests and benchmarks start cold)."""
         self._cache.clear()
+        self._negative.clear()
         self._chains.clear()
         self._failed.clear()
 

@@ -29,7 +29,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..errors import PeerwebError, UsageError
+from ..content.addressing import Target
+from ..errors import PeerwebError
 from ..node import inspect
 from ..node.node import Node
 from .dashboard_pages import (
@@ -45,6 +46,7 @@ from .dashboard_pages import (
     _page,
     cross_site_refusal,
     local_redirect,
+    open_address,
     open_target,
     origin_of,
     render_home,
@@ -201,8 +203,12 @@ class Dashboard:
         host, port = self._where(request)
         try:
             target = open_target(text, host, port)
-        except UsageError as exc:
-            return _problem(400, f"Cannot open that: {exc}.")
+            address = open_address(text)
+            if address.target is Target.NAME:
+                # Said here, beside the box, rather than on the gateway's error page.
+                await self.node.resolve_name(address.ident)
+        except PeerwebError as exc:
+            return _problem(400, f"Cannot open that: {str(exc).rstrip('.')}.")
         return web.Response(status=303, headers={**HEADERS, "Location": target})
 
 

@@ -86,18 +86,34 @@ def site_links(host: str, port: int | None, site_id: str) -> Links:
     return Links(f"{base}/s/{site_id}/", subdomain)
 
 
-def open_target(text: str, host: str, port: int | None) -> str:
-    """The URL the "open" box sends the browser to for a site id, magnet link or gateway URL
+def name_links(host: str, port: int | None, name: str) -> Links:
+    """Where a name (petname, ``label.zone``, bridged domain) is reached: the gateway's two
+    name forms, ``/n/<name>/`` and ``<name>.localhost``."""
+    subdomain = (origin_of(f"{name}.localhost", port) + "/"
+                 if host.lower() in LOOPBACK_NAMES else None)
+    return Links(f"{origin_of(host, port)}/n/{name}/", subdomain)
+
+
+def open_address(text: str) -> addressing.Address:
+    """What the "open" box was given: a site id, name, info-hash, magnet link or gateway URL
     (BadAddress for anything else)."""
     if not text.strip():
-        raise UsageError("type a site id or a magnet link to open")
-    address = addressing.parse_cli_address(text)
+        raise UsageError("type a site id, a name or a magnet link to open")
+    return addressing.parse_cli_address(text)
+
+
+def open_target(text: str, host: str, port: int | None) -> str:
+    """The URL the "open" box sends the browser to (see ``open_address``); a name is sent
+    as it is, to be resolved by the gateway (the dashboard checks it resolves first)."""
+    address = open_address(text)
     path = address.path.lstrip("/") if address.path not in ("", "/") else ""
     if address.target is Target.SITE:
         return site_links(host, port, address.ident).preferred + quote(path, safe="/%")
     if address.target is Target.SNAPSHOT:
         return f"{origin_of(host, port)}/ih/{address.ident}/" + quote(path, safe="/%")
-    raise UsageError("that is not a site id, an info-hash or a magnet link")
+    if address.target is Target.NAME:
+        return name_links(host, port, address.ident).preferred + quote(path, safe="/%")
+    raise UsageError("that is not a site id, a name, an info-hash or a magnet link")
 
 
 def cross_site_refusal(headers: Mapping[str, str], own_origin: str, sent_token: str,
@@ -268,7 +284,7 @@ def render_home(status: Mapping[str, Any], rows: Sequence[SiteRow], token: str,
         f"<input type=hidden name=token value='{_e(token)}'>"
         "<label for=address>Open a site</label>"
         "<input id=address name=address required autocomplete=off spellcheck=false "
-        "placeholder='site id or magnet:?xs=urn:btpk:…'>"
+        "placeholder='site id, name or magnet:?xs=urn:btpk:…'>"
         "<button type=submit>Open</button></form>"
         "<div class=panels><section class=panel><h2>Bandwidth</h2>"
         "<svg id=plot viewBox='0 0 300 80' preserveAspectRatio=none role=img "

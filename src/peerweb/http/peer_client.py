@@ -48,13 +48,20 @@ class ProofOutcome(enum.Enum):
 class PeerClient:
     """Pushes and fetches pointers to and from other nodes' peer ports."""
 
-    def __init__(self) -> None:
+    def __init__(self, bind: str | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._bind = bind
+        """The local address connections leave from (None: the kernel's choice). Nodes
+        sharing a machine on their own 127.0.0.x addresses bind to them, as their swarms do
+        (``outgoing_interfaces``): otherwise every node's connections come from 127.0.0.1,
+        and a peer port's per-address connection limit counts them all as one peer."""
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            connector = aiohttp.TCPConnector(
+                local_addr=(self._bind, 0) if self._bind else None)
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT))
+                connector=connector, timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT))
         return self._session
 
     async def close(self) -> None:

@@ -40,6 +40,7 @@ from ..names.resolution import Resolution
 from ..names.service import NameService, Published
 from ..policy.propagation import Endpoint
 from ..swarm.engine import Swarm
+from ..swarm.settings import outgoing_host
 from ..webcache.service import WebCache
 from . import state
 from .backups import Backups
@@ -72,7 +73,7 @@ class Node:
         self.data_dir = config.data_dir
         self.keys = KeyStore(self.data_dir / "keys")
         self.swarm = Swarm(config)
-        self.peers = PeerClient()
+        self.peers = PeerClient(outgoing_host(config))
         self.gateway_port = config.gateway[1]
         self.started = time.time()
         self._jobs = Jobs()

@@ -28,6 +28,16 @@ ALERT_MASK = (
 SEND_BUFFER_BYTES = 64 << 10
 
 
+def outgoing_host(config: NodeConfig) -> str | None:
+    """The address a node's outgoing connections leave from: its listen address on a
+    private network (many nodes share one machine, each on its own 127.0.0.x), else None
+    (the kernel picks, by route)."""
+    host = config.listen[0]
+    if config.network is Network.PUBLIC or host in ("", "0.0.0.0", "::"):
+        return None
+    return host
+
+
 def session_settings(config: NodeConfig) -> dict[str, Any]:
     """libtorrent settings for a node (see ../shared/LIBTORRENT.md for why each is needed)."""
     host, port = config.listen
@@ -77,7 +87,7 @@ def session_settings(config: NodeConfig) -> dict[str, Any]:
         # A private DHT on one machine: peers share IPs and live in 127/8.
         settings.update(
             {
-                "outgoing_interfaces": host if host not in ("0.0.0.0", "::") else "",
+                "outgoing_interfaces": outgoing_host(config) or "",
                 "dht_restrict_routing_ips": False,
                 "dht_restrict_search_ips": False,
                 # Test networks use "dark" ranges (benchmarking 198.18.0.0/15, documentation

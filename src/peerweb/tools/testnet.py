@@ -20,6 +20,8 @@ from ..http.daemon import RunningNode
 # 127.0.0.1 is left to the gateways; swarm addresses start here.
 FIRST_HOST = 11
 MAX_NODES = 200
+# Nodes started one by one before any batch (see Testnet.parallel).
+SEEDS = 3
 
 
 def node_host(index: int) -> str:
@@ -34,8 +36,12 @@ class Testnet:
     __test__ = False  # not a pytest test class
 
     def __init__(self, size: int, root: Path | None = None, base_port: int = 0,
-                 template: NodeConfig | None = None, first_host: int = FIRST_HOST) -> None:
+                 template: NodeConfig | None = None, first_host: int = FIRST_HOST,
+                 parallel: int = 1) -> None:
         self.size = size
+        self.parallel = max(1, parallel)
+        """Nodes started at once after the first SEEDS (a 50-node net takes minutes one by
+        one on a loaded machine; each start mostly waits on its own sockets and threads)."""
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="peerweb-testnet-")
@@ -62,8 +68,11 @@ class Testnet:
 
     async def __aenter__(self) -> Testnet:
         try:
-            for index in range(self.size):
-                await self.add_node(self.config_for(index))
+            if self.parallel == 1:
+                for index in range(self.size):
+                    await self.add_node(self.config_for(index))
+            else:
+                await self._start_in_batches()
             await self.wait_dht(timeout=10.0)
         except BaseException:
             await self.close()
@@ -79,6 +88,29 @@ class Testnet:
         for other in self.nodes[:-1][-2:]:
             other.node.swarm.add_dht_node(address)
         return running
+
+    async def _start_in_batches(self) -> None:
+        """The first SEEDS nodes one by one, then the rest ``parallel`` at a time, each
+        bootstrapping from the seeds and the newest nodes before its batch; ``nodes`` stays
+        in index order."""
+        for index in range(min(SEEDS, self.size)):
+            await self.add_node(self.config_for(index))
+        for first in range(len(self.nodes), self.size, self.parallel):
+            indices = range(first, min(self.size, first + self.parallel))
+            batch = [RunningNode(self.config_for(index)) for index in indices]
+            before = self.nodes[:]
+            outcomes = await asyncio.gather(*(r.start() for r in batch),
+                                            return_exceptions=True)
+            # A node that failed to start stopped itself; the others are ours to close.
+            self.nodes += [r for r, o in zip(batch, outcomes, strict=True) if o is None]
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            # As in add_node: earlier nodes learn of the newcomers at once.
+            for offset, running in enumerate(batch):
+                address = (running.config.listen[0], running.node.swarm.listen_port)
+                for other in (before[offset % len(before)], before[-1]):
+                    other.node.swarm.add_dht_node(address)
 
     async def wait_dht(self, timeout: float) -> None:
         if self.size < 2:
