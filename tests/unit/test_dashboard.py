@@ -127,6 +127,25 @@ def test_home_escapes_every_value_and_carries_the_token() -> None:
     assert "http://localhost:8080/s/&lt;site-id&gt;/" in page
 
 
+def test_home_shows_reachability_reservation_and_relaying() -> None:
+    assert "Reachability" not in dashboard.render_home(STATUS, [], TOKEN, OWN)
+    status = {**STATUS,
+              "reachability": {"reachable": False, "external": "198.18.0.12",
+                               "nat": "endpoint-independent",
+                               "reason": "2 peers could not connect back"},
+              "reservation": {"relay": "198.18.1.10:9600", "held": True, "tunnels": 3},
+              "relay": {"circuits": [{"for": "<b>10.0.0.1</b>", "to": "x"}],
+                        "relayed_bytes": 2048, "reservations": [{}]}}
+    page = dashboard.render_home(status, [], TOKEN, OWN)
+    assert "Not reachable from outside at <code>198.18.0.12</code>" in page
+    assert "endpoint-independent" in page and "2 peers could not connect back" in page
+    assert "<code>198.18.1.10:9600</code>: held, 3 tunnel(s)" in page
+    assert "1 circuit(s) for &lt;b&gt;10.0.0.1&lt;/b&gt;, 2.0 kB relayed, 1 reservation(s)" \
+        in page
+    unknown = {**STATUS, "reachability": {"reachable": None, "nat": "unknown", "reason": ""}}
+    assert "Reachability not known yet" in dashboard.render_home(unknown, [], TOKEN, OWN)
+
+
 def test_published_sites_cannot_be_removed_or_pinned_from_the_table() -> None:
     page = dashboard.render_home(STATUS, [row(published=True)], TOKEN, OWN)
     assert "action/remove" not in page and "action/pin'" not in page

@@ -296,6 +296,7 @@ def render_home(status: Mapping[str, Any], rows: Sequence[SiteRow], token: str,
         f"{_e(human_bytes(int(status['download_rate'])))}/s</b></span> "
         f"<span class=muted>total ↑ {_e(human_bytes(int(status['uploaded'])))} "
         f"↓ {_e(human_bytes(int(status['downloaded'])))}</span></p></section>"
+        + reach_panel(status) +
         "<section class=panel><h2>Disk</h2>"
         f"<meter id=quota min=0 max='{max(quota, 1)}' value='{min(cached_bytes, quota)}' "
         f"high='{int(quota * 0.9)}'></meter>"
@@ -309,6 +310,35 @@ def render_home(status: Mapping[str, Any], rows: Sequence[SiteRow], token: str,
         "</code> instead.</p>"
     )
     return _page("peerweb", body)
+
+
+def reach_panel(status: Mapping[str, Any]) -> str:
+    """Whether strangers can reach this node, its NAT, the relay reservation it holds and,
+    as a relay, whom it relays for (``status`` from ``node.reach``); empty without them."""
+    reach = status.get("reachability")
+    if not isinstance(reach, Mapping):
+        return ""
+    verdict = {True: "Reachable from outside", False: "Not reachable from outside",
+               None: "Reachability not known yet"}.get(reach.get("reachable"), "Unknown")
+    lines = [f"<p data-field=reachable>{_e(verdict)}"
+             + (f" at <code>{_e(str(reach['external']))}</code>" if reach.get("external")
+                else "") + "</p>",
+             f"<p class=muted>NAT: <span data-field=nat>{_e(str(reach.get('nat')))}</span>"
+             f" · {_e(str(reach.get('reason', '')))}</p>"]
+    held = status.get("reservation")
+    if isinstance(held, Mapping):
+        state = "held" if held.get("held") else "not held yet"
+        lines.append(f"<p>Relay reservation at <code>{_e(str(held.get('relay')))}</code>: "
+                     f"{state}, {int(held.get('tunnels') or 0)} tunnel(s)</p>")
+    relay = status.get("relay")
+    if isinstance(relay, Mapping):
+        circuits = relay.get("circuits") or []
+        whom = sorted({str(c.get("for")) for c in circuits if isinstance(c, Mapping)})
+        lines.append(f"<p>Relaying: {len(circuits)} circuit(s)"
+                     + (f" for {_e(', '.join(whom))}" if whom else "")
+                     + f", {_e(human_bytes(int(relay.get('relayed_bytes') or 0)))} relayed, "
+                     f"{len(relay.get('reservations') or [])} reservation(s)</p>")
+    return "<section class=panel id=reach><h2>Reachability</h2>" + "".join(lines) + "</section>"
 
 
 @dataclass(frozen=True)

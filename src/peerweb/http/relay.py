@@ -15,6 +15,10 @@ One request per connection, a head of lines ending in an empty line (like HTTP/1
     DIALBACK <port> PEERWEB/1               the relay tries to connect to the asker's own
                                             address on <port> (nobody else's) and answers
                                             "PEERWEB/1 200 ok" or "PEERWEB/1 200 fail"
+    RENDEZVOUS <token> PEERWEB/1            meet the other peer asking with <token>: both
+                                            get "PEERWEB/1 200 <ip> <port> first|second",
+                                            the other's address as seen here, at once
+                                            (hole punching, ``http.punch``)
 
 The relay decides with ``policy.relaying.RelayBook`` (destinations, per-peer and total
 limits, bytes, age, idleness). A tunnel carries bytes only: TLS inside it stays end to end,
@@ -44,6 +48,10 @@ ACCEPT_TIMEOUT = 5.0
 """How long a tunnel to a reserved node waits for that node's ACCEPT."""
 CHUNK = 64 * 1024
 WATCH_TICK = 0.5
+MEETINGS = 64
+"""Rendezvous waiting at once; beyond this a relay refuses new ones (429)."""
+RENDEZVOUS_WAIT = 10.0
+MAX_TOKEN = 64
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -123,6 +131,10 @@ class RelayServer:
         self._pending: dict[str, asyncio.Future[tuple[asyncio.StreamReader,
                                                       asyncio.StreamWriter]]] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._meetings: dict[str, tuple[tuple[str, int], asyncio.Future[tuple[str, int]]]] = {}
+        self.rendezvous = 0
+        """Meetings brokered (both peers came)."""
         self.address: tuple[str, int] = (host, config.port)
 
     async def start(self) -> tuple[str, int]:
@@ -133,6 +145,7 @@ class RelayServer:
         return self.address
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for task in list(self._handlers):
@@ -144,7 +157,8 @@ class RelayServer:
 
     def status(self) -> dict[str, object]:
         return {"address": f"{self.address[0]}:{self.address[1]}",
-                **self.book.status(time.monotonic())}
+                **self.book.status(time.monotonic()), "rendezvous": self.rendezvous,
+                "meetings_waiting": len(self._meetings)}
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -164,6 +178,8 @@ class RelayServer:
                 keep = self._accept(words[1], reader, writer)  # the tunnel owns it now
             elif verb == "WHOAMI":
                 writer.write(f"PEERWEB/1 200 {peer[0]} {peer[1]}\r\n".encode())
+            elif verb == "RENDEZVOUS" and len(words) == 3:
+                await self._rendezvous((peer[0], int(peer[1])), words[1], writer)
             elif verb == "DIALBACK" and len(words) == 3 and words[1].isdigit() and \
                     1024 <= int(words[1]) <= 65535:
                 # Only to the asker's own address, and never a privileged port.
@@ -174,6 +190,11 @@ class RelayServer:
         except (ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 TimeoutError, ConnectionError, OSError) as exc:
             log.debug("relay request from %s ended: %s", peer[0], exc)
+        except asyncio.CancelledError:
+            # close() cancels the handlers; Python 3.11's start_server callback logs a
+            # cancelled handler as an unhandled error, so a closing relay ends them quietly.
+            if not self._closing:
+                raise
         finally:
             self._handlers.discard(task)
             if not keep:
@@ -262,6 +283,40 @@ class RelayServer:
             for port in made.ports:
                 if self._reserved.get((peer, port)) is writer:
                     del self._reserved[(peer, port)]
+
+    async def _rendezvous(self, peer: tuple[str, int], token: str,
+                          writer: asyncio.StreamWriter) -> None:
+        """Hold the first peer of a meeting until the second comes; tell each the other's
+        address and port as this relay sees them. Only addresses, no bytes: cheap, but
+        bounded all the same (``MEETINGS``, ``RENDEZVOUS_WAIT``)."""
+        if len(token) > MAX_TOKEN:
+            _refuse(writer, Refusal(400, "token too long"))
+            return
+        met = self._meetings.pop(token, None)
+        if met is not None:
+            other, waiting = met
+            if not waiting.done():
+                waiting.set_result(peer)
+                self.rendezvous += 1
+                writer.write(f"PEERWEB/1 200 {other[0]} {other[1]} second\r\n".encode())
+                await writer.drain()
+                return
+        if len(self._meetings) >= MEETINGS:
+            _refuse(writer, Refusal(429, "too many meetings waiting"))
+            return
+        future: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        entry = (peer, future)
+        self._meetings[token] = entry
+        try:
+            other = await asyncio.wait_for(future, RENDEZVOUS_WAIT)
+        except TimeoutError:
+            _refuse(writer, Refusal(408, "nobody came"))
+            return
+        finally:
+            if self._meetings.get(token) is entry:
+                del self._meetings[token]
+        writer.write(f"PEERWEB/1 200 {other[0]} {other[1]} first\r\n".encode())
+        await writer.drain()
 
     def _accept(self, token: str, reader: asyncio.StreamReader,
                 writer: asyncio.StreamWriter) -> bool:

@@ -101,7 +101,10 @@ class Node:
                                self.timings.backup_check_later)
         self.restorer = Restorer(self.private, self.peers, self.open_site, self.open_snapshot,
                                  self._pointer_of, self._backup_places)
-        self.reach = Reach(config, self.swarm, self._jobs, lambda: list(self._store))
+        # Swarm detours are for torrents still waiting for their metadata above all: a
+        # visitor whose every peer sits behind a NAT gets no metadata without them.
+        self.reach = Reach(config, self.swarm, self._jobs,
+                           lambda: [*self._store, *self._store.opening()])
         self.names = NameService(self.data_dir, self.keys, self.swarm, self.timings)
         # The shared cache of public pages (issue 18); disabled without --web-cache.
         self.web = WebCache(config.web_cache, self.data_dir, self.swarm,

@@ -94,6 +94,10 @@ class SnapshotStore:
     def get(self, tid: str) -> Snapshot | None:
         return self._snapshots.get(tid)
 
+    def opening(self) -> list[str]:
+        """Torrents being fetched that are not snapshots yet (their metadata has not come)."""
+        return [tid for tid in self._opening if tid not in self._snapshots]
+
     def all(self) -> list[Snapshot]:
         return list(self._snapshots.values())
 

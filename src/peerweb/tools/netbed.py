@@ -25,6 +25,14 @@ ISP kinds (what a host behind it looks like from outside):
   symmetric  NAT, ``masquerade random``: a fresh random external port per destination,
              so a port learned through one peer is useless to another (punching fails)
 
+Two more kinds, not in the default bed (the NAT-pair matrix of bench/relay.py uses them),
+emulated with a DNAT of ports 1024-65535 to the ISP's *first* host (so give them one host):
+
+  fullcone    ``cone`` mapping, endpoint-independent filtering: anyone may send to a mapped
+              port (approximated: to any port >= 1024, as with ports forwarded by UPnP)
+  restricted  ``cone`` mapping, address-dependent filtering: only addresses the inside has
+              sent to may send in, from any of their ports (a dynamic nftables set)
+
 ``cut(a, b)`` drops every packet between two hosts while traffic flows (an nftables set in
 each host's namespace holding the other's external address; for a NATed host that is its
 router's address, so the cut also separates it from the other's ISP neighbours); ``mend``
@@ -45,7 +53,10 @@ from dataclasses import dataclass
 from types import TracebackType
 
 KINDS = ("public", "firewall", "cone", "symmetric")
-NAT_KINDS = ("cone", "symmetric")
+"""The default bed's kinds."""
+EXTRA_KINDS = ("fullcone", "restricted")
+ALL_KINDS = KINDS + EXTRA_KINDS
+NAT_KINDS = ("cone", "symmetric", "fullcone", "restricted")
 PUBLIC_RANGE = "198.18.0.0/15"
 """Where the bed's public addresses come from (RFC 2544)."""
 CORE_NET = "198.18.0"
@@ -118,8 +129,8 @@ class NetBed:
     def __init__(self, isps: Sequence[str] = KINDS, hosts_per_isp: int = 3,
                  prefix: str | None = None) -> None:
         for kind in isps:
-            if kind not in KINDS:
-                raise ValueError(f"unknown ISP kind {kind!r}; one of {', '.join(KINDS)}")
+            if kind not in ALL_KINDS:
+                raise ValueError(f"unknown ISP kind {kind!r}; one of {', '.join(ALL_KINDS)}")
         if not 1 <= len(isps) <= 50 or not 1 <= hosts_per_isp <= 200:
             raise ValueError("1-50 ISPs of 1-200 hosts")
         self.kinds = tuple(isps)
@@ -175,7 +186,7 @@ class NetBed:
             for i in range(self.hosts_per_isp):
                 self._add_host(k, kind, router, i)
             _run(["ip", "netns", "exec", router, "nft", "-f", "-"],
-                 stdin=self._router_rules(kind))
+                 stdin=self._router_rules(kind, f"{self._lan_prefix(k)}.10"))
         # Routers reach each other's public host subnets across the core bridge.
         for k in range(len(self.kinds)):
             for j, other in enumerate(self.kinds):
@@ -212,13 +223,28 @@ class NetBed:
         return f"198.18.{k + 1}" if self.kinds[k] not in NAT_KINDS else f"10.{k + 1}.0"
 
     @staticmethod
-    def _router_rules(kind: str) -> str:
-        forward = ""
+    def _router_rules(kind: str, first_host: str) -> str:
+        forward = pre = ""
+        if kind in EXTRA_KINDS:
+            # Inbound to a port >= 1024 goes to the first host: from anyone (fullcone) or
+            # only from addresses it has sent to (restricted, remembered for 10 minutes).
+            ipaddress.IPv4Address(first_host)
+            known = "ip saddr @contacted " if kind == "restricted" else ""
+            pre = ("  set contacted { type ipv4_addr; size 65535; flags dynamic,timeout;\n"
+                   "    timeout 10m; }\n"
+                   "  chain pre { type nat hook prerouting priority -100;\n"
+                   f"    iifname \"wan\" {known}meta l4proto {{ tcp, udp }} "
+                   f"th dport 1024-65535 dnat to {first_host}; }}\n")
         if kind != "public":
-            # Only replies and what the inside started come in from the internet.
+            # Only replies and what the inside started come in from the internet (and,
+            # for the two kinds above, what their DNAT lets in).
             forward = ("  chain forward { type filter hook forward priority 0; policy accept;\n"
-                       "    iifname \"wan\" ct state established,related accept;\n"
-                       "    iifname \"wan\" drop; }\n"
+                       + ("    oifname \"wan\" update @contacted { ip daddr };\n"
+                          if kind in EXTRA_KINDS else "")
+                       + "    iifname \"wan\" ct state established,related accept;\n"
+                       + ("    iifname \"wan\" ct status dnat accept;\n"
+                          if kind in EXTRA_KINDS else "")
+                       + "    iifname \"wan\" drop; }\n"
                        # Nor does the router itself answer strangers (a refusal would
                        # tell a prober more than a real NAT does).
                        "  chain input { type filter hook input priority 0; policy accept;\n"
@@ -229,7 +255,7 @@ class NetBed:
             how = "masquerade random" if kind == "symmetric" else "masquerade"
             nat = ("  chain post { type nat hook postrouting priority 100;\n"
                    f"    oifname \"wan\" {how}; }}\n")
-        return f"table ip pwisp {{\n{forward}{nat}}}\n"
+        return f"table ip pwisp {{\n{pre}{forward}{nat}}}\n"
 
     # -- using -----------------------------------------------------------------------------
 

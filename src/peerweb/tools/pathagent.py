@@ -10,6 +10,11 @@
   get       a GET through ``http.detour.Detours``; prints a JSON line (sha256, paths, events)
   tunnels   open N tunnels through a relay at once; prints their status codes as JSON
   whoami    the address and port relays see from one fixed local port, and dial-backs
+  echo      accept connections and send back each line they carry
+  dial      one line to an echo server, directly or through a relay; prints JSON (ok, ms)
+  punch     a hole punch brokered by a relay (``http.punch``), one line each way; JSON
+  getloop   a ``get`` per URL read from stdin, fresh paths each; prints "mark" when a
+            fraction has arrived, then the result (monotonic times: the bench cuts links)
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ import json
 import sys
 import time
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from ..config import RelayConfig
 from ..http.detour import Detours, Reservation, Unreachable, dialback, open_via, whoami
+from ..http.punch import punch as punch_via
 from ..http.relay import RelayServer, split_hostport
+
+if TYPE_CHECKING:  # aiohttp only where a server is run: the bench starts many short agents
+    from aiohttp import web
 
 CHUNK = 64 * 1024
 
@@ -56,6 +64,8 @@ async def relay(args: argparse.Namespace) -> None:
 
 
 def file_app(path: Path, rate: int) -> web.Application:
+    from aiohttp import web
+
     data = path.read_bytes()
 
     async def serve(request: web.Request) -> web.StreamResponse:
@@ -83,6 +93,8 @@ def file_app(path: Path, rate: int) -> web.Application:
 
 
 async def _serve_app(app: web.Application, host: str, port: int) -> web.AppRunner:
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -112,6 +124,8 @@ async def sink(args: argparse.Namespace) -> None:
 
 
 async def origin(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
     from ..spike.handoff import LoadPolicy, Mode, Thresholds
     from ..spike.origin import Origin, OriginConfig, sitemap_of
 
@@ -214,6 +228,103 @@ async def probe(args: argparse.Namespace) -> None:
     print(json.dumps({"seen": seen, "dialbacks": backs}), flush=True)
 
 
+async def echo(args: argparse.Namespace) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, args.host, args.port)
+    print("listening", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+async def _line_back(streams: tuple[asyncio.StreamReader, asyncio.StreamWriter], line: bytes,
+                     timeout: float) -> bool:
+    reader, writer = streams
+    try:
+        writer.write(line)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), timeout) == line
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return False
+    finally:
+        writer.close()
+
+
+async def dial(args: argparse.Namespace) -> None:
+    began = time.monotonic()
+    host, port = _endpoint(args.target)
+    ok, error = False, None
+    try:
+        if args.relay:
+            streams = await open_via(_endpoint(args.relay), host, port, args.timeout,
+                                     args.local)
+        else:
+            streams = await asyncio.wait_for(asyncio.open_connection(
+                host, port, local_addr=(args.local, 0) if args.local else None), args.timeout)
+        ok = await _line_back(streams, f"hello {args.target}\n".encode(), args.timeout)
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"ok": ok, "error": error,
+                      "ms": round((time.monotonic() - began) * 1000, 1)}), flush=True)
+
+
+async def punch(args: argparse.Namespace) -> None:
+    began = time.monotonic()
+    ok, error = False, None
+    try:
+        reader, writer = await punch_via(_endpoint(args.relay), args.token, args.local,
+                                         args.timeout)
+        # Each side says its name and reads the other's: the connection is the peer's.
+        writer.write(f"{args.name}\n".encode())
+        await writer.drain()
+        heard = await asyncio.wait_for(reader.readline(), args.timeout)
+        ok = heard.decode().strip() == args.expect
+        if not ok:
+            error = f"heard {heard[:40]!r}"
+        writer.close()
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"ok": ok, "error": error,
+                      "ms": round((time.monotonic() - began) * 1000, 1)}), flush=True)
+
+
+async def getloop(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    print("listening", flush=True)
+    while url := (await stdin.readline()).decode().strip():
+        detours = Detours([_endpoint(r) for r in args.relay], local=args.local,
+                          connect_timeout=args.connect, stall_after=args.stall)
+        marked = False
+
+        def told(count: int) -> None:
+            nonlocal marked
+            if not marked and count >= args.mark:
+                marked = True
+                print(json.dumps({"mark": time.monotonic(), "bytes": count}), flush=True)
+
+        began = time.monotonic()
+        result: dict[str, object] = {"began": began}
+        try:
+            fetched = await detours.get(url, progress=told)
+            result.update(sha256=hashlib.sha256(fetched.body).hexdigest(),
+                          paths=[list(p) if p else None for p in fetched.paths])
+        except Unreachable as exc:
+            result["error"] = str(exc)
+        result["ended"] = time.monotonic()
+        result["events"] = [{"failed": list(e.failed) if e.failed else None,
+                             "reason": e.reason, "detected": e.detected,
+                             "recovered": e.recovered,
+                             "via": list(e.via) if e.via else None} for e in detours.events]
+        print(json.dumps(result), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pathagent")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,9 +372,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--local", default=None)
     p.add_argument("--local-port", type=int, default=0)
     p.add_argument("--dialback", type=int, default=0)
+    p = sub.add_parser("echo")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p = sub.add_parser("dial")
+    p.add_argument("target")
+    p.add_argument("--relay", default=None)
+    p.add_argument("--local", default=None)
+    p.add_argument("--timeout", type=float, default=2.0)
+    p = sub.add_parser("punch")
+    p.add_argument("--relay", required=True)
+    p.add_argument("--token", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--expect", required=True)
+    p.add_argument("--local", default=None)
+    p.add_argument("--timeout", type=float, default=3.0)
+    p = sub.add_parser("getloop")
+    p.add_argument("--relay", action="append", default=[])
+    p.add_argument("--local", default=None)
+    p.add_argument("--mark", type=int, default=1 << 20)
+    p.add_argument("--stall", type=float, default=2.0)
+    p.add_argument("--connect", type=float, default=2.0)
     args = parser.parse_args(argv)
     table = {"relay": relay, "serve": serve, "sink": sink, "origin": origin,
-             "reserve": reserve, "get": get, "tunnels": tunnels, "probe": probe}
+             "reserve": reserve, "get": get, "tunnels": tunnels, "probe": probe,
+             "echo": echo, "dial": dial, "punch": punch, "getloop": getloop}
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(table[args.command](args))
     sys.stdout.flush()
