@@ -95,3 +95,22 @@ def test_pushes_that_name_holders_spare_most_lookups() -> None:
     assert after.dht_queries < before.dht_queries / 2
     t50_before, t50_after = before.time_to(0.5), after.time_to(0.5)
     assert t50_before is not None and t50_after is not None and t50_after < t50_before
+
+
+def test_sharded_holders_with_warm_lists_flood_fast_and_spread_the_key() -> None:
+    """The node's holders now: HOLDER_SHARDS keys, each holder's own list refreshed at its
+    announce and forwarded to without a lookup. Against one key and cold lists (before):
+    the flood's tail and messages shrink, and no node takes every holder's requests."""
+    before = update_flood(FloodConfig(nodes=2000, holders=600, shards=1, legacy_lookup=True,
+                                      holder_list=propagation.PUSHED_HOLDERS, seed=7))
+    after = update_flood(FloodConfig(nodes=2000, holders=600, shards=propagation.HOLDER_SHARDS,
+                                     warm=True, holder_list=propagation.PUSHED_HOLDERS,
+                                     seed=7))
+    t99_before, t99_after = before.time_to(0.99), after.time_to(0.99)
+    assert t99_after is not None and t99_after <= 5.0
+    assert t99_before is None or t99_after < t99_before
+    assert after.messages_per_holder <= 10 < before.messages_per_holder
+    assert after.holders_in_dht == 600
+    assert after.load_announce.busiest < before.load_announce.busiest / 2
+    assert after.load_update.busiest < before.load_update.busiest / 5
+    assert after.load_update.busiest_over_median <= after.load_update.busiest
