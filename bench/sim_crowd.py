@@ -19,7 +19,7 @@ import argparse
 import statistics
 from typing import Any
 
-from bench.sim_common import peak_rss_mb, pyplot, write
+from bench.sim_common import RESULTS, peak_rss_mb, pyplot, write
 from peerweb.sim.crowd import MB, CrowdConfig, CrowdResult, flash_crowd
 
 MODELS = {"piece": 1.0, "share": 0.0}
@@ -110,7 +110,7 @@ def main() -> None:
     fig.suptitle(f"Flash crowd: {args.site_mb:g} MB site, origin {args.capacity_mb:g} MB/s, "
                  f"M={args.volunteers} volunteers ({args.seeds} seeds, range shaded)")
     fig.tight_layout()
-    fig.savefig(f"bench/results/{args.name}.png", dpi=110)
+    fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
 
 
 if __name__ == "__main__":

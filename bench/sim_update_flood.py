@@ -18,7 +18,7 @@ import argparse
 import math
 from typing import Any
 
-from bench.sim_common import peak_rss_mb, pyplot, write
+from bench.sim_common import RESULTS, peak_rss_mb, pyplot, write
 from peerweb.policy import propagation
 from peerweb.sim.scenarios import FloodConfig, FloodResult, Load, update_flood
 
@@ -99,7 +99,7 @@ def main() -> None:
     ax.axvline(5.0, color="grey", linewidth=0.5)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(f"bench/results/{args.name}.png", dpi=110)
+    fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
 
 
 if __name__ == "__main__":

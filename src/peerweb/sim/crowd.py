@@ -51,7 +51,11 @@ class CrowdConfig:
     """Visitors arrive at uniformly random times over this many seconds."""
     visitor_down: float = 5.0 * MB
     visitor_up: float = 1.0 * MB
-    """Median uplink of a visitor (lognormal, sigma 0.7)."""
+    """Median uplink of a visitor (lognormal, ``visitor_up_sigma``)."""
+    visitor_up_sigma: float = 0.7
+    own_nodes: bool = False
+    """Every visitor runs its own node, which fetches the site from the swarm at once (the
+    testnet's flash crowd, bench/flash_crowd.py), never over HTTP from the origin."""
     volunteer_up: float = 5.0 * MB
     stay: float = 30.0
     """Mean seconds a visitor stays on the page (and seeds) after its page is complete."""
@@ -102,7 +106,7 @@ def flash_crowd(config: CrowdConfig) -> CrowdResult:
     rng = np.random.default_rng(config.seed)
     n, size, dt = config.visitors, float(config.site_bytes), config.dt
     arrive = np.sort(rng.uniform(0.0, config.arrival_window, n))
-    up = config.visitor_up * np.exp(rng.normal(0.0, 0.7, n))
+    up = config.visitor_up * np.exp(rng.normal(0.0, config.visitor_up_sigma, n))
     leave_after = rng.exponential(config.stay, n)
     got = np.zeros(n)  # bytes held
     http = np.zeros(n, dtype=bool)  # fetching from the origin over HTTP
@@ -126,7 +130,7 @@ def flash_crowd(config: CrowdConfig) -> CrowdResult:
     policy = LoadPolicy(Thresholds(capacity=config.origin_capacity))
     origin_rate_limit = config.origin_capacity
     stepped = False
-    origin_bytes = http_bytes = origin_swarm_bytes = 0.0
+    origin_bytes = http_bytes = 0.0
     handed_at = stepped_at = asked_at = None
     rates: list[tuple[float, float]] = []
     second_bytes = 0.0
@@ -137,7 +141,7 @@ def flash_crowd(config: CrowdConfig) -> CrowdResult:
         if new.any():
             arrived |= new
             count = int(new.sum())
-            if policy.mode is Mode.HANDOFF:
+            if policy.mode is Mode.HANDOFF or config.own_nodes:
                 swarm_from[new] = arrive[new] + config.swarm_start
                 for _ in range(count):  # one request a visitor: the page
                     policy.redirected(now)
@@ -203,15 +207,14 @@ def flash_crowd(config: CrowdConfig) -> CrowdResult:
         if asked_at is None and m and policy.strained(now + dt):
             asked_at = now + dt
             vol_from = now + dt + config.volunteer_start
-        origin_swarm_bytes += sent_swarm
         if origin_in_swarm:
             held = np.concatenate([got[present], vol_got[vol_active]])
             if len(held) > config.peers_seen:
                 held = np.partition(held, len(held) - config.peers_seen)[-config.peers_seen:]
-            # What its best-stocked peers hold, or at least what the origin itself sent
-            # them in the swarm: rarest first, its uploads are each piece once before any
-            # twice (the fluid model spreads its bytes over every downloader instead).
-            copies = max(float(held.sum()), origin_swarm_bytes) / size
+            # What its best-stocked peers hold, spread evenly over the pieces (rarest
+            # first), but no piece is anywhere before the origin sent it once: until it
+            # has sent a whole copy, some piece is held by nobody.
+            copies = float(held.sum()) / size if origin_bytes >= size else 0.0
             peers = int(min(len(held), config.peers_seen))
             counts = [math.floor(copies)] if peers else []
             if not stepped and stepback.should_step_back(counts, peers):

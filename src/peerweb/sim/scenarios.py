@@ -55,12 +55,14 @@ LOOPBACK = GeographyConfig(regions=(Region("loopback", 1.0, 0.0, 0.0, 0.0),),
 per-end delay (the time a busy Python process takes to read and answer), fitted by
 bench/sim_calibrate.py against real nodes (docs/simulator.md)."""
 
-TESTNET_FIT = {"access_median_s": 0.00077, "push_delay_s": 0.15, "publish_delay_s": 0.0,
-               "shared_cpu_s": 0.0}
+TESTNET_FIT = {"access_median_s": 0.00211, "push_delay_s": 0.0022, "publish_delay_s": 0.0274,
+               "shared_cpu_s": 0.034}
 """The loopback model fitted by bench/sim_calibrate.py on 50 real nodes (30 holders, 5
-floods; bench/results/sim_calibrate.json): the per-end delay of ``LOOPBACK``, a push's
-delay, the publish's, the shared processor's; tests/integration/test_sim_calibration.py
-predicts a smaller testnet with it."""
+floods; bench/results/sim_calibrate.json): the per-end delay of ``LOOPBACK`` (from the
+holders lookups), a push's delay (measured: one push to a holder that has the version),
+the publish's (building and signing the version: the first acceptance), and the shared
+processor's seconds per news (from the floods); tests/integration/test_sim_calibration.py
+and ``--fit-from`` predict other testnets with it."""
 
 
 def key_prefix(key: bytes) -> int:
@@ -170,9 +172,10 @@ class FloodConfig:
     """A forwarder looks up one shard at random (the first rounds' model) instead of the
     node's ``Resolver.holders`` (own shard and one other, widened if short)."""
     shared_cpu: float = 0.0
-    """Seconds of one processor that every node shares, spent after each news before the
-    node forwards it (saving state, starting the fetch, the pushes): the testnet runs all
-    its nodes in one Python process, so they queue; 0 on the internet (own machines)."""
+    """Seconds of one processor that every node shares, spent after each news (saving
+    state, adding the new version's torrent, the pushes): the testnet runs all its nodes in
+    one Python process, so they queue, and forwards go out when the queue is through; 0 on
+    the internet (own machines)."""
     publish_delay: float = 0.0
     """Seconds from the publish to its first push (building and signing the version),
     fitted on the testnet; 0 on the internet runs (it adds the same to every holder)."""
@@ -357,12 +360,26 @@ def update_flood(config: FloodConfig) -> FloodResult:
         exclude = [source] if source is not None else []
         accepted[node] = sim.now - t0
         if config.shared_cpu:
-            # The testnet's nodes share one process: what follows news (the forward, the
-            # state saved, the new version's fetch started) is done one node at a time.
+            # The testnet's nodes share one process and one event loop: what follows news
+            # (the state saved, the new version's torrent added, the forward's requests)
+            # is done one node at a time, and a forward's pushes, awaiting their
+            # connections, go out only once the loop has worked through what was queued
+            # before: real floods arrive in sharp waves (bench/results/sim_calibrate.json).
             cpu_free[0] = max(sim.now, cpu_free[0]) + config.shared_cpu
-            sim.at(cpu_free[0], push_on, node, exclude, pushed)
+            waiting.append((node, exclude, pushed))
+            sim.at(cpu_free[0], forward_when_idle)
             return
         push_on(node, exclude, pushed)
+
+    waiting: list[tuple[int, list[int], Sequence[int]]] = []
+
+    def forward_when_idle() -> None:
+        if sim.now + 1e-12 < cpu_free[0]:
+            return  # more news came in: the run at the new end forwards them all
+        batch = waiting[:]
+        waiting.clear()
+        for node, exclude, pushed in batch:
+            push_on(node, exclude, pushed)
 
     def pushed_to(sender: int, target: int, holders: list[int]) -> None:
         if version.get(target, 0) < 2:
