@@ -56,13 +56,14 @@ per-end delay (the time a busy Python process takes to read and answer), fitted 
 bench/sim_calibrate.py against real nodes (docs/simulator.md)."""
 
 TESTNET_FIT = {"access_median_s": 0.00211, "push_delay_s": 0.0022, "publish_delay_s": 0.0274,
-               "shared_cpu_s": 0.034}
+               "shared_cpu_per_node_s": 0.00068}
 """The loopback model fitted by bench/sim_calibrate.py on 50 real nodes (30 holders, 5
 floods; bench/results/sim_calibrate.json): the per-end delay of ``LOOPBACK`` (from the
 holders lookups), a push's delay (measured: one push to a holder that has the version),
 the publish's (building and signing the version: the first acceptance), and the shared
-processor's seconds per news (from the floods); tests/integration/test_sim_calibration.py
-and ``--fit-from`` predict other testnets with it."""
+processor's seconds per news per node of the testnet (from the floods);
+tests/integration/test_sim_calibration.py and ``--fit-from`` predict other testnets with
+it."""
 
 
 def key_prefix(key: bytes) -> int:
