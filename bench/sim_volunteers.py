@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.sim_common import peak_rss_mb, pyplot, write
+from bench.sim_common import RESULTS, peak_rss_mb, pyplot, write
 from peerweb.policy import propagation
 from peerweb.sim.scenarios import DiscoveryConfig, DiscoveryResult, summary, volunteer_discovery
 
@@ -75,7 +75,7 @@ def main() -> None:
     for ax in axes:
         ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
-    fig.savefig(f"bench/results/{args.name}.png", dpi=110)
+    fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
 
 
 if __name__ == "__main__":

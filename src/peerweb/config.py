@@ -107,6 +107,10 @@ class Timings:
     holders_ttl: float = 20.0
     """A holder list found in the DHT is reused for this long."""
     holders_lookup_timeout: float = 4.0
+    holders_probe_timeout: float = 1.5
+    """How long the first look at two holders shards (``propagation.holder_refresh``) may
+    take before looking at all of them: shards nobody announced under (a site of few
+    holders) name nobody and would otherwise cost the whole ``holders_lookup_timeout``."""
     volunteer_probe_timeout: float = 1.5
     """How long an origin's first look at two volunteer shards may take before it looks at
     all of them: a lookup of an empty shard (a small network) finds nobody and would

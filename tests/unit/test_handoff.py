@@ -83,3 +83,26 @@ def test_static_requests_wait_for_a_pending_hand_off_and_count_as_load():
     # The verifying worker's own requests are never held or redirected.
     assert handoff.decide("GET", "/a.png", "", 1.8, answer_here=True,
                           can_hold=True).action is Action.PASS
+
+
+def test_a_crowd_still_being_handed_off_is_not_calm():
+    """Handing off is what removes the load: without counting the requests handed off the
+    origin looked calm 5 s into every hand-off, took the crowd back and lost it again."""
+    policy = LoadPolicy(Thresholds(capacity=CAP, enter_after=0.5, leave_after=3.0))
+    t = 0.0
+    for _ in range(40):  # 100 KB responses at 20/s: 2x capacity, answered here
+        t += 0.05
+        policy.passed += 1
+        policy.sent(100_000, t)
+        policy.update(t)
+    assert policy.mode is Mode.HANDOFF
+    for _ in range(200):  # the same 20 requests/s, now all handed off: nothing sent
+        t += 0.05
+        policy.redirected(t)
+        policy.update(t)
+    assert policy.mode is Mode.HANDOFF and policy.changes == 1
+    assert policy.taken_back(t) > policy.limits.leave_share * CAP
+    for _ in range(200):  # the crowd is gone
+        t += 0.05
+        policy.update(t)
+    assert policy.mode is Mode.NORMAL and policy.changes == 2

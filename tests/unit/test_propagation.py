@@ -1,5 +1,7 @@
 import random
 
+import pytest
+
 from peerweb.policy import propagation as prop
 
 
@@ -44,3 +46,35 @@ def test_a_push_names_distinct_holders_never_its_target_and_at_most_the_bound():
     assert len(named) == prop.PUSHED_HOLDERS == len(set(named))
     assert target not in named and ("127.0.0.9", 0) not in named
     assert prop.holders_to_send([target], target) == []
+
+
+def test_holders_shards_have_distinct_keys_and_the_unsharded_key_stays():
+    pk = bytes(range(32))
+    keys = {prop.holders_key(pk, s) for s in range(prop.HOLDER_SHARDS)}
+    assert len(keys) == prop.HOLDER_SHARDS and prop.holders_key(pk) not in keys
+    assert all(len(k) == 20 for k in keys)
+    assert prop.holders_key(pk, 3) != prop.holders_key(bytes(32), 3)  # per site
+    with pytest.raises(ValueError):
+        prop.holders_key(pk, 2**16)
+
+
+def test_a_holder_keeps_one_shard_and_refreshes_its_own_and_one_other():
+    rng = random.Random(1)
+    shards = {prop.holder_shard(rng) for _ in range(400)}
+    assert shards == set(range(prop.HOLDER_SHARDS))  # spread over all of them
+    for own in range(prop.HOLDER_SHARDS):
+        tried = prop.holder_refresh(own, rng)
+        assert tried[0] == own and len(set(tried)) == 2
+    assert prop.holder_refresh(0, rng, shards=1) == [0]
+
+
+def test_holders_widen_to_every_other_shard_only_when_short():
+    assert prop.holders_widen(prop.FANOUT, [0, 1]) == []
+    assert prop.holders_widen(prop.FANOUT - 1, [0, 5]) == [1, 2, 3, 4, 6, 7]
+
+
+def test_a_warm_list_forwards_without_a_lookup_unless_it_is_short():
+    rng = random.Random(2)
+    assert not any(prop.must_look_up(prop.FANOUT, rng, warm=True) for _ in range(200))
+    assert prop.must_look_up(prop.FANOUT - 1, rng, warm=True)
+    assert any(prop.must_look_up(prop.FANOUT, rng) for _ in range(200))

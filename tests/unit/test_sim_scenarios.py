@@ -95,3 +95,38 @@ def test_pushes_that_name_holders_spare_most_lookups() -> None:
     assert after.dht_queries < before.dht_queries / 2
     t50_before, t50_after = before.time_to(0.5), after.time_to(0.5)
     assert t50_before is not None and t50_after is not None and t50_after < t50_before
+
+
+def test_sharded_holders_with_warm_lists_flood_fast_and_spread_the_key() -> None:
+    """The node's holders now: HOLDER_SHARDS keys, each holder's own list refreshed at its
+    announce and forwarded to without a lookup. Against one key and cold lists (before):
+    the flood's tail and messages shrink, and no node takes every holder's requests."""
+    before = update_flood(FloodConfig(nodes=2000, holders=600, shards=1, legacy_lookup=True,
+                                      holder_list=propagation.PUSHED_HOLDERS, seed=7))
+    after = update_flood(FloodConfig(nodes=2000, holders=600, shards=propagation.HOLDER_SHARDS,
+                                     warm=True, holder_list=propagation.PUSHED_HOLDERS,
+                                     seed=7))
+    t99_before, t99_after = before.time_to(0.99), after.time_to(0.99)
+    assert t99_after is not None and t99_after <= 5.0
+    assert t99_before is None or t99_after < t99_before
+    assert after.messages_per_holder <= 10 < before.messages_per_holder
+    assert after.holders_in_dht == 600
+    assert after.load_announce.busiest < before.load_announce.busiest / 2
+    assert after.load_update.busiest < before.load_update.busiest / 5
+    assert after.load_update.busiest_over_median <= after.load_update.busiest
+
+
+def test_on_one_shared_processor_news_queue_and_forwards_leave_in_waves() -> None:
+    """The testnet's model: every news costs ``shared_cpu`` of the one process, and a
+    forward goes out once the queue is through, so holders take a version in waves."""
+    common = dict(nodes=50, holders=30, shards=propagation.HOLDER_SHARDS, warm=True,
+                  holder_list=propagation.PUSHED_HOLDERS, geography=scenarios.LOOPBACK,
+                  announce_window=5.0, seed=3)
+    free = update_flood(FloodConfig(**common))  # type: ignore[arg-type]
+    shared = update_flood(FloodConfig(**common, shared_cpu=0.03))  # type: ignore[arg-type]
+    assert len(free.accepted_at) == len(shared.accepted_at) == 30
+    t100, alone = shared.time_to(1.0), free.time_to(1.0)
+    # The last wave is taken once the news before it were worked through, one at a time.
+    assert t100 is not None and alone is not None and t100 >= alone + 20 * 0.03
+    waves = {round(t, 2) for t in shared.accepted_at}
+    assert len(waves) <= 8 < len({round(t, 4) for t in free.accepted_at})

@@ -103,3 +103,12 @@ def test_an_unchanged_site_is_put_again_only_if_the_dht_lacks_it():
     assert versions.put_needed(unchanged=False, dht_has_it=False)
     assert versions.put_needed(unchanged=True, dht_has_it=False)
     assert not versions.put_needed(unchanged=True, dht_has_it=True)
+
+
+def test_a_publisher_waits_for_the_holders_only_when_the_dht_cannot_vouch(key):
+    v1, v2 = ptr.sign(key, IH1, 1, seq=1), ptr.sign(key, IH2, 2, seq=2)
+    assert versions.holders_worth_waiting(None, v1)  # nothing held here: lost state?
+    assert versions.holders_worth_waiting(v1, None)  # the DHT item may have expired
+    assert versions.holders_worth_waiting(v1, v2)  # signed elsewhere: maybe newer still
+    assert not versions.holders_worth_waiting(v1, v1)  # an unchanged republish
+    assert not versions.holders_worth_waiting(v2, v1)  # the DHT is behind us

@@ -278,9 +278,17 @@ class Publisher:
                             newest = offered
             return newest
 
-        dht, holders = await asyncio.gather(self._swarm.get_pointer(public_key, wait),
-                                            from_holders())
-        return _Heard(dht, holders)
+        asking = asyncio.ensure_future(from_holders())
+        try:
+            dht = await self._swarm.get_pointer(public_key, wait)
+            record = self._disk.state.sites.get(site_id)
+            if not versions.holders_worth_waiting(record.pointer if record else None, dht):
+                # Whatever the holders said by now, and no wait for the rest.
+                await asyncio.wait({asking}, timeout=0)
+                return _Heard(dht, asking.result() if asking.done() else None)
+            return _Heard(dht, await asking)
+        finally:
+            asking.cancel()
 
     def _plan(self, key: SiteKey, built: bundle.Bundle, trackers: tuple[str, ...],
               web_seeds: tuple[str, ...], heard: _Heard,

@@ -60,6 +60,12 @@ class Resolver:
         """When each site's pointer was last looked up (``time.monotonic``)."""
         self._next_poll: dict[str, float] = {}
         self._holders: dict[str, tuple[float, list[Endpoint]]] = {}
+        self._refreshed: dict[str, tuple[float, list[Endpoint]]] = {}
+        """Per site: this holder's own list of other holders, refreshed at each announce
+        and forwarded to without a lookup (``propagation.must_look_up(warm=True)``)."""
+        self._holder_shards: dict[str, int] = {}
+        """The holders shard this node announces each site under, drawn once per site for
+        the life of the process (``propagation.HOLDER_SHARDS``)."""
         self._pushes = admission.TokenBucket(admission.PUSH_RATE, admission.PUSH_BURST)
         self.volunteer_shard = propagation.volunteer_shard()
         """The volunteers shard this node announces under if it is a volunteer, kept for
@@ -262,19 +268,49 @@ class Resolver:
 
     # -- holders ---------------------------------------------------------------------------
 
+    def holder_shard(self, site_id: str) -> int:
+        shard = self._holder_shards.get(site_id)
+        if shard is None:
+            shard = self._holder_shards[site_id] = propagation.holder_shard()
+        return shard
+
     async def holders(self, site_id: str, max_age: float | None = None,
                       grace: float | None = None) -> list[Endpoint]:
         """Peer ports of nodes that announced they hold a site (a list at most ``max_age``
-        seconds old; a new lookup gathers answers for ``grace``, see Dht.find_peers)."""
+        seconds old). A new lookup asks this node's own holders shard and one other
+        (``propagation.holder_refresh``), all shards if they name too few
+        (``holders_widen``), each round gathering answers for ``grace`` after the first
+        (see Dht.find_peers_many)."""
         cached = self._holders.get(site_id)
         if max_age is None:
             max_age = self._timings.holders_ttl
         if cached is not None and cooldowns.still_fresh(cached[0], time.monotonic(), max_age):
             return cached[1]
-        key = propagation.holders_key(public_key_from_site_id(site_id))
-        found = await self._swarm.find_peers(key, self._timings.holders_lookup_timeout, grace)
+        public_key = public_key_from_site_id(site_id)
+        loop = asyncio.get_running_loop()
+        # Both rounds together stay within holders_lookup_timeout: a shard nobody announced
+        # under names nobody, and its lookup runs to the deadline.
+        deadline = loop.time() + self._timings.holders_lookup_timeout
+        tried = propagation.holder_refresh(self.holder_shard(site_id))
+        found = await self._swarm.find_peers_many(
+            [propagation.holders_key(public_key, s) for s in tried],
+            min(self._timings.holders_probe_timeout, self._timings.holders_lookup_timeout),
+            grace)
+        more = propagation.holders_widen(len(set(found) - {self.peer_endpoint}), tried)
+        left = deadline - loop.time()
+        if more and left > 0:
+            # And the one key of before, where nodes of the previous version announce.
+            keys = [propagation.holders_key(public_key, s) for s in more]
+            found = sorted({*found, *await self._swarm.find_peers_many(
+                [*keys, propagation.holders_key(public_key)], left, grace)})
         self._holders[site_id] = (time.monotonic(), found)
         return found
+
+    async def refresh_holders(self, site_id: str) -> None:
+        """This holder's own list of the site's other holders, looked up now (at its
+        announce) and kept for forwarding new versions for ``FORWARD_LIST_AGE``."""
+        found = await self.holders(site_id, max_age=0.0)
+        self._refreshed[site_id] = (time.monotonic(), found)
 
     async def _push(self, pointer: ptr.Pointer, exclude: Endpoint | None,
                     named: Sequence[Endpoint] = ()) -> None:
@@ -286,13 +322,19 @@ class Resolver:
         (``propagation.must_look_up``). What a push named is used for this forward only,
         never cached: ``holders()`` answers from the DHT, not from what peers claim."""
         me, skip = self.peer_endpoint, [exclude] if exclude else []
+        now = time.monotonic()
         cached = self._holders.get(pointer.site_id)
         known = list(named)
-        if cached is not None and cooldowns.still_fresh(cached[0], time.monotonic(),
+        if cached is not None and cooldowns.still_fresh(cached[0], now,
                                                         self._timings.holders_ttl):
             known += cached[1]
+        own = self._refreshed.get(pointer.site_id)
+        warm = own is not None and cooldowns.still_fresh(own[0], now,
+                                                         propagation.FORWARD_LIST_AGE)
+        if own is not None and warm:
+            known += own[1]
         usable = len(set(known) - {me, *skip})
-        if propagation.must_look_up(usable):
+        if propagation.must_look_up(usable, warm=warm):
             known = [*await self.holders(pointer.site_id), *named]
         targets = propagation.push_targets(known, me, skip)
         known = [h for h in known if h != me]  # the receiver knows who sent it
@@ -320,8 +362,10 @@ class Resolver:
                                          self._peer_port)
                 for site_id in list(self._disk.state.sites):
                     if self._store.held_versions(site_id) and self.seeds(site_id):
-                        key = propagation.holders_key(public_key_from_site_id(site_id))
+                        key = propagation.holders_key(public_key_from_site_id(site_id),
+                                                      self.holder_shard(site_id))
                         self._swarm.announce(key, self._peer_port)
+                        self._jobs.spawn(self.refresh_holders(site_id))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._timings.holder_announce_interval):
                     await self._announce_soon.wait()

@@ -28,11 +28,56 @@ RECENT_WINDOW = 24 * 3600.0
 Endpoint = tuple[str, int]
 
 
-def holders_key(public_key: bytes) -> bytes:
-    """The 20-byte DHT key under which holders of a site announce their peer port.
+def holders_key(public_key: bytes, shard: int | None = None) -> bytes:
+    """The 20-byte DHT key under which holders of a site announce their peer port: with a
+    ``shard``, that shard's key, ``sha1(base + "#" + shard as 2 bytes big-endian)``.
 
     Distinct from any torrent's info-hash, so it never mixes site holders with a swarm."""
-    return hashlib.sha1(HOLDERS_KEY_PREFIX + public_key).digest()
+    base = hashlib.sha1(HOLDERS_KEY_PREFIX + public_key).digest()
+    if shard is None:
+        return base
+    if not 0 <= shard < 2**16:
+        raise ValueError(f"shard {shard} is not a 16-bit number")
+    return hashlib.sha1(base + b"#" + shard.to_bytes(2, "big")).digest()
+
+
+HOLDER_SHARDS = 8
+"""Holders of a site announce under one of this many keys (``holders_key(pk, shard)``).
+One key is a hot spot for a popular site: its 8 DHT nodes receive every holder's announce
+and refresh and store at most ~500 holders each (``dht_max_peers``), so past ~4,000
+holders most are stored nowhere and hear of new versions only by polling
+(docs/simulator.md). 8 shards store ~8 times more holders and divide each key's announces
+by 8; a site with more holders than ~8 x 400 needs more shards (not adaptive yet)."""
+
+
+def holder_shard(rng: random.Random | None = None, shards: int = HOLDER_SHARDS) -> int:
+    """The shard a holder announces a site under, drawn once per site and kept."""
+    return (rng or random).randrange(shards)
+
+
+def holder_refresh(own: int, rng: random.Random | None = None,
+                   shards: int = HOLDER_SHARDS) -> list[int]:
+    """The shards a holder looks up when it refreshes its list of other holders (at each
+    announce): its own and one other at random, so that lists cross shards and a flood
+    forwarded from them does too."""
+    others = [s for s in range(shards) if s != own]
+    return [own, (rng or random).choice(others)] if others else [own]
+
+
+def holders_widen(found: int, tried: Collection[int], shards: int = HOLDER_SHARDS) -> list[int]:
+    """The shards still to look up after ``tried`` named ``found`` holders: none if that is
+    at least ``FANOUT``, else every other one (a small site's few holders are spread over
+    the shards; one more round finds them all)."""
+    if found >= FANOUT:
+        return []
+    return [s for s in range(shards) if s not in tried]
+
+
+FORWARD_LIST_AGE = 15 * 60.0
+"""How old a holder's own list of other holders (refreshed at each announce, every
+``holder_announce_interval``) may be and still be forwarded to without a new lookup. A
+stale entry costs one failed push; a lookup per forwarder cost most of a flood's messages
+and its tail (docs/simulator.md)."""
 
 
 VOLUNTEERS_KEY = hashlib.sha1(b"peerweb volunteers v1").digest()
@@ -117,11 +162,15 @@ holders to their poll (t99 34 s against 16 s at H = 1,000, docs/simulator.md).""
 
 
 def must_look_up(usable: int, rng: random.Random | None = None,
-                 share: float = LOOKUP_SHARE) -> bool:
+                 share: float = LOOKUP_SHARE, warm: bool = False) -> bool:
     """Whether a holder forwarding a new version looks the holders key up first, when the
-    push and its fresh cache give it ``usable`` targets: always if fewer than ``FANOUT``,
-    else with probability ``share``."""
-    return usable < FANOUT or (rng or random).random() < share
+    push and its cache give it ``usable`` targets: always if fewer than ``FANOUT``; never
+    if ``warm`` (its own list, refreshed at its last announce, is among them: every holder's
+    list is its own sample of the DHT, so lists differ and reach everyone without more
+    lookups); else with probability ``share``."""
+    if usable < FANOUT:
+        return True
+    return not warm and (rng or random).random() < share
 
 
 def holders_to_send(known: Sequence[Endpoint], target: Endpoint,

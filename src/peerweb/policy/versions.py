@@ -73,3 +73,19 @@ def put_needed(unchanged: bool, dht_has_it: bool) -> bool:
     before it expires). Waiting on a put costs seconds when the routing table holds nodes
     that went away."""
     return not (unchanged and dht_has_it)
+
+
+def holders_worth_waiting(held: Pointer | None, dht: Pointer | None) -> bool:
+    """Whether a publisher that has the DHT's answer (``dht``, None: it had none) still
+    waits for the holders' answer before signing, holding ``held`` itself.
+
+    The holders are asked in case the DHT item expired or the state here was lost: then
+    they may remember a version the DHT does not. When this node holds a pointer and the
+    DHT answered with that very one or an older one, the DHT item is alive and nobody has
+    signed past it, so the holders' lookup (seconds when a shard is empty or a holder went
+    away) would only delay the publish: an unchanged republish waited 5 s on a departed
+    node (tests/integration/test_publish.py). A DHT answer newer than ``held`` means a
+    version was signed elsewhere: the holders may know a newer one still."""
+    if held is None or dht is None:
+        return True
+    return is_newer(dht, held)

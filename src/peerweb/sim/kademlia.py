@@ -31,7 +31,7 @@ from enum import Enum
 import numpy as np
 
 from .core import Simulator
-from .geography import Geography
+from .geography import Geography, GeographyConfig
 
 ID_BITS = 160
 HI_BITS = 64
@@ -127,9 +127,15 @@ class Lookup:
     """One iterative lookup in flight; its state changes only through the DHT's events."""
 
     def __init__(self, dht: Dht, origin: int, target: int, kind: Kind,
-                 on_done: Callable[[LookupResult], None]) -> None:
+                 on_done: Callable[[LookupResult], None], grace: float | None = None,
+                 timeout: float = 4.0) -> None:
         self.dht, self.origin, self.target, self.kind = dht, origin, target, kind
         self.on_done = on_done
+        self.grace, self.timeout = grace, timeout
+        self.delivered = False
+        self.watcher: Callable[[], None] | None = None
+        """Called at every answer that names peers (a group of lookups that ends together,
+        as the node's ``find_peers_many``)."""
         self.started = dht.sim.now
         self.order: list[tuple[int, int]] = []
         self.state: dict[int, int] = {}
@@ -138,6 +144,7 @@ class Lookup:
         self.peers: dict[int, None] = {}
         self.item: tuple[int, int] | None = None
         self.done = False
+        self._due = False
         self._learn(dht.closest_in_table(origin, target), 1)
         self._step()
 
@@ -177,6 +184,11 @@ class Lookup:
         self.in_flight -= 1
         for p in peers:
             self.peers[p] = None
+        if peers and self.watcher is not None:
+            self.watcher()
+        if peers and self.grace is not None and not self.delivered and not self._due:
+            self._due = True
+            self.dht.sim.after(self.grace, self._deliver)
         if item is not None and (self.item is None or item[0] > self.item[0]):
             self.item = item
         self._learn(contacts, self.hop[node] + 1)
@@ -192,6 +204,20 @@ class Lookup:
 
     def _finish(self) -> None:
         self.done = True
+        if self.grace is None:
+            self._deliver()
+        elif not self._due:
+            # The node's find_peers: nothing named any peer, so it waits out its timeout.
+            self._due = True
+            self.dht.sim.at(self.started + self.timeout, self._deliver)
+
+    def _deliver(self) -> None:
+        """Hand the lookup's result over: at its end, or (``grace``, the node's
+        ``Dht.find_peers``) ``grace`` seconds after the first answer that named peers, with
+        what came in by then; the traversal itself runs on to its end either way."""
+        if self.delivered:
+            return
+        self.delivered = True
         closest = [n for _, n in self.order if self.state[n] == ANSWERED][:self.dht.config.k]
         hops = self.hop[closest[0]] if closest else 0
         self.on_done(LookupResult(self.origin, self.target, self.kind, closest,
@@ -203,12 +229,13 @@ class Dht:
     """``n`` DHT nodes on one simulator: tables, storage, rate limits, request counters."""
 
     def __init__(self, sim: Simulator, n: int, config: DhtConfig | None = None,
-                 geography: Geography | None = None, np_seed: int | None = None) -> None:
+                 geography: Geography | None = None, np_seed: int | None = None,
+                 geo_config: GeographyConfig | None = None) -> None:
         self.sim = sim
         self.config = config or DhtConfig()
         self.n = n
         gen = np.random.default_rng(sim.rng.getrandbits(63) if np_seed is None else np_seed)
-        self.geo = geography or Geography(n, gen)
+        self.geo = geography or Geography(n, gen, geo_config)
         self.ids = [sim.rng.getrandbits(ID_BITS) for _ in range(n)]
         self.hi = [i >> (ID_BITS - HI_BITS) for i in self.ids]
         self.hi_np = np.array(self.hi, dtype=np.uint64)
@@ -217,6 +244,8 @@ class Dht:
         self.received = [0] * n
         self.dropped = [0] * n
         self.received_by_kind: dict[Kind, int] = dict.fromkeys(Kind, 0)
+        self.queries_sent = 0
+        """Queries all lookups sent (store requests not included)."""
         self._tokens = [self.config.upload_rate * self.config.burst] * n
         self._refilled = [0.0] * n
         self.peer_store: dict[int, dict[int, PeerSet]] = {}
@@ -247,6 +276,7 @@ class Dht:
     # -- messages --------------------------------------------------------------------------
 
     def send(self, src: int, dst: int, kind: Kind, target: int, lookup: Lookup) -> None:
+        self.queries_sent += 1
         if not self.alive[dst]:
             self.sim.after(self.config.query_timeout, lookup.timed_out, dst)
             return
@@ -319,8 +349,11 @@ class Dht:
     # -- operations ------------------------------------------------------------------------
 
     def lookup(self, origin: int, target: int, kind: Kind,
-               on_done: Callable[[LookupResult], None]) -> None:
-        Lookup(self, origin, target, kind, on_done)
+               on_done: Callable[[LookupResult], None], grace: float | None = None,
+               timeout: float = 4.0) -> Lookup:
+        """An iterative lookup; ``grace``: deliver as the node's ``find_peers`` does (see
+        ``Lookup._deliver``), else at the traversal's end."""
+        return Lookup(self, origin, target, kind, on_done, grace, timeout)
 
     def announce(self, origin: int, key: int,
                  on_done: Callable[[LookupResult], None] | None = None) -> None:

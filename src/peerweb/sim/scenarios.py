@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,11 +30,40 @@ from peerweb.policy import propagation
 from peerweb.policy import volunteers as volunteer_rule
 
 from .core import Simulator
-from .kademlia import Dht, DhtConfig, Kind, LookupResult
+from .geography import GeographyConfig, Region
+from .kademlia import Dht, DhtConfig, Kind, Lookup, LookupResult
 
 PUSH_RTTS = 1.5
 """A push arrives after a TCP handshake (1 RTT) and half a round trip more."""
 PORT = 6881
+PEERS_GRACE = 0.3
+"""The node's ``Timings.peers_grace``: its ``find_peers`` returns what came in this long
+after the first answer that named any peer (tests/unit/test_sim_scenarios.py checks it is
+the node's value)."""
+PUBLISH_GRACE = 0.05
+"""The node's ``Timings.publish_holders_grace``: a publisher looks the holders up while it
+hashes the new version, gathering answers this long after the first naming any; the
+pushes start from that list."""
+LOOKUP_TIMEOUT = 4.0
+"""The node's ``Timings.holders_lookup_timeout``: a lookup that names nobody ends here."""
+PROBE_TIMEOUT = 1.5
+"""The node's ``Timings.holders_probe_timeout``: the first look at two holders shards."""
+
+LOOPBACK = GeographyConfig(regions=(Region("loopback", 1.0, 0.0, 0.0, 0.0),),
+                           access_median=0.0005, access_sigma=0.3)
+"""The testnet's network: every node on 127.0.0.x of one machine, so no distance, only a
+per-end delay (the time a busy Python process takes to read and answer), fitted by
+bench/sim_calibrate.py against real nodes (docs/simulator.md)."""
+
+TESTNET_FIT = {"access_median_s": 0.00211, "push_delay_s": 0.0022, "publish_delay_s": 0.0274,
+               "shared_cpu_per_node_s": 0.00068}
+"""The loopback model fitted by bench/sim_calibrate.py on 50 real nodes (30 holders, 5
+floods; bench/results/sim_calibrate.json): the per-end delay of ``LOOPBACK`` (from the
+holders lookups), a push's delay (measured: one push to a holder that has the version),
+the publish's (building and signing the version: the first acceptance), and the shared
+processor's seconds per news per node of the testnet (from the floods);
+tests/integration/test_sim_calibration.py and ``--fit-from`` predict other testnets with
+it."""
 
 
 def key_prefix(key: bytes) -> int:
@@ -68,6 +97,8 @@ class Load:
     p99: float
     median: float
     mean: float
+    median_active: float
+    """Median over the nodes that received any of this traffic."""
     dropped: int
     """Requests dropped by the reply rate limit, all nodes."""
     busiest_dropped: int
@@ -82,14 +113,22 @@ class Load:
     def busiest_over_mean(self) -> float:
         return self.busiest / self.mean if self.mean else 0.0
 
+    @property
+    def busiest_over_median(self) -> float:
+        """The busiest node against the median of the nodes this traffic reached (the
+        median of all nodes is 0: the simulator has none of Mainline's own traffic)."""
+        return self.busiest / self.median_active if self.median_active else 0.0
+
 
 def load_between(before: Sequence[int], after: Sequence[int], dropped_before: Sequence[int],
                  dropped_after: Sequence[int], seconds: float) -> Load:
     got = np.asarray(after) - np.asarray(before)
     drops = np.asarray(dropped_after) - np.asarray(dropped_before)
     top = int(np.argmax(got))
+    active = got[got > 0]
     return Load(int(got[top]), float(np.percentile(got, 99)), float(np.median(got)),
-                float(got.mean()), int(drops.sum()), int(drops[top]), seconds)
+                float(got.mean()), float(np.median(active)) if len(active) else 0.0,
+                int(drops.sum()), int(drops[top]), seconds)
 
 
 # -- the update flood ----------------------------------------------------------------------
@@ -105,8 +144,11 @@ class FloodConfig:
     holder_list: int = 0
     """Holders a push names (the node's is ``propagation.PUSHED_HOLDERS``; 0: none, as
     before), so that a forwarding holder looks up only as ``must_look_up`` says."""
-    announce_window: float = 60.0
-    """Holders announce at random times over this many seconds before the update."""
+    announce_window: float = 300.0
+    """Holders announce at random times over this many seconds before the update (and, with
+    ``warm``, refresh their lists over as many more): the node's
+    ``Timings.holder_announce_interval``, so that the DHT load per second is the steady
+    state's (the first rounds packed them into 60 s, 5x the load)."""
     idle_seconds: float = 0.0
     """How long ago every holder last used the site: sets its ``poll_interval``."""
     poll: bool = True
@@ -118,6 +160,32 @@ class FloodConfig:
     """Share of the DHT's nodes off line at the start (their contacts stay in tables)."""
     churn_per_hour: float = 0.0
     dht: DhtConfig = field(default_factory=DhtConfig)
+    grace: float | None = PEERS_GRACE
+    """Holder lookups end as the node's ``find_peers`` does (None: at the traversal's end,
+    as the first rounds of the simulator had it)."""
+    geography: GeographyConfig | None = None
+    """None: the synthetic internet; ``LOOPBACK`` for the testnet."""
+    warm: bool = False
+    """Holders refresh their list of other holders after announcing (``holder_refresh``
+    shards) and forward from it without a lookup (``must_look_up(warm=True)``), as the node
+    now does; False: lists are cold at the update, as before."""
+    legacy_lookup: bool = False
+    """A forwarder looks up one shard at random (the first rounds' model) instead of the
+    node's ``Resolver.holders`` (own shard and one other, widened if short)."""
+    shared_cpu: float = 0.0
+    """Seconds of one processor that every node shares, spent after each news (saving
+    state, adding the new version's torrent, the pushes): the testnet runs all its nodes in
+    one Python process, so they queue, and forwards go out when the queue is through; 0 on
+    the internet (own machines)."""
+    publish_delay: float = 0.0
+    """Seconds from the publish to its first push (building and signing the version),
+    fitted on the testnet; 0 on the internet runs (it adds the same to every holder)."""
+    probe_lookups: int = 0
+    """Nodes that hold nothing look the holders up (``Resolver.holders``) once each, at
+    quiet times before the update; their durations are ``FloodResult.probe_seconds``."""
+    push_delay: float = 0.0
+    """Seconds a push takes on top of ``PUSH_RTTS`` round trips (a receiver's processing:
+    verifying the pointer, saving state), fitted on the testnet."""
     seed: int = 0
 
 
@@ -138,6 +206,8 @@ class FloodResult:
     load_update: Load
     wall_seconds: float
     events: int
+    probe_seconds: list[float] = field(default_factory=list)
+    """Durations of the ``probe_lookups``."""
 
     def time_to(self, share: float) -> float | None:
         """Seconds until ``share`` of the holders had taken the update (None: never)."""
@@ -152,30 +222,91 @@ class FloodResult:
 def update_flood(config: FloodConfig) -> FloodResult:
     started = time.perf_counter()
     sim = Simulator(config.seed)
-    dht = Dht(sim, config.nodes, config.dht)
+    dht = Dht(sim, config.nodes, config.dht, geo_config=config.geography)
     rng = sim.rng
     chosen = rng.sample(range(config.nodes), config.holders + 1)
     publisher, holders = chosen[0], chosen[1:]
     if config.offline:
         dht.take_offline(config.offline, protect=set(chosen))
     public_key = rng.randbytes(32)
-    base = propagation.holders_key(public_key)
-    keys = [key_prefix(shard_key(base, s, config.shards)) for s in range(config.shards)]
+    keys = [key_prefix(propagation.holders_key(public_key, s if config.shards > 1 else None))
+            for s in range(config.shards)]
     pointer_key = key_prefix(hashlib.sha1(public_key).digest())
     version = dict.fromkeys(holders, 1)
+    own = {h: propagation.holder_shard(rng, config.shards) for h in chosen}
+
+    def find_many(node: int, shards: list[int], grace: float | None,
+                  then: Callable[[set[int]], None], timeout: float = LOOKUP_TIMEOUT) -> None:
+        """The node's ``Dht.find_peers_many``: the shards' lookups at once, ending ``grace``
+        after the first answer on any of them that named peers (None: when all end), or at
+        ``LOOKUP_TIMEOUT`` if none did."""
+        lookups: list[Lookup] = []
+        state = {"due": False, "ended": 0}
+        began = sim.now
+
+        def collect() -> None:
+            then(set().union(*(lookup.peers for lookup in lookups)))
+
+        def named_some() -> None:
+            if grace is not None and not state["due"]:
+                state["due"] = True
+                sim.after(grace, collect)
+
+        def ended(_: LookupResult) -> None:
+            state["ended"] += 1
+            if state["ended"] == len(lookups) and not state["due"]:
+                state["due"] = True
+                sim.at(began + timeout if grace is not None and not any(
+                    lookup.peers for lookup in lookups) else sim.now, collect)
+        for shard in shards:
+            lookup = dht.lookup(node, keys[shard], Kind.GET_PEERS, ended)
+            lookup.watcher = named_some
+            lookups.append(lookup)
+
+    def find_holders(node: int, grace: float | None,
+                     then: Callable[[list[propagation.Endpoint]], None]) -> None:
+        """The node's ``Resolver.holders``: its own shard and one other at once
+        (``holder_refresh``), then every other shard if they named too few
+        (``holders_widen``); with one shard, the one key."""
+        tried = propagation.holder_refresh(own[node], rng, config.shards)
+
+        def first(seen: set[int]) -> None:
+            more = propagation.holders_widen(len(seen - {node}), tried, config.shards)
+            if more:
+                find_many(node, more, grace, lambda extra: done(seen | extra))
+            else:
+                done(seen)
+
+        def done(seen: set[int]) -> None:
+            then([endpoint(p) for p in seen if p != node])
+        find_many(node, tried, grace, first,
+                  PROBE_TIMEOUT if config.shards > 1 else LOOKUP_TIMEOUT)
+
     accepted: dict[int, float] = {}
+    cpu_free = [0.0]
     how = {"push": 0, "poll": 0}
     counts = {"pushes": 0, "news": 0, "queries": 0}
 
     for holder in holders:
         sim.at(rng.uniform(0, config.announce_window), dht.announce, holder,
-               keys[rng.randrange(config.shards)])
-    t0 = config.announce_window + 5.0
+               keys[own[holder]])
+    cached: dict[int, list[propagation.Endpoint]] = {}
+    if config.warm:
+        # The publisher holds the site too: it refreshes its list as every holder does.
+        for holder in chosen:
+            sim.at(config.announce_window + rng.uniform(0, config.announce_window),
+                   find_holders, holder, config.grace,
+                   lambda found, h=holder: cached.__setitem__(h, found))
+        t0 = 2 * config.announce_window + 5.0
+    else:
+        t0 = config.announce_window + 5.0
 
     def counted(then: LookupResult) -> None:
-        counts["queries"] += then.queries
+        """Queries are counted by the DHT (``queries_sent``): a lookup with a grace goes on
+        after its result is handed over."""
 
-    def push_on(node: int, exclude: list[int], pushed: Sequence[int] = ()) -> None:
+    def push_on(node: int, exclude: list[int], pushed: Sequence[int] = (),
+                grace: float | None = config.grace) -> None:
         """``Resolver._push``: forward to the holders the push named, or look them up
         first (``must_look_up``), and push to ``push_targets`` of them."""
         me, skip = endpoint(node), [endpoint(e) for e in exclude]
@@ -187,27 +318,69 @@ def update_flood(config: FloodConfig) -> FloodResult:
                 counts["pushes"] += 1
                 names = (propagation.holders_to_send(known, target, config.holder_list, rng)
                          if config.holder_list else [])
-                sim.after(PUSH_RTTS * dht.geo.rtt(node, node_of(target)), pushed_to, node,
+                sim.after(PUSH_RTTS * dht.geo.rtt(node, node_of(target)) + config.push_delay,
+                          pushed_to, node,
                           node_of(target), [node_of(h) for h in names])
 
-        def found(result: LookupResult) -> None:
-            counted(result)
-            send([endpoint(p) for p in result.peers] + named)
+        def found(peers: list[propagation.Endpoint]) -> None:
+            send(peers + named)
 
-        usable = len(set(named) - {me, *skip})
-        if config.holder_list and not propagation.must_look_up(usable, rng):
-            send(named)
+        mine = cached.get(node, [])
+        usable = len(set(named + mine) - {me, *skip})
+        if config.holder_list and not propagation.must_look_up(usable, rng,
+                                                               warm=bool(mine)):
+            send(named + mine)
+        elif config.legacy_lookup:
+            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS,
+                       lambda r: found([endpoint(p) for p in r.peers]), grace,
+                       LOOKUP_TIMEOUT)
         else:
-            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS, found)
+            find_holders(node, grace, found)
+
+    probes: list[float] = []
+    if config.probe_lookups:
+        # Nodes that hold nothing (the same ones again if there are fewer than asked),
+        # after the announces and before the update.
+        strangers = [n for n in range(config.nodes) if n not in set(chosen)] or [publisher]
+        rng.shuffle(strangers)
+        for who in strangers:
+            own.setdefault(who, propagation.holder_shard(rng, config.shards))
+        quiet = t0 - 1.0 - config.announce_window
+        for i in range(config.probe_lookups):
+            def probe(who: int = strangers[i % len(strangers)]) -> None:
+                began = sim.now
+                find_holders(who, config.grace, lambda _: probes.append(sim.now - began))
+            sim.at(config.announce_window + quiet * i / config.probe_lookups, probe)
 
     def accept(node: int, source: int | None, via: str, pushed: Sequence[int] = ()) -> None:
         """``Resolver.accept_pointer`` for version 2: news only once, then forward."""
         if version.get(node, 0) >= 2:
             return
         version[node] = 2
-        accepted[node] = sim.now - t0
         how[via] += 1
-        push_on(node, [source] if source is not None else [], pushed)
+        exclude = [source] if source is not None else []
+        accepted[node] = sim.now - t0
+        if config.shared_cpu:
+            # The testnet's nodes share one process and one event loop: what follows news
+            # (the state saved, the new version's torrent added, the forward's requests)
+            # is done one node at a time, and a forward's pushes, awaiting their
+            # connections, go out only once the loop has worked through what was queued
+            # before: real floods arrive in sharp waves (bench/results/sim_calibrate.json).
+            cpu_free[0] = max(sim.now, cpu_free[0]) + config.shared_cpu
+            waiting.append((node, exclude, pushed))
+            sim.at(cpu_free[0], forward_when_idle)
+            return
+        push_on(node, exclude, pushed)
+
+    waiting: list[tuple[int, list[int], Sequence[int]]] = []
+
+    def forward_when_idle() -> None:
+        if sim.now + 1e-12 < cpu_free[0]:
+            return  # more news came in: the run at the new end forwards them all
+        batch = waiting[:]
+        waiting.clear()
+        for node, exclude, pushed in batch:
+            push_on(node, exclude, pushed)
 
     def pushed_to(sender: int, target: int, holders: list[int]) -> None:
         if version.get(target, 0) < 2:
@@ -225,9 +398,12 @@ def update_flood(config: FloodConfig) -> FloodResult:
 
     def update() -> None:
         marks["update"] = (list(dht.received), list(dht.dropped))
+        counts["queries_at_update"] = dht.queries_sent
         version[publisher] = 2
-        dht.put(publisher, pointer_key, 2, config.pointer_size, counted)
-        push_on(publisher, [])
+        sim.after(config.publish_delay, dht.put, publisher, pointer_key, 2,
+                  config.pointer_size, counted)
+        sim.after(config.publish_delay, push_on, publisher, [], (),
+                  PUBLISH_GRACE if config.grace is not None else None)
 
     marks: dict[str, tuple[list[int], list[int]]] = {}
     sim.at(t0, update)
@@ -250,9 +426,10 @@ def update_flood(config: FloodConfig) -> FloodResult:
     update_load = load_between(before, dht.received, dropped_before, dht.dropped,
                                sim.now - t0)
     return FloodResult(config, sorted(accepted.values()), how["push"], how["poll"],
-                       counts["pushes"], counts["news"], counts["queries"], len(stored),
+                       counts["pushes"], counts["news"],
+                       dht.queries_sent - counts["queries_at_update"], len(stored),
                        announce_load, update_load, time.perf_counter() - started,
-                       sim.events_run)
+                       sim.events_run, probes)
 
 
 # -- volunteer discovery -------------------------------------------------------------------

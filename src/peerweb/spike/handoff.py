@@ -82,6 +82,8 @@ class LoadPolicy:
     held: int = 0
     """Requests for static files held back while a hand-off is about to start."""
     errors: Rate = field(default_factory=Rate)
+    redirects: Rate = field(default_factory=Rate)
+    """Requests per second handed off (``redirected``)."""
     handed_off: int = 0
     passed: int = 0
     _since: float | None = None
@@ -115,8 +117,23 @@ class LoadPolicy:
                 or self.egress.read(now) > self.limits.leave_share * self.limits.capacity
                 or self.in_flight + self.held > self.limits.max_in_flight // 2)
 
+    def redirected(self, now: float) -> None:
+        """A request was handed to the swarm (or a mirror) instead of answered here."""
+        self.handed_off += 1
+        self.redirects.add(1, now)
+
+    def taken_back(self, now: float) -> float:
+        """Bytes/s the requests now handed off would cost if answered here again: their
+        rate times the mean bytes of a request this origin answered."""
+        return self.redirects.read(now) * self.total_sent / max(1, self.passed)
+
     def calm(self, now: float) -> bool:
-        return (self.egress.read(now) < self.limits.leave_share * self.limits.capacity
+        """Load low enough to answer every request here again, counting the requests
+        handed off (without them a hand-off always looks calm, since it is what removes
+        the load: the origin took a crowd back every 5.5 s and lost it again each time,
+        docs/simulator.md)."""
+        return (self.egress.read(now) + self.taken_back(now)
+                < self.limits.leave_share * self.limits.capacity
                 and self.in_flight + self.held <= self.limits.max_in_flight // 2
                 and self.latency < self.limits.slow_upstream / 2)
 
@@ -195,7 +212,7 @@ class Handoff:
         if mode is Mode.HANDOFF and static:
             target, where = self._target(path, visitor_gateway)
             if target is not None:
-                self.policy.handed_off += 1
+                self.policy.redirected(now)
                 self.sent_to[where] = self.sent_to.get(where, 0) + 1
                 return Decision(Action.REDIRECT, target)
         if can_hold and static and (mode is Mode.HANDOFF or self.policy.overloaded(now)):

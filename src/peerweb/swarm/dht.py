@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +150,32 @@ class Dht:
         finally:
             if self._peer_lookups.get(key) is lookup:
                 del self._peer_lookups[key]
+
+    async def find_peers_many(self, keys: Sequence[bytes], timeout: float,
+                              grace: float | None = None) -> list[tuple[str, int]]:
+        """``find_peers`` of several keys at once (a site's holder shards): all that the
+        DHT nodes near any of them report within ``grace`` of the first answer, on any
+        key, that named a peer; a key nobody announced under costs no wait of its own."""
+        started: list[tuple[bytes, _PeerLookup]] = []
+        for key in dict.fromkeys(keys):
+            lookup = self._peer_lookups.get(key)
+            if lookup is None:
+                lookup = self._peer_lookups[key] = _PeerLookup(set(), asyncio.Event())
+                self._session().dht_get_peers(lt.sha1_hash(key))
+            started.append((key, lookup))
+        waits = [asyncio.ensure_future(lookup.answered.wait()) for _, lookup in started]
+        try:
+            done, _ = await asyncio.wait(waits, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                await asyncio.sleep(self.timings.peers_grace if grace is None else grace)
+            return sorted(set().union(*(lookup.found for _, lookup in started)))
+        finally:
+            for wait in waits:
+                wait.cancel()
+            for key, lookup in started:
+                if self._peer_lookups.get(key) is lookup:
+                    del self._peer_lookups[key]
 
     def on_peers(self, alert: Any) -> None:
         # One alert per DHT node that answered: gather them while the lookup is open.

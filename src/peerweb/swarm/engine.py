@@ -16,7 +16,7 @@ verified bytes of a piece. ``Swarm`` is the facade the node uses; it puts the pa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,11 @@ class Swarm:
                          grace: float | None = None) -> list[tuple[str, int]]:
         """Endpoints announced under ``key`` (see Dht.find_peers)."""
         return await self._dht.find_peers(key, timeout, grace)
+
+    async def find_peers_many(self, keys: Sequence[bytes], timeout: float,
+                              grace: float | None = None) -> list[tuple[str, int]]:
+        """Endpoints announced under any of ``keys`` (see Dht.find_peers_many)."""
+        return await self._dht.find_peers_many(keys, timeout, grace)
 
     # -- torrents ----------------------------------------------------------------------------
 
