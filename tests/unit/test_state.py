@@ -238,3 +238,12 @@ def test_a_copy_that_cannot_be_written_stops_the_load_before_anything_is_lost(tm
                                            "not starting, so that it is not overwritten"):
         state.load(path, NOW)
     assert path.read_bytes() == b"[]"
+
+
+def test_an_earlier_version_s_bytes_published_again_move_to_the_top_of_the_history():
+    site = record(2)  # v1 of snapshot A
+    for version, tid in ((2, bytes([7]) * 20), (3, bytes([2]) * 20)):  # B, then A again
+        site.remember(ptr.sign(KEYS[2], tid, version, seq=version), 50.0 + version)
+    assert [(e.version, e.infohash[:2]) for e in site.history] == [(2, "07"), (3, "02")]
+    site.remember(ptr.sign(KEYS[2], bytes([2]) * 20, 1, seq=9), 60.0)  # a replay: no change
+    assert [(e.version, e.seen) for e in site.history] == [(2, 52.0), (3, 53.0)]

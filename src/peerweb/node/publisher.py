@@ -161,10 +161,18 @@ class Publisher:
                 chunks.KEY_SIZE)
         if known_site is not None:
             asking = asyncio.create_task(self._ask_network(known_site))
+        writer = layout.stage_writer(read_key, readers) if read_key else None
         try:
             built = await self._build(folder, require_index, progress, trackers, web_seeds,
-                                      layout.stage_writer(read_key, readers) if read_key
-                                      else None)
+                                      writer)
+            tid = built.infohash.hex()
+            if self._swarm.removing(tid):
+                # These very bytes were a version superseded a moment ago (a revert): its
+                # files are deleted after the torrent goes, maybe from the copy just kept.
+                await self._swarm.wait_removed(tid, self._config.fetch_timeout)
+                if not await asyncio.to_thread(bundle.is_whole, built):
+                    built = await self._build(folder, require_index, progress, trackers,
+                                              web_seeds, writer)
         except BaseException:
             if asking is not None:
                 asking.cancel()

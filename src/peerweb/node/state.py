@@ -84,10 +84,16 @@ class SiteRecord:
     before a visit is served from it."""
 
     def remember(self, pointer: Pointer, seen: float) -> None:
-        """Add a version to the history (once per info-hash)."""
+        """Add a version to the history (once per info-hash, at its newest version)."""
         tid = pointer.infohash.hex()
-        if any(entry.infohash == tid for entry in self.history):
-            return
+        for entry in self.history:
+            if entry.infohash == tid:
+                if entry.version >= pointer.version:
+                    return
+                # An earlier version's bytes published again (a revert): that snapshot is
+                # now the newest version, and what it changed is against the one before it.
+                self.history.remove(entry)
+                break
         self.history.append(VersionEntry(pointer.version, tid, seen))
         self.history.sort(key=lambda entry: entry.version)
         del self.history[:-HISTORY_LIMIT]

@@ -137,6 +137,10 @@ class Torrents:
         flags = lt.session.delete_files if delete_files else 0
         self._session().remove_torrent(handle, flags)
 
+    def removing(self, tid: str) -> bool:
+        """Whether a torrent is being removed (its files, if deleted, not all gone yet)."""
+        return tid in self._removing
+
     async def wait_removed(self, tid: str, timeout: float) -> None:
         """Removal is asynchronous: re-adding a torrent before it completes finds the old one."""
         if tid in self._removing:
