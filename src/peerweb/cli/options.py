@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import logging.handlers
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,7 +96,9 @@ def setup_logging(verbose: int, log_file: Path | None = None) -> None:
         handler = logging.StreamHandler(sys.stderr)
     else:
         try:
-            handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+            from logging.handlers import WatchedFileHandler  # here: few commands log to files
+
+            handler = WatchedFileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise click.UsageError(f"cannot write the log file {log_file}: "
                                    f"{exc.strerror}") from None

@@ -209,7 +209,10 @@ class Publisher:
             # signature (libtorrent picks the BEP 44 sequence number).
             local = ptr.sign(key, built.infohash, plan.version, seq=plan.version,
                              trackers=trackers, web_seeds=web_seeds, domains=domains)
-            self._resolver.accept_pointer(local, force=True)
+            held = self._resolver.held_pointer(site_id)
+            self._resolver.accept_pointer(local, force=True, forward=False)
+            if held is not None and held.infohash != local.infohash:
+                self._jobs.spawn(self._resolver.push_wave(local))
             self._store.note_changes(snapshot)
         self._disk.state.published[site_id] = state.PublishedRecord(
             key.name, plan.version, tid, trackers, web_seeds, domains)
