@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from ..config import default_data_dir, parse_hostport
+from ..datadir import default_data_dir
 from .output import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,6 +138,8 @@ def swarm_address(swarm: str | None, old_listen: str | None, default: str) -> st
 
 
 def bootstrap_nodes(text: str) -> tuple[tuple[str, int], ...]:
+    from ..config import parse_hostport  # here: only the commands that start a node parse it
+
     return tuple(parse_hostport(b) for b in text.split(",") if b.strip())
 
 
