@@ -316,12 +316,15 @@ class Resolver:
         """The publisher's pushes of its new version: to ``PUBLISH_WAVE`` holders itself,
         each handed a share of the others to forward, from the list its publish just looked
         up; then once more to those a lookup that gathers for the full ``peers_grace``
-        finds and that list missed (the publish gathered for 50 ms only)."""
+        finds and that list missed (the publish gathered for 50 ms only). The lookup runs
+        beside the first wave, not after it: a holder it alone found waited ~1.5 s."""
         site_id, me = pointer.site_id, self.peer_endpoint
         first = await self.holders(site_id)
-        await self._send_plan(pointer, propagation.plan_pushes(
-            first, me, fanout=propagation.PUBLISH_WAVE))
-        missed = set(await self.holders(site_id, max_age=0)) - set(first)
+        _, found = await asyncio.gather(
+            self._send_plan(pointer, propagation.plan_pushes(
+                first, me, fanout=propagation.PUBLISH_WAVE)),
+            self.holders(site_id, max_age=0))
+        missed = set(found) - set(first)
         if missed:
             await self._send_plan(pointer, propagation.plan_pushes(
                 sorted(missed), me, fanout=propagation.PUBLISH_WAVE))
