@@ -3,7 +3,8 @@
 HOLDERS nodes hold version 1 of the 41-file page plus a 1 MB file. The publisher publishes
 version 2 with that 1 MB file changed, through the real CLI (`peerweb publish`, its own
 process, against the publisher's running node). Measured from the moment the command was
-started: its wall time, when each holder has accepted the v2 pointer (pushed between
+started: its wall time (spawn to exit, from a thread of its own as a shell would see it),
+when each holder has accepted the v2 pointer (pushed from the publisher and between
 holders; the DHT poll is only a safety net), when each holder serves v2 (pointer accepted
 and v2's metadata here: its gateway answers from v2, streaming what it lacks), and when each
 holder has v2 complete. At the end every holder's gateway is asked for the changed file and
@@ -19,9 +20,11 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -56,18 +59,33 @@ async def wait_all(holders, predicate, deadline: float) -> list[float]:
     return [times[i] for i in range(len(holders))]
 
 
-async def cli_publish(data_dir: Path, folder: Path) -> tuple[float, dict[str, object]]:
-    """`peerweb publish FOLDER --json` in its own process: wall seconds and its result."""
+# The command runs from a thread of its own: the default executor is shared with the
+# nodes' disk work, and waiting on the process from the event loop, which runs all 21 nodes,
+# noticed its exit 0.25-0.5 s after it happened (the process's own clock said 0.19-0.30 s
+# from spawn to exit when the loop saw 0.67-0.82 s).
+COMMAND_THREAD = ThreadPoolExecutor(1, thread_name_prefix="publish-command")
+
+
+def run_command(data_dir: Path, folder: Path) -> tuple[float, bytes]:
+    """`peerweb publish FOLDER --json` in its own process: seconds from spawn to exit as a
+    shell sees them, and its stdout."""
     started = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "peerweb", "publish", str(folder), "--key", "bench", "--json",
-        "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await process.communicate()
+    done = subprocess.run(
+        [sys.executable, "-m", "peerweb", "publish", str(folder), "--key", "bench", "--json",
+         "--data-dir", str(data_dir)], capture_output=True, timeout=DEADLINE)
     wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"peerweb publish failed: {err.decode()[-2000:]}")
-    return wall, json.loads(out.decode().strip().splitlines()[-1])
+    if done.returncode != 0:
+        raise RuntimeError(f"peerweb publish failed: {done.stderr.decode()[-2000:]}")
+    return wall, done.stdout
+
+
+async def cli_publish(data_dir: Path, folder: Path) -> tuple[float, float, dict[str, object]]:
+    """The command's wall seconds, when the bench's event loop saw it end, and its result."""
+    started = time.perf_counter()
+    wall, out = await asyncio.get_running_loop().run_in_executor(
+        COMMAND_THREAD, run_command, data_dir, folder)
+    seen = time.perf_counter() - started
+    return wall, seen, json.loads(out.decode().strip().splitlines()[-1])
 
 
 def serves(running, site_id: str, version: int) -> bool:
@@ -118,12 +136,13 @@ async def main() -> None:
                     wait_all(holders, lambda h, v=version: has_complete(
                         h, h.node.state.sites[v1.site_id].pointer.infohash.hex())
                         and h.node.state.sites[v1.site_id].pointer.version >= v, DEADLINE))
-                publish_s, result = await command
+                publish_s, publish_seen_s, result = await command
                 tid = str(result["infohash"])
                 spent = [h.node.swarm.find(tid).status().total_payload_download
                          for h in holders]
                 await check_served(holders, v1.site_id, changed)
                 one = {"version": version, "publish_s": publish_s,
+                       "publish_seen_by_loop_s": publish_seen_s,
                        "news_s": [t + lag for t in news_at],
                        "serving_s": [t + lag for t in serving_at],
                        "complete_s": [t + lag for t in done_at],
@@ -152,14 +171,20 @@ async def main() -> None:
     spent = [b for r in rounds for b in r["bytes_per_holder"]]
     bytes_ratio = median(spent) / CHANGED_SIZE
     commands = [r["publish_s"] for r in rounds]
+    seen = [r["publish_seen_by_loop_s"] for r in rounds]
     print(f"{HOLDERS} holders; each version changes {CHANGED} ({CHANGED_SIZE} bytes); "
           f"{ROUNDS} rounds; times from the command's start (machine shared, 2 cores)")
     print(f"publish command: median {median(commands):.3f} s "
-          f"({min(commands):.3f}-{max(commands):.3f}) (target <= 0.3 s)")
+          f"({min(commands):.3f}-{max(commands):.3f}) -> {median(commands) / 0.3:.2f}x the "
+          f"target (<= 0.3 s); as the bench's busy loop saw it end: median {median(seen):.3f} s")
     print(f"news reached holders: median over holders {spread('news_s', median)}, "
           f"slowest {spread('news_s', max)}")
     print(f"holders serve the new version: median over holders {spread('serving_s', median)}"
           f", slowest {spread('serving_s', max)} (target median <= 1 s, slowest <= 2 s)")
+    medians = [median(r["serving_s"]) for r in rounds]
+    slowest = [max(r["serving_s"]) for r in rounds]
+    print(f"  vs targets: median {median(medians):.2f}x ({min(medians):.2f}-{max(medians):.2f}x"
+          f") of 1 s, slowest {max(slowest) / 2:.2f}x of 2 s at worst")
     print(f"new version complete on holders: median {spread('complete_s', median)}, "
           f"slowest {spread('complete_s', max)}")
     print(f"bytes per holder: median {median(spent)}, max {max(spent)} -> "
@@ -171,6 +196,8 @@ async def main() -> None:
         "note": "machine shared with other engineers' tests (2 cores); times from the start "
                 "of the `peerweb publish` process",
         "publish_s_median": median(commands),
+        "publish_s_range": [min(commands), max(commands)],
+        "publish_seen_by_loop_s_median": median(seen),
         "serving_s_median": median([median(r["serving_s"]) for r in rounds]),
         "serving_s_slowest": max(max(r["serving_s"]) for r in rounds),
         "bytes_ratio_median": bytes_ratio, "fresh_fetch_s": fresh_s,

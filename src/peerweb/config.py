@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+# Re-exported: where they were before ``peerweb.datadir`` held them for the CLI.
+from .datadir import NODE_FILE as NODE_FILE
+from .datadir import TOKEN_FILE as TOKEN_FILE
+from .datadir import default_data_dir as default_data_dir
 from .errors import UsageError
 from .webcache.settings import WebCacheSettings
 
 DEFAULT_GATEWAY = ("127.0.0.1", 8080)
-# Files in the data dir through which the CLI finds its running node and proves it is the user.
-TOKEN_FILE = "api-token"
-NODE_FILE = "node.json"
 # The share of free disk a node may fill with visited sites when no quota is given.
 DEFAULT_QUOTA_SHARE = 0.10
 
@@ -45,11 +45,6 @@ def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise UsageError(f"bad address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     return host, int(port)
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
-    return Path(base) / "peerweb"
 
 
 def parse_size(text: str) -> int:

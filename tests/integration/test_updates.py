@@ -191,3 +191,31 @@ async def test_a_metered_node_seeds_only_pinned_sites(tmp_path, small_site, http
         # the watch loop's idle check, as if nobody had looked for an hour
         metered.node._retention.pause_idle(time.monotonic() + 3600)
         assert not handle.flags() & lt.torrent_flags.paused
+
+
+async def test_republishing_an_earlier_version_s_bytes_is_served_as_the_newest(tmp_path, http):
+    """v3 carries v1's bytes again (a revert): a new version of the same snapshot, which the
+    publisher and a holder that dropped v1 both serve."""
+    contents = write_sample_site(tmp_path / "v1", small_files=8, big_size=0)
+    v2_dir, _ = second_version(tmp_path / "v1", tmp_path)
+    async with Testnet(2, root=tmp_path / "net") as net:
+        publisher, holder = net.nodes
+        v1 = await publisher.node.publish(tmp_path / "v1", "site")
+        await http(holder).site(v1.site_id, "/")
+        await wait_until(lambda: complete(holder, v1.infohash), UPDATE_TIMEOUT, "v1 on holder")
+        await holder.node.holders(v1.site_id, max_age=0)  # announced before the push looks
+        v2 = await publisher.node.publish(v2_dir, "site")
+        await wait_until(lambda: complete(holder, v2.infohash), UPDATE_TIMEOUT, "v2 on holder")
+        await wait_until(lambda: not holder.node.holds(v1.infohash), UPDATE_TIMEOUT,
+                         "v1 dropped on the holder")
+
+        v3 = await publisher.node.publish(tmp_path / "v1", "site")
+        assert (v3.version, v3.infohash, v3.unchanged) == (3, v1.infohash, False)
+        for running in (publisher, holder):
+            await wait_until(lambda r=running: r.node.state.sites[v1.site_id].pointer.version
+                             == 3 and complete(r, v1.infohash), UPDATE_TIMEOUT,
+                             f"v3 on {running.gateway_url}")
+            status, _, body = await http(running).site(v1.site_id, "/" + CHANGED)
+            assert status == 200 and body == contents[CHANGED], running.gateway_url
+        history = publisher.node.state.sites[v1.site_id].history
+        assert [(e.version, e.infohash) for e in history][-1] == (3, v1.infohash)

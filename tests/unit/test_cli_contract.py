@@ -217,3 +217,34 @@ def test_cli_imports_nothing_heavy_for_help():
                          capture_output=True, text=True, check=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")})
     assert out.stdout.strip() == "[]"
+
+
+def test_every_command_module_is_registered_under_its_own_commands():
+    import importlib
+    import pkgutil
+
+    import peerweb.cli
+    from peerweb.cli.main import COMMAND_MODULES
+
+    defined = {}
+    for info in pkgutil.iter_modules(peerweb.cli.__path__):
+        module = importlib.import_module(f"peerweb.cli.{info.name}")
+        if hasattr(module, "COMMANDS"):
+            defined[info.name] = tuple(c.name for c in module.COMMANDS)
+    assert defined == COMMAND_MODULES
+    assert sorted(main.commands) == sorted(n for names in defined.values() for n in names)
+
+
+def test_publish_against_a_node_imports_only_its_own_command_module():
+    # No node runs on this data dir: the command fails after its imports, as it would
+    # answer after them.
+    script = ("import sys\nfrom peerweb.cli import main\n"
+              "main(['publish', '.', '--json', '--data-dir', sys.argv[1]], standalone_mode=False)\n"
+              "print(sorted(m for m in sys.modules if m.startswith('peerweb.cli.') or "
+              "m.split('.')[0] in ('libtorrent', 'aiohttp', 'dns', 'dnslib', 'rich')))")
+    out = subprocess.run([sys.executable, "-c", script, "/nonexistent/peerweb-data"],
+                         capture_output=True, text=True, check=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")})
+    loaded = json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
+    assert loaded == ["peerweb.cli.lazy", "peerweb.cli.main", "peerweb.cli.options",
+                      "peerweb.cli.output", "peerweb.cli.site_cmds"], loaded

@@ -28,3 +28,21 @@ def test_holders_past_the_bound_are_dropped_and_duplicates_merged():
     assert parse_holders([["127.0.0.1", 80]] * 5) == (("127.0.0.1", 80),)
     # An address is named canonically, so one holder is not two.
     assert parse_holders([["::0001", 80], ["::1", 80]]) == (("::1", 80),)
+
+
+def test_an_offer_is_a_share_only_when_it_says_so_in_json_true():
+    from peerweb.content import pointer as ptr
+    from peerweb.content.identity import SiteKey
+    from peerweb.http.peer_server import parse_offer
+
+    signed = ptr.sign(SiteKey("k", bytes(32)), bytes(20), 2, seq=2).to_json()
+    holders = [["127.0.0.5", 7000]]
+
+    def offer(**extra: object):
+        return parse_offer(json.dumps({"pointer": signed, "port": 6000, "holders": holders,
+                                       **extra}).encode())
+
+    assert offer(share=True).share and offer(share=True).holders == (("127.0.0.5", 7000),)
+    # An older sender says nothing: its holders are a list to draw from, as before.
+    assert not offer().share
+    assert not offer(share=1).share and not offer(share="yes").share

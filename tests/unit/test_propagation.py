@@ -78,3 +78,45 @@ def test_a_warm_list_forwards_without_a_lookup_unless_it_is_short():
     assert not any(prop.must_look_up(prop.FANOUT, rng, warm=True) for _ in range(200))
     assert prop.must_look_up(prop.FANOUT - 1, rng, warm=True)
     assert any(prop.must_look_up(prop.FANOUT, rng) for _ in range(200))
+def test_a_plan_pushes_to_every_known_holder_exactly_once():
+    """Each receiver plans its share again: the pushes of a whole flood reach every holder of
+    the first list once, never the publisher, never a holder twice."""
+    me = ("127.0.0.1", 1000)
+    holders = [(f"127.0.{i // 200}.{i % 200 + 2}", 2000) for i in range(500)]
+    rng = random.Random(5)
+    pushed: list = []
+    waves = [prop.plan_pushes([*holders, me, holders[3], ("127.0.0.9", 0)], me,
+                              fanout=prop.PUBLISH_WAVE, rng=rng)]
+    assert len(waves[0]) == prop.PUBLISH_WAVE
+    sizes = [len(share) for _, share in waves[0]]
+    assert max(sizes) - min(sizes) <= 1  # as even as can be
+    hops = 0
+    while waves:
+        hops += 1
+        plan = waves.pop()
+        for target, share in plan:
+            pushed.append(target)
+            assert target not in share and len(share) <= prop.PUSHED_HOLDERS
+            if share:
+                waves.append(prop.plan_pushes(share, target, [me], rng=rng))
+    assert sorted(pushed) == sorted(holders)
+    assert prop.plan_pushes([me], me) == [] and prop.plan_pushes([], me) == []
+
+
+def test_a_plan_leaves_holders_past_its_bound_to_lookups_and_never_names_the_sender():
+    me, sender = ("127.0.0.1", 1000), ("127.0.0.2", 1000)
+    holders = [(f"127.0.1.{i}", 2000) for i in range(1, 60)]
+    plan = prop.plan_pushes([sender, *holders], me, [sender], fanout=2, bound=5,
+                            rng=random.Random(3))
+    named = [h for target, share in plan for h in (target, *share)]
+    assert len(plan) == 2 and len(named) == len(set(named)) == 2 * (1 + 5)
+    assert sender not in named and me not in named
+    few = prop.plan_pushes(holders[:3], me, rng=random.Random(1))
+    assert sorted(t for t, _ in few) == sorted(holders[:3]) and all(not s for _, s in few)
+
+
+def test_a_share_of_the_planned_receivers_look_further():
+    rng = random.Random(8)
+    draws = [prop.looks_further(rng) for _ in range(3000)]
+    assert abs(sum(draws) / len(draws) - prop.LOOKUP_SHARE) < 0.03
+    assert not prop.looks_further(rng, share=0.0)

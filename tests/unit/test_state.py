@@ -260,3 +260,10 @@ def test_history_keeps_each_versions_signed_pointer_and_drops_a_false_one():
     assert [e.version for e in kept] == [1, 2]
     assert kept[0].pointer is None
     assert kept[1].pointer == second  # the current pointer fills its own entry back in
+def test_an_earlier_version_s_bytes_published_again_move_to_the_top_of_the_history():
+    site = record(2)  # v1 of snapshot A
+    for version, tid in ((2, bytes([7]) * 20), (3, bytes([2]) * 20)):  # B, then A again
+        site.remember(ptr.sign(KEYS[2], tid, version, seq=version), 50.0 + version)
+    assert [(e.version, e.infohash[:2]) for e in site.history] == [(2, "07"), (3, "02")]
+    site.remember(ptr.sign(KEYS[2], bytes([2]) * 20, 1, seq=9), 60.0)  # a replay: no change
+    assert [(e.version, e.seen) for e in site.history] == [(2, 52.0), (3, 53.0)]

@@ -13,23 +13,29 @@ import click
 from click.core import ParameterSource
 
 from ..errors import PeerwebError
-from . import (
-    backup_cmds,
-    dns_cmd,
-    get_cmd,
-    key_cmds,
-    name_cmds,
-    node_cmds,
-    private_cmds,
-    site_cmds,
-    spike_cmds,
-    webcache_cmds,
-)
+from .lazy import LazyGroup
 from .options import DATA_DIR_ENV, DATA_DIR_HELP, Settings, settings
 from .output import EXIT_FAILURE, print_error
 
+COMMAND_MODULES = {
+    "node_cmds": ("node", "volunteer", "testnet", "status", "stop"),
+    "site_cmds": ("publish", "export", "log", "pin", "unpin"),
+    "private_cmds": ("share", "open", "node-key"),
+    "backup_cmds": ("backup", "restore"),
+    "get_cmd": ("get",),
+    "key_cmds": ("key",),
+    "name_cmds": ("name",),
+    "spike_cmds": ("tracker", "origin", "redirector"),
+    "webcache_cmds": ("extension",),
+    "dns_cmd": ("dns",),
+}
+"""Each module of ``peerweb.cli`` with commands, and the names of its ``COMMANDS``: a
+command's module is imported only when it runs (``LazyGroup``), so that ``peerweb publish``
+does not wait for the node's, the DNS listener's or the downloader's imports. A unit test
+checks this against the modules' own ``COMMANDS``."""
 
-class _Group(click.Group):
+
+class _Group(LazyGroup):
     """Runs a command and turns what it raises into one line on stderr (a JSON object under
     ``--json``) and a non-zero exit; a bug still shows its traceback."""
 
@@ -80,7 +86,8 @@ def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> b
     return value
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+             lazy={name: module for module, names in COMMAND_MODULES.items() for name in names})
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar=DATA_DIR_ENV, show_envvar=True, callback=_remember_data_dir,
               expose_value=False, is_eager=True,
@@ -104,9 +111,3 @@ def main() -> None:
 
     --data-dir and --json may come before or after the command's name.
     """
-
-
-for _module in (node_cmds, site_cmds, private_cmds, backup_cmds, get_cmd, key_cmds, name_cmds,
-                spike_cmds, webcache_cmds, dns_cmd):
-    for _command in _module.COMMANDS:
-        main.add_command(_command)

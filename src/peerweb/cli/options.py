@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import logging.handlers
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from ..config import default_data_dir, parse_hostport
+from ..datadir import default_data_dir
 from .output import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,7 +96,9 @@ def setup_logging(verbose: int, log_file: Path | None = None) -> None:
         handler = logging.StreamHandler(sys.stderr)
     else:
         try:
-            handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+            from logging.handlers import WatchedFileHandler  # here: few commands log to files
+
+            handler = WatchedFileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise click.UsageError(f"cannot write the log file {log_file}: "
                                    f"{exc.strerror}") from None
@@ -137,6 +138,8 @@ def swarm_address(swarm: str | None, old_listen: str | None, default: str) -> st
 
 
 def bootstrap_nodes(text: str) -> tuple[tuple[str, int], ...]:
+    from ..config import parse_hostport  # here: only the commands that start a node parse it
+
     return tuple(parse_hostport(b) for b in text.split(",") if b.strip())
 
 

@@ -10,8 +10,6 @@ from typing import Any
 
 import click
 
-from ..content.addressing import Target, parse_cli_address
-from ..content.identity import KeyStore
 from ..errors import UsageError
 from ..http.control_client import NodeClient
 from .options import data_dir_option, json_option, with_examples
@@ -84,6 +82,8 @@ def publish(folder: Path, key: str | None, no_index: bool, trackers: tuple[str, 
     out.text(f"  site id:   {result['site_id']}")
     name = result.get("key")
     if name is None:
+        from ..content.identity import KeyStore  # here: a publish under --json needs no keys
+
         signer = KeyStore(data_dir / "keys").find_by_site_id(result["site_id"])
         name = signer.name if signer is not None else None
     if name is not None:
@@ -115,6 +115,9 @@ def folder_size(folder: Path) -> int:
 
 
 def site_id_of(text: str, command: str) -> str:
+    # Imported here: `peerweb publish`, the command waited for, parses no address.
+    from ..content.addressing import Target, parse_cli_address
+
     parsed = parse_cli_address(text)
     if parsed.target is not Target.SITE:
         raise UsageError(f"{command} takes a site id or a magnet with xs=urn:btpk:")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import NODE_FILE, TOKEN_FILE
+from ..datadir import NODE_FILE, TOKEN_FILE
 from ..errors import NodeNotRunning, error_from
 
 

@@ -73,15 +73,27 @@ class PeerClient:
                    holders: Sequence[Endpoint] = ()) -> bool:
         """Offer ``pointer``, naming other ``holders`` the peer may forward it to; True if
         the peer took it as news."""
-        body = {"pointer": pointer.to_json(), "port": my_port,
-                "holders": [list(h) for h in holders]}
+        return bool(await self.hand_over(endpoint, pointer, my_port, holders, share=False))
+
+    async def hand_over(self, endpoint: Endpoint, pointer: Pointer, my_port: int,
+                        holders: Sequence[Endpoint], share: bool = True) -> bool | None:
+        """Offer ``pointer`` with ``holders``: with ``share``, the holders the peer is to
+        forward it to and no others (``propagation.plan_pushes``). True if the peer took it
+        as news, False if it had it, None if the offer did not get there (refused, too many
+        pushes, no answer): then the sender pushes that share itself."""
+        body: dict[str, Any] = {"pointer": pointer.to_json(), "port": my_port,
+                                "holders": [list(h) for h in holders]}
+        if share:
+            body["share"] = True
         try:
             async with self._client().post(_url(endpoint), json=body) as response:
                 answer: dict[str, Any] = await response.json()
+                if response.status != 200:
+                    return None
                 return bool(answer.get("accepted"))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.debug("push to %s:%d failed: %s", *endpoint, exc)
-            return False
+            return None
 
     async def fetch(self, endpoint: Endpoint, site_id: str) -> Pointer | None:
         """The pointer a peer holds for a site (verified), or None."""

@@ -49,6 +49,9 @@ class Offer:
     holders: tuple[Endpoint, ...] = ()
     """Other holders the sender knows (``propagation.PUSHED_HOLDERS`` at most), to forward
     to without a DHT lookup: IP literals and ports 1-65535 only, the rest dropped."""
+    share: bool = False
+    """``holders`` is this node's share of a planned flood (``propagation.plan_pushes``):
+    forward to those, planned again, and to no others."""
 
 
 def parse_object(body: bytes) -> dict[str, object]:
@@ -82,7 +85,8 @@ def parse_offer(body: bytes) -> Offer:
     # bool is an int to Python, not to JSON
     if type(port) is not int or not 0 <= port <= MAX_PORT:
         raise UsageError(f"'port' must be an integer from 0 to {MAX_PORT}")
-    return Offer(Pointer.from_json(raw["pointer"]), port, parse_holders(raw.get("holders")))
+    return Offer(Pointer.from_json(raw["pointer"]), port, parse_holders(raw.get("holders")),
+                 raw.get("share") is True)
 
 
 def parse_holders(raw: object) -> tuple[Endpoint, ...]:
@@ -155,7 +159,7 @@ def make_app(node: Node) -> web.Application:
             return _error(400, f"{what}: {exc}")
         sender = (request.remote or "", offered.port) if offered.port else None
         accepted = node.accept_pointer(offered.pointer, source=sender, unsolicited=True,
-                                       holders=offered.holders)
+                                       holders=offered.holders, planned=offered.share)
         return web.json_response({"accepted": accepted})
 
     async def current(request: web.Request) -> web.Response:

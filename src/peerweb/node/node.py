@@ -215,11 +215,12 @@ class Node:
 
     def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
                        source: Endpoint | None = None, unsolicited: bool = False,
-                       holders: Sequence[Endpoint] = ()) -> bool:
+                       holders: Sequence[Endpoint] = (), planned: bool = False) -> bool:
         """Keep ``candidate`` if newer than the pointer held (``Resolver.accept_pointer``);
         ``unsolicited``: pushed to the peer port, kept only for a site known here;
-        ``holders``: others the push named, to forward to."""
-        return self._resolver.accept_pointer(candidate, force, source, unsolicited, holders)
+        ``holders``: others the push named, to forward to (``planned``: only to them)."""
+        return self._resolver.accept_pointer(candidate, force, source, unsolicited, holders,
+                                             planned=planned)
 
     def admit_push(self, address: str) -> float:
         """A push from ``address`` to the peer port: 0 if it may go on, else the seconds it

@@ -161,10 +161,18 @@ class Publisher:
                 chunks.KEY_SIZE)
         if known_site is not None:
             asking = asyncio.create_task(self._ask_network(known_site))
+        writer = layout.stage_writer(read_key, readers) if read_key else None
         try:
             built = await self._build(folder, require_index, progress, trackers, web_seeds,
-                                      layout.stage_writer(read_key, readers) if read_key
-                                      else None)
+                                      writer)
+            tid = built.infohash.hex()
+            if self._swarm.removing(tid):
+                # These very bytes were a version superseded a moment ago (a revert): its
+                # files are deleted after the torrent goes, maybe from the copy just kept.
+                await self._swarm.wait_removed(tid, self._config.fetch_timeout)
+                if not await asyncio.to_thread(bundle.is_whole, built):
+                    built = await self._build(folder, require_index, progress, trackers,
+                                              web_seeds, writer)
         except BaseException:
             if asking is not None:
                 asking.cancel()
@@ -201,7 +209,10 @@ class Publisher:
             # signature (libtorrent picks the BEP 44 sequence number).
             local = ptr.sign(key, built.infohash, plan.version, seq=plan.version,
                              trackers=trackers, web_seeds=web_seeds, domains=domains)
-            self._resolver.accept_pointer(local, force=True)
+            held = self._resolver.held_pointer(site_id)
+            self._resolver.accept_pointer(local, force=True, forward=False)
+            if held is not None and held.infohash != local.infohash:
+                self._jobs.spawn(self._resolver.push_wave(local))
             self._store.note_changes(snapshot)
         self._disk.state.published[site_id] = state.PublishedRecord(
             key.name, plan.version, tid, trackers, web_seeds, domains)

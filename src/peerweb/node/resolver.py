@@ -102,14 +102,17 @@ class Resolver:
 
     def accept_pointer(self, candidate: ptr.Pointer, force: bool = False,
                        source: Endpoint | None = None, unsolicited: bool = False,
-                       holders: Sequence[Endpoint] = ()) -> bool:
+                       holders: Sequence[Endpoint] = (), planned: bool = False,
+                       forward: bool = True) -> bool:
         """Keep ``candidate`` if it is newer than what we hold; never go back a version.
 
         ``force`` replaces a pointer of the same version (our own re-signed pointer). A new
-        version is pushed on to other holders (not back to ``source``, who sent it).
+        version is pushed on to other holders (not back to ``source``, who sent it), unless
+        ``forward`` is False (the publisher's own, which ``push_wave`` sends).
         ``unsolicited``: pushed to the peer port, kept only for a site known here or asked
         about a moment ago (``admission.store_unsolicited``). ``holders``: other holders
-        the push named, to forward to (``_push``)."""
+        the push named, to forward to (``_push``); ``planned``: this node's share of a
+        planned flood, forwarded to as such (``forward_share``)."""
         site_id = candidate.site_id
         sites = self._disk.state.sites
         record = sites.get(site_id)
@@ -135,7 +138,10 @@ class Resolver:
         if current is not None and current.infohash != candidate.infohash:
             log.info("site %s moved to v%d", site_id[:12], candidate.version)
             self._disk.save_state_soon()
-            self._jobs.spawn(self._push(candidate, source, holders))
+            if planned:
+                self._jobs.spawn(self.forward_share(candidate, source, holders))
+            elif forward:
+                self._jobs.spawn(self._push(candidate, source, holders))
             if (self._store.held_versions(site_id) and site_id not in self._disk.state.published
                     and self.seeds(site_id)):
                 # A holder fetches the new version at once (only the files that changed),
@@ -345,6 +351,53 @@ class Resolver:
             for t in targets))
         log.info("pushed v%d of %s to %d holders (%d took it as news)", pointer.version,
                  pointer.site_id[:12], len(targets), sum(results))
+
+    # -- planned pushes (propagation.plan_pushes) -------------------------------------------
+
+    async def push_wave(self, pointer: ptr.Pointer) -> None:
+        """The publisher's pushes of its new version: to ``PUBLISH_WAVE`` holders itself,
+        each handed a share of the others to forward, from the list its publish just looked
+        up; then once more to those a lookup that gathers for the full ``peers_grace``
+        finds and that list missed (the publish gathered for 50 ms only). The lookup runs
+        beside the first wave, not after it: a holder it alone found waited ~1.5 s."""
+        site_id, me = pointer.site_id, self.peer_endpoint
+        first = await self.holders(site_id)
+        _, found = await asyncio.gather(
+            self._send_plan(pointer, propagation.plan_pushes(
+                first, me, fanout=propagation.PUBLISH_WAVE)),
+            self.holders(site_id, max_age=0))
+        missed = set(found) - set(first)
+        if missed:
+            await self._send_plan(pointer, propagation.plan_pushes(
+                sorted(missed), me, fanout=propagation.PUBLISH_WAVE))
+
+    async def forward_share(self, pointer: ptr.Pointer, source: Endpoint | None,
+                            share: Sequence[Endpoint]) -> None:
+        """A new version handed to this node with its ``share`` of the holders: pushed on to
+        them, planned again; then, for a few receivers (``propagation.looks_further``), to
+        the holders a lookup finds beyond the share, whom the publisher's list may lack."""
+        me, skip = self.peer_endpoint, [source] if source else []
+        await self._send_plan(pointer, propagation.plan_pushes(share, me, skip))
+        if propagation.looks_further():
+            found = set(await self.holders(pointer.site_id)) - set(share)
+            await self._send_plan(pointer, propagation.plan_pushes(sorted(found), me, skip))
+
+    async def _send_plan(self, pointer: ptr.Pointer, plan: list[propagation.Push]) -> None:
+        """Hand each target its share; a share whose target did not get it (gone, or its
+        push limit reached) is planned again from here, so it is not lost with the target."""
+        if not plan:
+            return
+        results = await asyncio.gather(*(
+            self._peers.hand_over(target, pointer, self._peer_port, share)
+            for target, share in plan))
+        log.info("pushed v%d of %s to %d holders, %d more in their shares (%d took it as "
+                 "news)", pointer.version, pointer.site_id[:12], len(plan),
+                 sum(len(share) for _, share in plan), sum(r is True for r in results))
+        lost = [h for (_, share), got in zip(plan, results, strict=True) if got is None
+                for h in share]
+        if lost:
+            await self._send_plan(pointer, propagation.plan_pushes(
+                lost, self.peer_endpoint, fanout=len(lost)))
 
     async def announce_loop(self) -> None:
         """Announce this node's peer port under the holders key of every site it holds (and,

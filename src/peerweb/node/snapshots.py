@@ -265,9 +265,12 @@ class SnapshotStore:
             if root is None or root.is_all_zeros() or str(root) not in have:
                 continue
             links.append((have[str(root)], save_path / files.file_path(index)))
-        # One trip to a thread for all of them: under load each trip waited ~5-10 ms, and a
-        # page has dozens of files (bench/update_propagation.py).
-        reused = await asyncio.to_thread(_link_all, links)
+        # Links here and now: a link is a metadata write of microseconds, where one trip to
+        # the thread pool waited 50-100 ms with 20 nodes of a process updating at once
+        # (bench/update_propagation.py). Only what cannot be linked is copied, in a thread.
+        reused, to_copy = _link_all(links)
+        if to_copy:
+            reused += await asyncio.to_thread(_copy_all, to_copy)
         if reused:
             await self._swarm.recheck(handle, timeout=self._config.fetch_timeout * 4)
         log.info("%s: reused %d unchanged files from the previous version",
@@ -358,27 +361,36 @@ def _file_path(handle: Any, index: int) -> Path:
     return Path(handle.status().save_path) / str(files.file_path(index))
 
 
-def _link_all(links: list[tuple[Path, Path]]) -> int:
-    """Put each source file at its target (unless one is there); how many were put."""
-    done = 0
+def _link_all(links: list[tuple[Path, Path]]) -> tuple[int, list[tuple[Path, Path]]]:
+    """Hard-link each source file at its target (unless one is there): how many were linked,
+    and the pairs that could not be (another file system, links not allowed)."""
+    done, failed = 0, []
     for source, target in links:
         if target.exists():
             continue
         try:
-            _link_or_copy(source, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+        except OSError:
+            failed.append((source, target))
+            continue
+        done += 1
+    return done, failed
+
+
+def _copy_all(pairs: list[tuple[Path, Path]]) -> int:
+    """Copy each source file to its target, where a link was impossible: a copy still saves
+    the fetch. How many were copied."""
+    done = 0
+    for source, target in pairs:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
         except OSError as exc:
             log.warning("could not reuse %s (%s); fetching it", target.name, exc)
             continue
         done += 1
     return done
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or links not allowed: a copy still saves the fetch
-        shutil.copyfile(source, target)
 
 
 async def _empty() -> Any:

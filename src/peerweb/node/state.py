@@ -102,13 +102,18 @@ class SiteRecord:
     before a visit is served from it."""
 
     def remember(self, pointer: Pointer, seen: float) -> None:
-        """Add a version to the history (once per info-hash)."""
+        """Add a version to the history (once per info-hash, at its newest version)."""
         tid = pointer.infohash.hex()
         for entry in self.history:
             if entry.infohash == tid:
-                if entry.pointer is None and entry.version == pointer.version:
-                    entry.pointer = pointer  # kept by a node from before pointers were
-                return
+                if entry.version >= pointer.version:
+                    if entry.pointer is None and entry.version == pointer.version:
+                        entry.pointer = pointer  # kept by a node from before pointers were
+                    return
+                # An earlier version's bytes published again (a revert): that snapshot is
+                # now the newest version, and what it changed is against the one before it.
+                self.history.remove(entry)
+                break
         self.history.append(VersionEntry(pointer.version, tid, seen, pointer=pointer))
         self.history.sort(key=lambda entry: entry.version)
         del self.history[:-HISTORY_LIMIT]

@@ -188,3 +188,45 @@ def push_targets(holders: Sequence[Endpoint], me: Endpoint, exclude: Sequence[En
     skip = {me, *exclude}
     unique = [h for h in dict.fromkeys(holders) if h not in skip and h[1] > 0]
     return (rng or random).sample(unique, min(fanout, len(unique)))
+
+
+PUBLISH_WAVE = 20
+"""Holders the publisher pushes a new version to itself, each with a share of the others.
+
+A push is ~1 KB of pointer and up to ~2 KB of share, and the publisher's uplink is idle when
+it publishes: a wide first wave puts every holder of a small site one hop from the
+publisher (20 holders: one hop, news at ~0.1 s), and a large one two hops
+(PUBLISH_WAVE x (PUSHED_HOLDERS + 1) = 820 holders), where a FANOUT-wide first wave took
+three or four."""
+
+
+Push = tuple[Endpoint, list[Endpoint]]
+"""A push to plan: its target, and the share of holders that target is to forward to."""
+
+
+def plan_pushes(known: Sequence[Endpoint], me: Endpoint, exclude: Sequence[Endpoint] = (),
+                fanout: int = FANOUT, bound: int = PUSHED_HOLDERS,
+                rng: random.Random | None = None) -> list[Push]:
+    """Up to ``fanout`` targets among ``known`` (never ``me`` nor ``exclude``), each handed a
+    share of the other holders to forward to, the shares disjoint and as even as can be.
+
+    Each receiver plans its share the same way, so every holder of ``known`` is pushed to
+    exactly once while pushes arrive. Drawing targets at random from one list instead (each
+    forwarder ``push_targets`` from what it was named) left holders nobody drew: one of 20
+    waited a minute for its poll in one round of three (bench/update_propagation.py). A
+    share holds at most ``bound`` holders (what a push may name); holders past
+    ``fanout x (bound + 1)`` are left to the receivers' own lookups (``looks_further``)."""
+    skip = {me, *exclude}
+    unique = [h for h in dict.fromkeys(known) if h not in skip and h[1] > 0]
+    (rng or random).shuffle(unique)
+    targets, rest = unique[:fanout], unique[fanout:]
+    return [(target, rest[i::len(targets)][:bound]) for i, target in enumerate(targets)]
+
+
+def looks_further(rng: random.Random | None = None, share: float = LOOKUP_SHARE) -> bool:
+    """Whether a holder handed a share also looks the holders up, once its share is pushed.
+
+    A plan covers only the holders the publisher's lookup found, a few hundred of a large
+    site's at most: a ``share`` of the receivers looking up, as forwarders did before plans
+    (``must_look_up``), brings the others in (``plan_pushes`` of those not yet planned)."""
+    return (rng or random).random() < share

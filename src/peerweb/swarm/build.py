@@ -101,15 +101,44 @@ def build(
         hashes = info.info_hashes()
         infohash = hashes.v1.to_bytes()
         final = store / infohash.hex()
-        if final.exists():
-            shutil.rmtree(staging)
+        built = Bundle(torrent, infohash, hashes.v2.to_bytes(), final, name, total, len(files))
+        if is_whole(built):
+            shutil.rmtree(staging)  # the same bytes published again: the copy seeded now
         else:
-            staging.rename(final)
-        return Bundle(torrent, infohash, hashes.v2.to_bytes(), final, name, total, len(files))
+            _replace(final, staging)
+        return built
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
+
+
+def is_whole(built: Bundle) -> bool:
+    """Whether every file of the torrent is in ``built.content_dir`` at its size.
+
+    A copy of an earlier version left in the store need not be: a superseded snapshot's
+    files are deleted (``SnapshotStore.evict``) but its folder can stay behind, and the same
+    bytes published again (a revert) would otherwise seed from the leftover."""
+    files = lt.torrent_info(built.torrent).layout()
+    for index in range(files.num_files()):
+        if files.file_flags(index) & lt.file_storage.flag_pad_file:
+            continue
+        path = built.content_dir / files.file_path(index)
+        try:
+            if path.stat().st_size != files.file_size(index):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _replace(final: Path, staging: Path) -> None:
+    """Put the hashed copy at ``final``, moving whatever is left there aside first."""
+    if final.exists():
+        stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=final.parent))
+        final.rename(stale / final.name)
+        shutil.rmtree(stale, ignore_errors=True)
+    staging.rename(final)
 
 
 def _copy(files: list[SourceFile], top: Path, check_cancel: Callable[[], None]) -> None:

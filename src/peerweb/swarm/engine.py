@@ -266,6 +266,10 @@ class Swarm:
         """Start removing a torrent; ``wait_removed`` tells when it is gone."""
         self._torrents.remove(handle, delete_files)
 
+    def removing(self, tid: str) -> bool:
+        """Whether a torrent is being removed (``wait_removed`` waits for the end)."""
+        return self._torrents.removing(tid)
+
     async def wait_removed(self, tid: str, timeout: float) -> None:
         """Removal is asynchronous: re-adding a torrent before it completes finds the old one."""
         await self._torrents.wait_removed(tid, timeout)

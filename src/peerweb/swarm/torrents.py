@@ -137,6 +137,10 @@ class Torrents:
         flags = lt.session.delete_files if delete_files else 0
         self._session().remove_torrent(handle, flags)
 
+    def removing(self, tid: str) -> bool:
+        """Whether a torrent is being removed (its files, if deleted, not all gone yet)."""
+        return tid in self._removing
+
     async def wait_removed(self, tid: str, timeout: float) -> None:
         """Removal is asynchronous: re-adding a torrent before it completes finds the old one."""
         if tid in self._removing:
@@ -212,12 +216,20 @@ class Torrents:
     async def recheck(self, handle: TorrentHandle, timeout: float) -> None:
         """Hash the torrent's files on disk again (after files were put in place behind
         libtorrent's back) and wait until that is done."""
-        future = self._checks.wait(torrent_id(handle))
-        self._held.forget(torrent_id(handle))
+        tid = torrent_id(handle)
+        future = self._checks.wait(tid)
+        self._held.forget(tid)
         handle.force_recheck()
+        checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await future
+                # The alert may be that of the check libtorrent began on its own once the
+                # metadata came: then ours still runs (a status call is answered after the
+                # recheck was handled), and the version would be served, and counted
+                # complete, before its files were verified.
+                while handle.status().state in checking:
+                    await self._checks.wait(tid)
 
     def on_checked(self, alert: Any) -> None:
         self._held.forget(torrent_id(alert.handle))
