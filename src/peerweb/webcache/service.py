@@ -96,7 +96,8 @@ class WebCache:
         self.reputation = trust.Reputation()
         self.store = Store(self.root, settings.size if settings else 1)
         self._fetcher = Fetcher(settings) if settings else None
-        self._peers = Peers(settings.holder_timeout if settings else 1.0)
+        self._peers = Peers(settings.holder_timeout if settings else 1.0,
+                            local=lambda: self.peer_endpoint()[0])
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._gate = asyncio.Semaphore(FETCHES_AT_ONCE)
         self._outcomes: dict[str, str | None] = {}
