@@ -10,7 +10,9 @@ that says the origin could not be reached, or no answer within the stall time, i
 the visitor then asks its node's ``/_ext/lookup`` and, when peers hold a copy, loads the
 rescued page from the view origin the node names. Like the extension, it watches only the top
 frame: a page that arrived but whose sub-resources failed is left as it is (counted as not
-completed). tests/browser/test_rescue_rules.py checks these tables against decide.js.
+completed). After a rescue, the visitor's navigations to that origin are held back for
+``retryOriginSeconds`` (decide.js ``hold``; the extension's declarativeNetRequest rule): they
+go to the node at once, without asking the origin.
 
 Input: a JSON file (see ``main``). Output: one JSON object on stdout, a record per load.
 """
@@ -67,6 +69,8 @@ class Visitor:
     origin: aiohttp.ClientSession
     node: aiohttp.ClientSession
     view: aiohttp.ClientSession
+    held_until: float = 0.0
+    """Until when navigations to the origin are held back (one origin in this bench)."""
 
 
 class Crowd:
@@ -77,6 +81,7 @@ class Crowd:
         self.stall: float = config["stall_s"]
         self.give_up: float = config["give_up_s"]
         self.extension: bool = config["extension"]
+        self.retry: float = config["retry_s"]
         self.nodes: list[dict[str, Any]] = config["visitors"]
         self.schedule: list[tuple[float, int]] = [tuple(x) for x in config["schedule"]]
 
@@ -117,6 +122,11 @@ class Crowd:
         url = f"{self.base}/index.html"
         failure: str | None = None
         kind = ""
+        if self.extension and time.monotonic() < visitor.held_until:
+            record.update(failure="failed moments ago (not asked again yet)", kind="held",
+                          failed_at=time.monotonic())
+            await self._rescue(visitor, url, record)
+            return
         try:
             # The stall clock runs until the response headers (decide.js: headers() clears
             # the deadline); a stalled navigation is replaced, so its request is abandoned.
@@ -166,6 +176,8 @@ class Crowd:
             record["outcome"] = "no copy: " + str((answer or {}).get("reason", "no answer"))
             return
         record["agreeing"] = answer.get("agreeing")
+        if record["kind"] != "held" and self.retry > 0:
+            visitor.held_until = time.monotonic() + self.retry
         host = urlsplit(view).netloc
         headers = {"Host": host}
         local = visitor.gateway + urlsplit(view).path
