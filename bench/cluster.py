@@ -52,10 +52,12 @@ def node_address(index: int) -> str:
 
 
 @asynccontextmanager
-async def cluster(root: Path, upload_limits: list[int]) -> AsyncIterator[list[NodeProcess]]:
+async def cluster(root: Path, upload_limits: list[int], extra_args: tuple[str, ...] = ()
+                  ) -> AsyncIterator[list[NodeProcess]]:
     """One node per entry of ``upload_limits`` (bytes/s, applied between local addresses
     too; 0 for none), on 127.0.0.11, .12, ... as in a Testnet; the first is the others' DHT
-    bootstrap. Yields once every node's DHT has a peer."""
+    bootstrap; ``extra_args`` are added to every node's command line. Yields once every
+    node's DHT has a peer."""
     nodes: list[NodeProcess] = []
     try:
         for index, limit in enumerate(upload_limits):
@@ -67,7 +69,7 @@ async def cluster(root: Path, upload_limits: list[int]) -> AsyncIterator[list[No
                        # Port 0: the node picks a free one (a port picked here could be
                        # taken by another node before this one binds it).
                        "--listen", listen, "--gateway", "127.0.0.1:0",
-                       "--upload-limit", str(limit)]
+                       "--upload-limit", str(limit), *extra_args]
             if limit:
                 command.append("--limit-local-peers")
             if nodes:

@@ -278,3 +278,49 @@ async def test_the_badge_says_when_no_node_answers_or_it_is_not_paired(page: Pag
         ].map((st) => [st.state, X.badge(st).text])""")
     assert got == [["down", "off"], ["unpaired", "pair"], ["ok", ""], ["odd", "?"]]
 
+
+
+async def test_a_rescued_origin_is_held_back_for_retry_seconds_then_let_go(page: Page) -> None:
+    got = await call(page, """(() => {
+        const s = X.settings({retryOriginSeconds: 30});
+        const a = X.hold({}, 'http://a.example:81/x.html', 1000, s);
+        const b = X.hold(a.holds, 'https://b.example/', 2000, s);
+        const again = X.hold(b.holds, 'http://a.example:81/y', 5000, s);  // the same rule, later
+        const later = X.hold(b.holds, 'https://c.example/', 40000, s);   // a and b have ended
+        return [a.add, a.remove, b.add.id, b.holds, again.add.id, again.remove,
+                again.holds['http://a.example:81'].until, later.remove, later.add.id,
+                Object.keys(later.holds), X.isHeld(b.holds, 'https://b.example/z'),
+                X.isHeld(b.holds, 'http://b.example/'), X.release(b.holds, 'https://b.example/q'),
+                X.hold({}, 'http://a.example/', 0, X.settings({retryOriginSeconds: 0})),
+                X.holdRule('chrome-extension://x/rescue.html', 1, s)];
+    })()""")
+    assert got[0] == {"id": 1, "priority": 1, "action": {"type": "block"},
+                      "condition": {"urlFilter": "|http://a.example:81/",
+                                    "resourceTypes": ["main_frame"], "requestMethods": ["get"],
+                                    "excludedInitiatorDomains": ["localhost"]}}
+    assert got[1] == []
+    assert got[2] == 2
+    assert got[3] == {"http://a.example:81": {"id": 1, "until": 31000},
+                      "https://b.example": {"id": 2, "until": 32000}}
+    assert got[4:7] == [1, [1], 35000]
+    assert got[7:10] == [[1, 2], 1, ["https://c.example"]]
+    assert got[10:12] == [True, False]  # another scheme is another origin
+    assert got[12] == {"holds": {"http://a.example:81": {"id": 1, "until": 31000}},
+                       "remove": [2]}
+    assert got[13] == {"holds": {}, "add": None, "remove": []}  # retryOriginSeconds 0: none
+    assert got[14] is None
+
+
+async def test_a_navigation_the_extension_held_back_asks_the_node_another_blocked_does_not(
+        page: Page) -> None:
+    got = await call(page, """(() => {
+        const n = new X.Navigations(X.settings({}));
+        n.begin(1, 'http://a.example/', 'GET', 0);
+        n.begin(2, 'http://b.example/', 'GET', 0);
+        return [n.error(1, 'http://a.example/', X.HELD_ERROR, 5, true),
+                n.error(2, 'http://b.example/', X.HELD_ERROR, 5, false)];  // an ad blocker's
+    })()""")
+    assert got[0] == {"act": "lookup", "tab": 1, "url": "http://a.example/",
+                      "failure": {"kind": "held",
+                                  "text": "failed moments ago (not asked again yet)"}}
+    assert got[1] is None

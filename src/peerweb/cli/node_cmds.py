@@ -42,6 +42,10 @@ STOP_POLL = 0.1
 
 def web_cache_options(func: Any) -> Any:
     """``--web-cache SIZE`` and ``--web-cache-agree K`` (see docs/webcache.md)."""
+    # Hidden: for test beds and benchmarks whose "public" origins live on loopback.
+    func = click.option("--web-cache-private-origins", is_flag=True, hidden=True,
+                        help="Also cache pages of hosts on loopback or private addresses "
+                             "(test beds only).")(func)
     func = click.option("--web-cache-agree", default=DEFAULT_AGREE, show_default=True,
                         type=click.IntRange(1, 16), metavar="K",
                         help="Show a copy from peers only when K independent holders "
@@ -52,10 +56,12 @@ def web_cache_options(func: Any) -> Any:
                              "peers when their site fails. Off by default.")(func)
 
 
-def web_cache_settings(size: str | None, agree: int) -> WebCacheSettings | None:
+def web_cache_settings(size: str | None, agree: int,
+                       private_origins: bool = False) -> WebCacheSettings | None:
     if not size or parse_size(size) == 0:
         return None
-    return WebCacheSettings(size=parse_size(size), agree=agree)
+    return WebCacheSettings(size=parse_size(size), agree=agree,
+                            allow_private_origins=private_origins)
 
 
 # With --network public and no --swarm, a node listens where BitTorrent clients expect it.
@@ -110,6 +116,7 @@ def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str
          bootstrap: str, network: str, upload_limit: str, download_limit: str,
          limit_local_peers: bool, disk_quota: str | None, peer_port: int, metered: bool,
          example: bool, web_cache: str | None, web_cache_agree: int,
+         web_cache_private_origins: bool,
          via_relays: tuple[str, ...], relay_port: int | None, relay_allow: tuple[str, ...],
          verbose: int, log_file: Path | None, out: Output) -> None:
     """Run a node: swarm engine, gateway and control API, until Ctrl-C or `peerweb stop`.
@@ -134,7 +141,8 @@ def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str
         disk_quota=parse_size(disk_quota) if disk_quota else None,
         peer_port=peer_port,
         metered=metered,
-        web_cache=web_cache_settings(web_cache, web_cache_agree),
+        web_cache=web_cache_settings(web_cache, web_cache_agree,
+                                     web_cache_private_origins),
         relays=tuple(parse_hostport(r) for r in via_relays),
         relay=RelayConfig(port=relay_port, allow=relay_allow) if relay_port is not None
         else None,
@@ -164,7 +172,8 @@ def node(data_dir: Path, swarm: str | None, old_listen: str | None, gateway: str
                "--web-cache 5GB")
 def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, swarm: str | None,
               old_listen: str | None, bootstrap: str, network: str, web_cache: str | None,
-              web_cache_agree: int, verbose: int, out: Output) -> None:
+              web_cache_agree: int, web_cache_private_origins: bool, verbose: int,
+              out: Output) -> None:
     """Run a volunteer mirror: a node that mirrors signed sites whose origins ask for help.
 
     It announces itself in the DHT; an origin handing off (`peerweb origin --volunteers`)
@@ -178,7 +187,8 @@ def volunteer(data_dir: Path, public_gateway: str, capacity: str, disk: str, swa
         data_dir=data_dir, listen=parse_hostport(swarm_address(swarm, old_listen, SWARM_DEFAULT)),
         gateway=parse_hostport(public_gateway), bootstrap=bootstrap_nodes(bootstrap),
         network=Network(network), upload_limit=parse_size(capacity), disk_quota=parse_size(disk),
-        volunteer=True, web_cache=web_cache_settings(web_cache, web_cache_agree),
+        volunteer=True, web_cache=web_cache_settings(web_cache, web_cache_agree,
+                                                     web_cache_private_origins),
     )
     aio.run(_run_node(config, False, out))
 

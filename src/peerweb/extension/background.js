@@ -15,6 +15,8 @@ let S = X.settings(null);
 let token = '';
 let nav = new X.Navigations(S);
 let outages = {};                // origin -> when it last failed (ms), kept in storage.session
+let holds = {};                  // origin -> {id, until}: its navigations held back (decide.js)
+let holdTimer = null;
 let status = {state: 'unknown', node: S.node};
 const expectedViews = new Map(); // tab -> the view URL the extension itself opens there
 let stallTimer = null;
@@ -38,16 +40,54 @@ async function load() {
   token = typeof stored.token === 'string' ? stored.token : '';
   nav.s = S;
   try {
-    outages = (await chrome.storage.session.get('outages')).outages || {};
+    const session = await chrome.storage.session.get(['outages', 'holds']);
+    outages = session.outages || {};
+    holds = session.holds || {};
   } catch (_e) {
     outages = {};  // no session storage (older browsers): outages live as long as the worker
   }
+  await expire();
 }
 const ready = load().then(refreshStatus);
 
 async function saveOutages(next) {
   outages = next;
   try { await chrome.storage.session.set({outages}); } catch (_e) { /* see load() */ }
+}
+
+// Session rules that hold back navigations to an origin that failed (decide.js hold()).
+async function applyHolds(next, add, remove) {
+  holds = next;
+  try { await chrome.storage.session.set({holds}); } catch (_e) { /* see load() */ }
+  try {
+    await chrome.declarativeNetRequest.updateSessionRules({
+      removeRuleIds: remove, addRules: add ? [add] : []});
+  } catch (e) {
+    trace('error', {text: `holding back navigations: ${e.message}`});
+  }
+  armHoldTimer();
+}
+
+async function expire() {
+  const {live, remove} = X.expireHolds(holds, Date.now());
+  if (remove.length) await applyHolds(live, null, remove);
+  else armHoldTimer();
+}
+
+function armHoldTimer() {
+  if (holdTimer !== null) clearTimeout(holdTimer);
+  holdTimer = null;
+  const ends = Object.values(holds).map((h) => h.until);
+  if (!ends.length) return;
+  const first = Math.min(...ends);
+  holdTimer = setTimeout(() => { holdTimer = null; expire(); }, Math.max(0, first - Date.now()));
+  // A stopped service worker loses its timers: an alarm wakes it (and load() expires too).
+  chrome.alarms.create('holds', {when: first + 100});
+}
+
+async function releaseHold(url) {
+  const {holds: next, remove} = X.release(holds, url);
+  if (remove.length) await applyHolds(next, null, remove);
 }
 
 async function call(method, path, body, timeout = API_TIMEOUT_MS) {
@@ -113,6 +153,11 @@ async function rescue(asked) {
   if (status.state !== 'ok') await refreshStatus();
   const decision = nav.answered(asked.tab, asked.url, result.body);
   trace('decision', {tab: asked.tab, url: asked.url, ...decision});
+  if ((decision.act === 'view' || decision.act === 'offer') && asked.failure.kind !== 'held') {
+    const next = X.hold(holds, asked.url, Date.now(), S);
+    if (next.add) trace('holding', {origin: new URL(asked.url).origin});
+    await applyHolds(next.holds, next.add, next.remove);
+  }
   if (decision.act === 'view') {
     expectedViews.set(asked.tab, decision.url);
     await update(asked.tab, decision.url);
@@ -155,6 +200,7 @@ async function viewNavigation(tab, url, httpStatus) {
   const decision = X.inView(url, outages, Date.now(), S, httpStatus);
   if (decision.act !== 'origin' || (httpStatus !== undefined && httpStatus !== 404)) return;
   trace('back to the origin', {tab, url: decision.url});
+  await releaseHold(decision.url);
   await update(tab, decision.url);
 }
 
@@ -188,6 +234,7 @@ chrome.webRequest.onHeadersReceived.addListener((d) => {
       rescue(asked);
     } else if (X.watched(d.url, S) && !X.failingStatus(d.statusCode)) {
       saveOutages(X.noteAnswer(outages, d.url));
+      releaseHold(d.url);
       if (d.statusCode === 200) report(d);
     }
   });
@@ -195,7 +242,7 @@ chrome.webRequest.onHeadersReceived.addListener((d) => {
 
 chrome.webRequest.onErrorOccurred.addListener((d) => {
   ready.then(() => {
-    const asked = nav.error(d.tabId, d.url, d.error, Date.now());
+    const asked = nav.error(d.tabId, d.url, d.error, Date.now(), X.isHeld(holds, d.url));
     armTimer();
     if (asked) rescue(asked);
   });
@@ -220,6 +267,7 @@ chrome.storage.onChanged.addListener((changes, area) => {
 chrome.alarms.create('status', {periodInMinutes: 1});
 chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === 'status') ready.then(refreshStatus);
+  if (alarm.name === 'holds') ready.then(expire);
 });
 
 // The extension's own pages (popup, rescue page) ask through messages; web pages cannot
@@ -258,6 +306,7 @@ const HANDLERS = {
   async wait(message) {
     if (!X.watched(message.url, S)) return {ok: false};
     nav.wait(message.url);
+    await releaseHold(message.url);  // the user asked for the original itself
     return {ok: true};
   },
 };

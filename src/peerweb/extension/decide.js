@@ -247,10 +247,14 @@
       return null;
     }
 
-    // The request failed without an answer.
-    error(tab, url, error, _now) {
+    // The request failed without an answer. `held`: the extension itself held it back (a
+    // session rule from `holdRule`: the origin failed moments ago and peers hold its pages).
+    error(tab, url, error, _now, held = false) {
       const nav = this.tabs.get(tab);
       if (!nav || nav.state !== 'waiting') return null;
+      if (held && error === HELD_ERROR) {
+        return this._ask(tab, nav, 'failed moments ago (not asked again yet)', 'held');
+      }
       const failure = failingError(error);
       if (!failure) {
         this.tabs.delete(tab);
@@ -346,6 +350,66 @@
     return {act: 'stay'};
   }
 
+  // While an origin that failed has a copy at the peers, the extension holds back new
+  // navigations to it for `retryOriginSeconds` (a declarativeNetRequest session rule that
+  // blocks them; the blocked navigation then fails with HELD_ERROR and goes to the peers).
+  // Without it every visitor's every navigation knocks on the failing origin once more, and
+  // a crowd keeps it down. Navigations started from a rescued view (its "try the original"
+  // link, a link to another site) are not held: their initiator is a *.localhost view.
+  const HELD_ERROR = 'net::ERR_BLOCKED_BY_CLIENT';
+
+  // The session rule holding back navigations to `url`'s origin (null: none to make).
+  function holdRule(url, id, s) {
+    const u = parse(url);
+    if (!u || !watched(url, s) || s.retryOriginSeconds <= 0 || !Number.isInteger(id)
+        || id < 1) return null;
+    return {id, priority: 1, action: {type: 'block'},
+            condition: {urlFilter: `|${u.origin}/`, resourceTypes: ['main_frame'],
+                        requestMethods: ['get'], excludedInitiatorDomains: ['localhost']}};
+  }
+
+  // Holds (plain data, {origin: {id, until}}) after a rescue of `url` at `now`: the origin's
+  // rule id (reused if it has one) and when it ends; and which rules to drop because they
+  // ended. Returns {holds, add (a rule or null), remove (ids)}.
+  function hold(holds, url, now, s) {
+    const origin = originOf(url);
+    const {live, remove} = expireHolds(holds, now);
+    if (!origin || s.retryOriginSeconds <= 0) return {holds: live, add: null, remove};
+    const used = new Set(Object.values(live).map((h) => h.id));
+    let id = live[origin] ? live[origin].id : 1;
+    while (!live[origin] && used.has(id)) id += 1;
+    const rule = holdRule(url, id, s);
+    if (!rule) return {holds: live, add: null, remove};
+    const until = now + s.retryOriginSeconds * 1000;
+    return {holds: {...live, [origin]: {id, until}}, add: rule,
+            remove: [...remove, ...(live[origin] ? [id] : [])]};
+  }
+
+  // Holds that ended by `now`, and the rest.
+  function expireHolds(holds, now) {
+    const live = {};
+    const remove = [];
+    for (const [origin, h] of Object.entries(holds || {})) {
+      if (h && Number.isInteger(h.id) && h.until > now) live[origin] = h;
+      else if (h && Number.isInteger(h.id)) remove.push(h.id);
+    }
+    return {live, remove};
+  }
+
+  // Whether a rule holds back navigations to `url` (until expireHolds removes it).
+  function isHeld(holds, url) {
+    return Boolean((holds || {})[originOf(url)]);
+  }
+
+  // The user asked for the original (or it answered): its hold ends. {holds, remove}.
+  function release(holds, url) {
+    const origin = originOf(url);
+    if (!origin || !(holds || {})[origin]) return {holds: holds || {}, remove: []};
+    const rest = {...holds};
+    delete rest[origin];
+    return {holds: rest, remove: [holds[origin].id]};
+  }
+
   // What the toolbar badge says about the node: nothing when all is well.
   function badge(status) {
     if (status.state === 'down') return {text: 'off', title: `peerweb: no node answers at ${status.node}`};
@@ -367,5 +431,6 @@
   root.peerwebExtension = {
     DEFAULTS, settings, failingStatus, failingError, watched, isView, originalOf, reportable,
     onLookup, Navigations, noteFailure, noteAnswer, inView, badge, nodeState, base32Decode,
+    HELD_ERROR, holdRule, hold, expireHolds, isHeld, release,
   };
 })(typeof self !== 'undefined' ? self : globalThis);

@@ -20,6 +20,7 @@ from ..errors import BadAddress
 from ..node.node import Node
 from ..webcache import access, page, urls
 from ..webcache.access import Caller
+from ..webcache.peers import read_bounded
 from . import consent
 
 # An /_ext/ request body: a URL and a little JSON around it.
@@ -88,7 +89,7 @@ async def _api(request: web.Request, node: Node) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.content.read(MAX_BODY + 1)
+    raw = await read_bounded(request.content, MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:

@@ -25,6 +25,9 @@ def add_routes(app: web.Application, node: Node) -> None:
         data = node.web.body_for_peer(sha) if _SHA256.fullmatch(sha) else None
         if data is None:
             return web.json_response({"error": "no such body here"}, status=404)
+        if not await node.web.may_upload(len(data)):
+            return web.json_response({"error": "this node's upload is at capacity; ask "
+                                               "another holder"}, status=503)
         return web.Response(body=data, content_type="application/octet-stream")
 
     app.router.add_get(COPY_PATH, copy)

@@ -108,7 +108,9 @@ class Node:
         self.names = NameService(self.data_dir, self.keys, self.swarm, self.timings)
         # The shared cache of public pages (issue 18); disabled without --web-cache.
         self.web = WebCache(config.web_cache, self.data_dir, self.swarm,
-                            lambda: self.peer_endpoint, self._jobs.spawn)
+                            lambda: self.peer_endpoint, self._jobs.spawn,
+                            upload_limit=config.upload_limit,
+                            swarm_upload=self._swarm_upload_rate)
         self.dns = DnsService(config.dns, NodeSharing(self.swarm, self.peers,
                                                       lambda: self.peer_port))
         self.names.bridge = Bridge(self.dns, self._resolver).resolve
@@ -133,6 +135,9 @@ class Node:
     @peer_port.setter
     def peer_port(self, port: int) -> None:
         self._resolver.peer_port = port
+
+    async def _swarm_upload_rate(self) -> int:
+        return int((await self.swarm.statistics()).upload_rate)
 
     @property
     def peer_endpoint(self) -> Endpoint:

@@ -28,7 +28,7 @@ from aiohttp.resolver import DefaultResolver
 from ..content.identity import normalise_site_id
 from ..errors import BadAddress, PeerwebError
 from . import cacheable, page, urls
-from .copies import MAX_BODY, MAX_PAGE_TOTAL, Manifest, Resource, kept_headers
+from .copies import MAX_BODY, MAX_PAGE_TOTAL, MAX_RESOURCES, Manifest, Resource, kept_headers
 from .settings import WebCacheSettings
 
 MAX_REDIRECTS = 5
@@ -158,17 +158,29 @@ class Fetcher:
         if page.is_html(content_type):
             refs = page.references(final, response.body, page.charset_of(content_type))
             total = len(response.body)
-            for ref, got in zip(refs, await self._subresources(refs), strict=True):
-                if got is None or not page.integrity_ok(ref.integrity, got.body):
-                    continue  # left out: the browser gets a 404 for it, never other bytes
-                total += len(got.body)
-                if total > MAX_PAGE_TOTAL:
-                    raise NotKept("the page and its resources are larger than "
-                                  f"{MAX_PAGE_TOTAL // 2**20} MiB")
-                resource = Resource(ref.url, kept_headers(got.headers), _sha256(got.body),
-                                    len(got.body))
-                resources.append(resource)
-                bodies[resource.sha256] = got.body
+            seen = {final, *(r.url for r in refs)}
+            # Two rounds: the page's references, then what its stylesheets load (fonts,
+            # backgrounds, imports), so the copy looks as the page did. Not deeper: an
+            # import of an import is rare, and each round costs the origin a round trip.
+            for _round in range(2):
+                css: list[page.Reference] = []
+                for ref, got in zip(refs, await self._subresources(refs), strict=True):
+                    if got is None or not page.integrity_ok(ref.integrity, got.body):
+                        continue  # left out: the browser gets a 404 for it, never other bytes
+                    total += len(got.body)
+                    if total > MAX_PAGE_TOTAL:
+                        raise NotKept("the page and its resources are larger than "
+                                      f"{MAX_PAGE_TOTAL // 2**20} MiB")
+                    kept_here = kept_headers(got.headers)
+                    resource = Resource(ref.url, kept_here, _sha256(got.body), len(got.body))
+                    resources.append(resource)
+                    bodies[resource.sha256] = got.body
+                    if page.is_css(dict(kept_here).get("content-type", "")):
+                        room = MAX_RESOURCES - len(seen) - len(css)
+                        css += [r for r in page.css_references(ref.url, got.body, max(0, room))
+                                if r.url not in seen and r not in css]
+                refs = css[:max(0, MAX_RESOURCES - len(seen))]
+                seen.update(r.url for r in refs)
         return Fetched(Manifest(tuple(resources)), bodies, hint)
 
     async def _subresources(self, refs: list[page.Reference]) -> list[_Response | None]:

@@ -10,9 +10,10 @@ Whatever a holder sends is bounded while it is read and checked before use: a ma
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 
@@ -29,18 +30,45 @@ def _base(endpoint: Endpoint) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+async def read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or its first ``limit`` bytes if it is longer. (``content.read(n)``
+    returns what has arrived so far, at most n: a body larger than one socket read would be
+    cut short, and its honest holder taken for a liar.)"""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 class BodyMismatch(BadCopy):
     """A holder's body is not the one the manifest names."""
 
 
+def source_address(host: str) -> tuple[str, int] | None:
+    """The address to send from: the node's own swarm address when it listens on one (so
+    a holder sees each node as the host it is, and its per-address limits apply to it alone),
+    else the system's choice (a wildcard listen address, or no address at all)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return None if ip.is_unspecified else (host, 0)
+
+
 class Peers:
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, local: Callable[[], str] = lambda: "") -> None:
         self.timeout = timeout
+        self.local = local
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(local_addr=source_address(self.local())),
                 cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
                                               sock_read=self.timeout))
@@ -61,7 +89,7 @@ class Peers:
                                           ) as response:
                 if response.status != 200:
                     return None
-                raw = await response.content.read(MAX_MANIFEST + 1)
+                raw = await read_bounded(response.content, MAX_MANIFEST + 1)
             if len(raw) > MAX_MANIFEST:
                 raise BadCopy("manifest too large")
             answer = json.loads(raw)
@@ -86,7 +114,7 @@ class Peers:
                                           ) as response:
                 if response.status != 200:
                     raise BadCopy(f"answered {response.status}")
-                data = await response.content.read(resource.size + 1)
+                data = await read_bounded(response.content, resource.size + 1)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise BadCopy(f"could not send the body: {exc}") from None
         if not body_matches(resource, data):

@@ -39,6 +39,7 @@ from .pairing import PairingCodes, Tokens
 from .peers import BodyMismatch, Peers
 from .settings import WebCacheSettings
 from .store import Entry, Store
+from .uploads import UploadMeter, may_serve
 
 log = logging.getLogger(__name__)
 Endpoint = tuple[str, int]
@@ -69,6 +70,16 @@ class Dht(Protocol):
                          grace: float | None = None) -> list[tuple[str, int]]: ...
 
 
+class UploadRate(Protocol):
+    """The swarm's current upload rate in B/s (``SwarmStats.upload_rate``)."""
+
+    async def __call__(self) -> int: ...
+
+
+async def _no_swarm_upload() -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class Lookup:
     """A lookup's answer, as ``/_ext/lookup`` sends it."""
@@ -84,7 +95,8 @@ class Lookup:
 class WebCache:
     def __init__(self, settings: WebCacheSettings | None, data_dir: Path, dht: Dht,
                  peer_endpoint: Callable[[], Endpoint], spawn: Spawn,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, upload_limit: int = 0,
+                 swarm_upload: UploadRate = _no_swarm_upload) -> None:
         self.settings = settings
         self.root = data_dir / "webcache"
         self.dht = dht
@@ -96,7 +108,8 @@ class WebCache:
         self.reputation = trust.Reputation()
         self.store = Store(self.root, settings.size if settings else 1)
         self._fetcher = Fetcher(settings) if settings else None
-        self._peers = Peers(settings.holder_timeout if settings else 1.0)
+        self._peers = Peers(settings.holder_timeout if settings else 1.0,
+                            local=lambda: self.peer_endpoint()[0])
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._gate = asyncio.Semaphore(FETCHES_AT_ONCE)
         self._outcomes: dict[str, str | None] = {}
@@ -106,6 +119,10 @@ class WebCache:
         self._well_known_asked: dict[str, float] = {}
         self._lookups: dict[str, asyncio.Task[Lookup]] = {}
         self._agreeing: dict[str, int] = {}  # url -> holders agreeing at its last lookup
+        self.upload_limit = upload_limit
+        self._swarm_upload = swarm_upload
+        self._uploads = UploadMeter()
+        self._swarm_rate: tuple[float, int] = (-1.0, 0)  # (when asked, B/s): asked once a second
 
     @property
     def enabled(self) -> bool:
@@ -404,3 +421,14 @@ class WebCache:
         if self.settings is None:
             return None
         return self.store.body(sha256)
+
+    async def may_upload(self, size: int) -> bool:
+        """Whether a body of ``size`` bytes fits in the node's upload limit now (uploads.py);
+        if so it is counted as sent."""
+        now = time.monotonic()
+        if self.upload_limit > 0 and now - self._swarm_rate[0] >= 1.0:
+            self._swarm_rate = (now, await self._swarm_upload())
+        if not may_serve(self._swarm_rate[1], self._uploads.rate(now), size, self.upload_limit):
+            return False
+        self._uploads.add(size, now)
+        return True

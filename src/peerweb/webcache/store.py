@@ -154,10 +154,12 @@ class Store:
             tmp = self.bodies_dir / f".{resource.sha256}.{os.getpid()}.tmp"
             tmp.write_bytes(body)
             tmp.replace(self.bodies_dir / resource.sha256)
+        # The new version takes its references before the old one lets go of its own: the
+        # bodies both share (all of them, when the same version is kept again) stay on disk.
         old = self._entries.get(_key(manifest.url, own))
-        if old is not None:
-            self._remove(old)
         self._add(Entry(manifest, manifest.digest(), fetched_at, own, agreeing, now))
+        if old is not None:
+            self._release(old)
         self.enforce(keep=_key(manifest.url, own))
         self.save()
         return True
@@ -186,6 +188,10 @@ class Store:
 
     def _remove(self, entry: Entry) -> None:
         self._entries.pop(_key(entry.manifest.url, entry.own), None)
+        self._release(entry)
+
+    def _release(self, entry: Entry) -> None:
+        """Drop ``entry``'s references to its bodies; a body nobody names any more goes."""
         for sha in {r.sha256 for r in entry.manifest.resources}:
             left = self._refs.get(sha, 0) - 1
             if left > 0:
