@@ -118,7 +118,7 @@ class PeerClient:
             async with self._client().get(url) as response:
                 if response.status != 200:
                     return None
-                body = await response.content.read(MAX_RRSET_BODY + 1)
+                body = await _read_at_most(response, MAX_RRSET_BODY + 1)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.debug("rrset fetch from %s:%d failed: %s", *endpoint, exc)
             return None
