@@ -133,6 +133,8 @@ async def _race(port: int, other: Endpoint, first: bool, local: str | None,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         listener.close()
+        while not got.empty():  # connections that came after the choice
+            held.append(got.get_nowait())
         for sock in [*dials, *held]:
             if sock is not chosen:
                 sock.close()
