@@ -12,7 +12,9 @@ dropped, both ways). The visitor's ``Detours`` must notice (no byte for ``STALL_
 and resume through a relay. Reported: cut -> detection and cut -> first byte on the new
 path, and the share that completed byte-exact. Every cut is between two hosts in the middle
 of the network, never a host's own access link (the "last hop", which no detour avoids).
-Baseline: RON's < 20 s and one-hop source routing's 56% recovered.
+Baseline in the same run (``baseline``, a separate part: each cut waits out the direct
+path's retries): the same cuts without relays, ``--baseline-links`` of them. From the
+literature: RON's < 20 s and one-hop source routing's 56% recovered.
 
 ``matrix`` (a bed of 13 ISPs of one host: two of each of six kinds, public, firewall,
 fullcone, restricted, cone, symmetric, and the relay's): for every ordered pair (dialer
@@ -117,7 +119,9 @@ def quantiles(values: list[float]) -> dict[str, float | None]:
 
 # -- links ---------------------------------------------------------------------------------
 
-def links(args: argparse.Namespace, tmp: Path, rng: random.Random) -> dict[str, Any]:
+def links(args: argparse.Namespace, tmp: Path, rng: random.Random,
+          relays: bool = True) -> dict[str, Any]:
+    """The blackholed links; ``relays=False`` is the baseline: the same cuts, no detour."""
     data = os.urandom(args.size)
     (tmp / "f").write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
@@ -131,9 +135,10 @@ def links(args: argparse.Namespace, tmp: Path, rng: random.Random) -> dict[str, 
                                 str(tmp / "f"), "--rate", str(args.rate)))
         getters = {h.name: start(bed, h, agent(
             "getloop", "--mark", str(args.size // 4),
-            *(a for r in public if r is not h for a in ("--relay", f"{r.address}:{RELAY}"))),
+            *(a for r in public if r is not h and relays
+              for a in ("--relay", f"{r.address}:{RELAY}"))),
             stdin=True) for h in bed.hosts}
-        for i in range(args.links):
+        for i in range(args.links if relays else args.baseline_links):
             holder = rng.choice(public)
             visitor = rng.choice([h for h in bed.hosts if h is not holder])
             getter = getters[visitor.name]
@@ -312,7 +317,7 @@ def ranges(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"runs": len(runs), **{".".join(p): span(p) for p in (
         ("links", "recovered_share"), ("links", "detect_s", "median"),
         ("links", "recover_s", "median"), ("links", "recover_s", "p90"),
-        ("links", "recover_s", "max"),
+        ("links", "recover_s", "max"), ("baseline", "recovered_share"),
         ("matrix", "direct_share_no_random_ports"), ("matrix", "direct_share_all"),
         ("matrix", "connected_share_all"), ("matrix", "relayed_share_all"),
         ("overhead", "relayed_over_direct"), ("overhead", "direct", "per_payload_byte"),
@@ -324,6 +329,7 @@ def main() -> None:
     parser.add_argument("--run", type=int, default=1, help="which run (1-based) to record")
     parser.add_argument("--parts", default="links,matrix,overhead")
     parser.add_argument("--links", type=int, default=100)
+    parser.add_argument("--baseline-links", type=int, default=10)
     parser.add_argument("--size", type=int, default=1024 * 1024)
     parser.add_argument("--rate", type=int, default=2 * 1024 * 1024)
     parser.add_argument("--seed", type=int, default=None)
@@ -344,6 +350,8 @@ def main() -> None:
         began = time.monotonic()
         if part == "links":
             this["links"] = links(args, tmp, rng)
+        elif part == "baseline":
+            this["baseline"] = links(args, tmp, rng, relays=False)
         elif part == "matrix":
             this["matrix"] = matrix(args)
         elif part == "overhead":

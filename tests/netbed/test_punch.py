@@ -8,7 +8,9 @@ Hosts (``NetBed()``): h0-h2 public, h3-h5 firewall, h6-h8 cone NAT, h9-h11 symme
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -91,3 +93,33 @@ def test_a_symmetric_nat_defeats_the_punch_and_a_relay_connects(
     assert not dial(bed, coned, target)["ok"]
     wait_until_sync(lambda: dial(bed, coned, target, "--relay", relay)["ok"], 10,
                     "a tunnel through the relay")
+
+
+def test_detours_punch_to_a_reserved_host_and_relay_when_the_punch_fails(
+        bed: NetBed, relay: str, logs: Path) -> None:
+    """A file server on h8 (cone NAT) holds a reservation at the relay. A visitor behind a
+    firewall (h4) gets it over a punched connection (the relay only brokers: INVITE, then
+    RENDEZVOUS); one behind a symmetric NAT (h10) fails the punch and gets it relayed."""
+    server = bed.host(8)
+    payload = logs / "payload.bin"
+    payload.write_bytes(os.urandom(300_000))
+    port = ECHO + 1
+    start(bed, logs, server, "serve", "--host", "0.0.0.0", "--port", str(port), "--file",
+          str(payload))
+    start(bed, logs, server, "reserve", "--relay", relay, "--local", server.address,
+          "--ports", str(port))
+    url = f"http://{server.external}:{port}/file"
+    digest = hashlib.sha256(payload.read_bytes()).hexdigest()
+    punched = get(bed, bed.host(4), url, relay)
+    assert punched["sha256"] == digest and punched["punched"] == 1, punched
+    assert punched["paths"] == [None]
+    relayed = get(bed, bed.host(10), url, relay)
+    assert relayed["sha256"] == digest and relayed["punched"] == 0, relayed
+    assert relayed["paths"] == [[bed.host(0).address, RELAY]]
+
+
+def get(bed: NetBed, host: Host, url: str, relay: str) -> dict[str, Any]:
+    done = bed.run(host, agent("get", url, "--relay", relay, "--punch", "--connect", "1"),
+                   timeout=60)
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer

@@ -51,7 +51,7 @@ def status(bed: NetBed, host: Host, data: Path) -> dict[str, object]:
     return answer
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_a_site_published_behind_a_nat_is_fetched_from_behind_another(
         bed: NetBed, tmp_path: Path) -> None:
     hub, publisher, visitor = bed.host(0), bed.host(6), bed.host(9)
@@ -88,3 +88,19 @@ def test_a_site_published_behind_a_nat_is_fetched_from_behind_another(
     assert pub["reachability"]["reachable"] is not True  # type: ignore[index]
     hub_status = status(bed, hub, tmp_path / "hub")
     assert hub_status["relay"]["relayed_bytes"] >= len(page)  # type: ignore[index]
+    # A second visitor, behind a firewall: its NAT-less address lets a punch through the
+    # publisher's cone NAT (the relay only brokers it, INVITE then RENDEZVOUS).
+    walled = bed.host(3)
+    assert walled.kind == "firewall"
+    start_node(bed, walled, tmp_path / "wall", *join)
+    out_walled = tmp_path / "walled.html"
+
+    def fetched_walled() -> bool:
+        bed.run(walled, ["curl", "-s", "-m", "15", "-o", str(out_walled),
+                         f"http://127.0.0.1:{GATEWAY}/s/{site_id}/index.html"], check=False)
+        return out_walled.exists() and out_walled.read_bytes() == page
+
+    wait_until_sync(fetched_walled, 60, "the page over a punched connection")
+    seen = status(bed, walled, tmp_path / "wall")
+    assert any(d["via"] == "punched" for d in seen["detours"]["swarm"]), seen  # type: ignore[index]
+    assert status(bed, publisher, tmp_path / "pub")["reservation"]["punched"] >= 1  # type: ignore[index]

@@ -133,13 +133,14 @@ def test_home_shows_reachability_reservation_and_relaying() -> None:
               "reachability": {"reachable": False, "external": "198.18.0.12",
                                "nat": "endpoint-independent",
                                "reason": "2 peers could not connect back"},
-              "reservation": {"relay": "198.18.1.10:9600", "held": True, "tunnels": 3},
+              "reservation": {"relay": "198.18.1.10:9600", "held": True, "tunnels": 3,
+                              "punched": 2},
               "relay": {"circuits": [{"for": "<b>10.0.0.1</b>", "to": "x"}],
                         "relayed_bytes": 2048, "reservations": [{}]}}
     page = dashboard.render_home(status, [], TOKEN, OWN)
     assert "Not reachable from outside at <code>198.18.0.12</code>" in page
     assert "endpoint-independent" in page and "2 peers could not connect back" in page
-    assert "<code>198.18.1.10:9600</code>: held, 3 tunnel(s)" in page
+    assert "<code>198.18.1.10:9600</code>: held, 3 tunnel(s), 2 punched" in page
     assert "1 circuit(s) for &lt;b&gt;10.0.0.1&lt;/b&gt;, 2.0 kB relayed, 1 reservation(s)" \
         in page
     unknown = {**STATUS, "reachability": {"reachable": None, "nat": "unknown", "reason": ""}}

@@ -329,7 +329,8 @@ def reach_panel(status: Mapping[str, Any]) -> str:
     if isinstance(held, Mapping):
         state = "held" if held.get("held") else "not held yet"
         lines.append(f"<p>Relay reservation at <code>{_e(str(held.get('relay')))}</code>: "
-                     f"{state}, {int(held.get('tunnels') or 0)} tunnel(s)</p>")
+                     f"{state}, {int(held.get('tunnels') or 0)} tunnel(s), "
+                     f"{int(held.get('punched') or 0)} punched</p>")
     relay = status.get("relay")
     if isinstance(relay, Mapping):
         circuits = relay.get("circuits") or []

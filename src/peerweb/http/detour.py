@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 import ssl
 import time
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 from ..errors import PeerwebError
 from ..policy.paths import CONNECT_TIMEOUT, STALL_AFTER, PathBook, PathWatch
+from .punch import punch
 from .relay import CHUNK, read_head, splice, split_hostport
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,11 @@ class Detours:
         self.clock = clock
         self.book = PathBook()
         self.events: list[PathEvent] = []
+        self.punch = False
+        """Whether to try a hole punch (through the first relay) before relaying: set by
+        the owner when its own NAT keeps ports (``Reachability.punchable``)."""
+        self.punched = 0
+        """Connections made by a punch (they count as direct: no relay carries them)."""
 
     async def _direct(self, dest: Endpoint) -> Streams:
         """The direct connection to ``dest``, its outcome recorded in the book."""
@@ -126,6 +133,10 @@ class Detours:
                 return await self._direct(dest), None
             except (OSError, TimeoutError) as exc:
                 log.info("direct path to %s:%d failed: %s", host, port, exc)
+        if self.punch and self.relays:
+            punched = await self._punch(self.relays[0], dest)
+            if punched is not None:
+                return punched, None
         for relay in self.book.detours(dest, self.relays, self.clock()):
             try:
                 streams = await open_via(relay, host, port, self.connect_timeout, self.local)
@@ -140,6 +151,30 @@ class Detours:
                 return await self._direct(dest), None
         raise Unreachable(f"no path reached {host}:{port} (direct and {len(self.relays)} "
                           "relays tried)")
+
+    async def _punch(self, relay: Endpoint, dest: Endpoint) -> Streams | None:
+        """A punched connection to a destination that holds a reservation at ``relay``
+        (it is invited to meet us there), or None (no reservation, or the NATs refuse)."""
+        token = secrets.token_hex(8)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                *relay, local_addr=(self.local, 0) if self.local else None),
+                self.connect_timeout)
+            try:
+                writer.write(f"INVITE {_hostport(*dest)} {token} PEERWEB/1\r\n\r\n".encode())
+                answer = await asyncio.wait_for(reader.readline(), self.connect_timeout)
+            finally:
+                writer.close()
+            if answer.split()[:2] != [b"PEERWEB/1", b"200"]:
+                return None
+            # The invited node is told at once: a meeting it does not join in a few seconds
+            # will not happen.
+            streams = await punch(relay, token, self.local, wait=2 * self.connect_timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.info("no punch to %s:%d: %s", *dest, exc)
+            return None
+        self.punched += 1
+        return streams
 
     def _failed(self, dest: Endpoint, via: Endpoint | None) -> None:
         if via is None:
@@ -262,6 +297,8 @@ class Reservation:
         self.bind = bind
         self.seen_as: str | None = None
         self.tunnels = 0
+        self.punches = 0
+        """Connections punched to this node at peers' invitation (no relay carries them)."""
         self.ready = asyncio.Event()
         self._splices: set[asyncio.Task[None]] = set()
 
@@ -295,10 +332,10 @@ class Reservation:
             self.ready.set()
             while line := await reader.readline():
                 words = line.split()
-                if len(words) == 3 and words[0] == b"INCOMING" and words[2].isdigit() and \
-                        int(words[2]) in self.ports:
-                    task = asyncio.ensure_future(self._answer(words[1].decode(),
-                                                              int(words[2])))
+                if len(words) == 3 and words[0] in (b"INCOMING", b"PUNCH") and \
+                        words[2].isdigit() and int(words[2]) in self.ports:
+                    meet = self._answer if words[0] == b"INCOMING" else self._punched
+                    task = asyncio.ensure_future(meet(words[1].decode(), int(words[2])))
                     self._splices.add(task)
                     task.add_done_callback(self._splices.discard)
         finally:
@@ -317,6 +354,23 @@ class Reservation:
             return
         remote[1].write(f"ACCEPT {token} PEERWEB/1\r\n\r\n".encode())
         self.tunnels += 1
+        await splice(local, remote)
+
+    async def _punched(self, token: str, port: int) -> None:
+        """Meet a peer the relay says wants to punch through to ``port``; splice the
+        punched connection to the local service."""
+        try:
+            remote = await punch(self.relay, token, self.bind)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.info("punch for port %d through %s:%d failed: %s", port, *self.relay, exc)
+            return
+        try:
+            local = await asyncio.wait_for(asyncio.open_connection(self.local_host, port),
+                                           CONNECT_TIMEOUT)
+        except (OSError, TimeoutError):
+            remote[1].close()
+            return
+        self.punches += 1
         await splice(local, remote)
 
 
@@ -375,6 +429,8 @@ class Forwarder:
         self.host = host
         self.port = 0
         self.via: Endpoint | None = None
+        self.punched = False
+        """Whether the last connection was punched (then ``via`` is None: no relay)."""
         self.carried = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -390,7 +446,9 @@ class Forwarder:
             self._tasks.add(task)
         try:
             try:
+                before = self.detours.punched
                 remote, self.via = await self.detours.connect(*self.destination)
+                self.punched = self.detours.punched > before
             except Unreachable as exc:
                 log.info("forwarder to %s:%d: %s", *self.destination, exc)
                 writer.close()

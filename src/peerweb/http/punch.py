@@ -63,7 +63,7 @@ async def rendezvous(relay: Endpoint, token: str, local: str | None = None,
         await asyncio.wait_for(loop.sock_connect(control, relay), PUNCH_TIMEOUT)
         await loop.sock_sendall(control, f"RENDEZVOUS {token} PEERWEB/1\r\n\r\n".encode())
         answer = b""
-        async with asyncio.timeout(wait + PUNCH_TIMEOUT):
+        async with asyncio.timeout(wait):
             while not answer.endswith(b"\n"):
                 data = await loop.sock_recv(control, 256)
                 if not data or len(answer) > 256:
@@ -81,10 +81,11 @@ async def rendezvous(relay: Endpoint, token: str, local: str | None = None,
 
 
 async def punch(relay: Endpoint, token: str, local: str | None = None,
-                timeout: float = PUNCH_TIMEOUT) -> Streams:
-    """A direct TCP connection to the peer that meets us at ``relay`` under ``token``;
-    raises ``TimeoutError`` (or ``OSError``) when the NATs in between do not allow one."""
-    control, other, first = await rendezvous(relay, token, local)
+                timeout: float = PUNCH_TIMEOUT, wait: float = RENDEZVOUS_WAIT) -> Streams:
+    """A direct TCP connection to the peer that meets us at ``relay`` under ``token``
+    (within ``wait``); raises ``TimeoutError`` (or ``OSError``) when the NATs in between
+    do not allow one."""
+    control, other, first = await rendezvous(relay, token, local, wait)
     try:
         return await _race(control.getsockname()[1], other, first, local, timeout)
     finally:
@@ -132,6 +133,8 @@ async def _race(port: int, other: Endpoint, first: bool, local: str | None,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         listener.close()
+        while not got.empty():  # connections that came after the choice
+            held.append(got.get_nowait())
         for sock in [*dials, *held]:
             if sock is not chosen:
                 sock.close()

@@ -19,6 +19,10 @@ One request per connection, a head of lines ending in an empty line (like HTTP/1
                                             get "PEERWEB/1 200 <ip> <port> first|second",
                                             the other's address as seen here, at once
                                             (hole punching, ``http.punch``)
+    INVITE <ip>:<port> <token> PEERWEB/1    ask the node holding a reservation for that
+                                            address and port to meet the asker under
+                                            <token> ("PUNCH <token> <port>" on its
+                                            reservation); "PEERWEB/1 200 invited" or 404
 
 The relay decides with ``policy.relaying.RelayBook`` (destinations, per-peer and total
 limits, bytes, age, idleness). A tunnel carries bytes only: TLS inside it stays end to end,
@@ -178,6 +182,8 @@ class RelayServer:
                 keep = self._accept(words[1], reader, writer)  # the tunnel owns it now
             elif verb == "WHOAMI":
                 writer.write(f"PEERWEB/1 200 {peer[0]} {peer[1]}\r\n".encode())
+            elif verb == "INVITE" and len(words) == 4:
+                await self._invite(words[1], words[2], writer)
             elif verb == "RENDEZVOUS" and len(words) == 3:
                 await self._rendezvous((peer[0], int(peer[1])), words[1], writer)
             elif verb == "DIALBACK" and len(words) == 3 and words[1].isdigit() and \
@@ -283,6 +289,18 @@ class RelayServer:
             for port in made.ports:
                 if self._reserved.get((peer, port)) is writer:
                     del self._reserved[(peer, port)]
+
+    async def _invite(self, target: str, token: str, writer: asyncio.StreamWriter) -> None:
+        host, port = split_hostport(target)
+        control = self._reserved.get((host, port))
+        if control is None or control.is_closing() or len(token) > MAX_TOKEN or \
+                not token.isalnum():
+            _refuse(writer, Refusal(404, "no reservation for that address"))
+            return
+        control.write(f"PUNCH {token} {port}\n".encode())
+        await control.drain()
+        writer.write(b"PEERWEB/1 200 invited\r\n")
+        await writer.drain()
 
     async def _rendezvous(self, peer: tuple[str, int], token: str,
                           writer: asyncio.StreamWriter) -> None:

@@ -99,6 +99,8 @@ class Reach:
         while True:
             await self.probe()
             verdict = self.assess()
+            # A punch is worth its few seconds only when our NAT keeps ports.
+            self.detours.punch = verdict.punchable
             if verdict.reachable is not True and self._reservation_task is None:
                 self._reserve()
             await asyncio.sleep(PROBE_INTERVAL)
@@ -155,14 +157,15 @@ class Reach:
             out["reservation"] = {
                 "relay": f"{self.reservation.relay[0]}:{self.reservation.relay[1]}",
                 "held": self.reservation.ready.is_set(), "seen_as": self.reservation.seen_as,
-                "tunnels": self.reservation.tunnels}
+                "tunnels": self.reservation.tunnels, "punched": self.reservation.punches}
         if self.server is not None:
             out["relay"] = self.server.status()
         if self.config.relays:
             out["detours"] = {
                 "relays": [f"{h}:{p}" for h, p in self.config.relays],
                 "swarm": [{"torrent": tid, "peer": f"{p[0]}:{p[1]}",
-                           "via": f"{f.via[0]}:{f.via[1]}" if f.via else "direct",
+                           "via": f"{f.via[0]}:{f.via[1]}" if f.via else
+                           "punched" if f.punched else "direct",
                            "bytes": f.carried} for (tid, p), f in self.forwarders.items()],
                 "failures": [{"to": f"{e.destination[0]}:{e.destination[1]}",
                               "reason": e.reason,

@@ -160,6 +160,7 @@ async def reserve(args: argparse.Namespace) -> None:
 async def get(args: argparse.Namespace) -> None:
     detours = Detours([_endpoint(r) for r in args.relay], local=args.local,
                       connect_timeout=args.connect, stall_after=args.stall)
+    detours.punch = args.punch
     progress = Path(args.progress) if args.progress else None
 
     def told(count: int) -> None:
@@ -178,6 +179,7 @@ async def get(args: argparse.Namespace) -> None:
         "location": fetched.headers.get("location"),
         "paths": [list(p) if p else None for p in fetched.paths],
         "events": _events(detours, began), "seconds": round(time.monotonic() - began, 3),
+        "punched": detours.punched,
     }), flush=True)
 
 
@@ -359,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--relay", action="append", default=[])
     p.add_argument("--local", default=None)
     p.add_argument("--progress", default=None)
+    p.add_argument("--punch", action="store_true")
     p.add_argument("--stall", type=float, default=2.0)
     p.add_argument("--connect", type=float, default=2.0)
     p = sub.add_parser("tunnels")
