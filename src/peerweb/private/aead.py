@@ -78,17 +78,36 @@ def open_run(key: bytes, ciphertext: Buffer, chunk_size: int, ad: AssociatedData
             except CryptoError:
                 raise Failed(i) from None
         return out
-    source = _ffi.from_buffer(ciphertext)
-    target = _ffi.from_buffer(out) + offset
-    sealed_size = chunk_size - NONCE_SIZE
-    decrypt = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt
-    for i in range(count):
-        nonce = source + i * chunk_size
-        data = ad(i)
-        if decrypt(target + i * plain_size, _ffi.NULL, _ffi.NULL, nonce + NONCE_SIZE,
-                   sealed_size, data, len(data), nonce, key) != 0:
-            raise Failed(i)
+    failed = _open_straight(key, ciphertext, count, chunk_size, ad, out, offset)
+    if failed is not None:
+        raise Failed(failed)
     return out
+
+
+def _open_straight(key: bytes, ciphertext: Buffer, count: int, chunk_size: int,
+                   ad: AssociatedData, out: bytearray, offset: int) -> int | None:
+    """``open_run`` through libsodium: the position of the chunk that failed, or None.
+
+    The buffers cffi holds are released before returning, never left to a frame that a
+    traceback keeps: the garbage collector may clear a memoryview in a cycle while cffi
+    still holds a buffer of it, and CPython then crashes when cffi lets go of it."""
+    source = _ffi.from_buffer(ciphertext)
+    whole = _ffi.from_buffer(out)
+    try:
+        target = whole + offset
+        sealed_size = chunk_size - NONCE_SIZE
+        plain_size = sealed_size - TAG_SIZE
+        decrypt = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt
+        for i in range(count):
+            nonce = source + i * chunk_size
+            data = ad(i)
+            if decrypt(target + i * plain_size, _ffi.NULL, _ffi.NULL, nonce + NONCE_SIZE,
+                       sealed_size, data, len(data), nonce, key) != 0:
+                return i
+        return None
+    finally:
+        _ffi.release(source)
+        _ffi.release(whole)
 
 
 def seal_run(key: bytes, plaintext: Buffer, count: int, chunk_size: int, nonces: bytes,
@@ -101,8 +120,9 @@ def seal_run(key: bytes, plaintext: Buffer, count: int, chunk_size: int, nonces:
     whole = len(plaintext) // plain_size
     view = memoryview(plaintext)
     out = bytearray(count * chunk_size)
-    encrypt = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt if use_fast else None
-    target: Any = _ffi.from_buffer(out) if use_fast else None
+    if use_fast:
+        _seal_straight(key, view, count, chunk_size, nonces, ad, out)
+        return out
     for i in range(count):
         begin = i * chunk_size
         nonce = nonces[i * NONCE_SIZE:(i + 1) * NONCE_SIZE]
@@ -112,11 +132,32 @@ def seal_run(key: bytes, plaintext: Buffer, count: int, chunk_size: int, nonces:
         part: Buffer = (view[i * plain_size:(i + 1) * plain_size] if i < whole
                         else bytes(view[i * plain_size:(i + 1) * plain_size]).ljust(
                             plain_size, b"\0"))
-        data = ad(i)
-        if encrypt is None:
-            out[begin + NONCE_SIZE:begin + chunk_size] = (
-                crypto_aead_xchacha20poly1305_ietf_encrypt(bytes(part), data, nonce, key))
-            continue
-        encrypt(target + begin + NONCE_SIZE, _ffi.NULL, _ffi.from_buffer(part), plain_size,
-                data, len(data), _ffi.NULL, nonce, key)
+        out[begin + NONCE_SIZE:begin + chunk_size] = (
+            crypto_aead_xchacha20poly1305_ietf_encrypt(bytes(part), ad(i), nonce, key))
     return out
+
+
+def _seal_straight(key: bytes, view: memoryview, count: int, chunk_size: int, nonces: bytes,
+                   ad: AssociatedData, out: bytearray) -> None:
+    """``seal_run`` through libsodium, releasing cffi's buffers as ``_open_straight``."""
+    plain_size = chunk_size - NONCE_SIZE - TAG_SIZE
+    whole = len(view) // plain_size
+    tail = bytes(view[whole * plain_size:]).ljust(plain_size, b"\0")
+    zeros = bytes(plain_size)
+    source = _ffi.from_buffer(view)
+    target = _ffi.from_buffer(out)
+    try:
+        encrypt = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt
+        for i in range(count):
+            begin = i * chunk_size
+            nonce = nonces[i * NONCE_SIZE:(i + 1) * NONCE_SIZE]
+            out[begin:begin + NONCE_SIZE] = nonce
+            # Whole chunks are read in place; the one the plaintext ends in, and any after
+            # it, are zeros past its end.
+            part = source + i * plain_size if i < whole else tail if i == whole else zeros
+            data = ad(i)
+            encrypt(target + begin + NONCE_SIZE, _ffi.NULL, part, plain_size, data, len(data),
+                    _ffi.NULL, nonce, key)
+    finally:
+        _ffi.release(source)
+        _ffi.release(target)
