@@ -8,6 +8,7 @@ names and bytes come out; the opened manifests are kept in memory, never written
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -59,23 +60,33 @@ class PrivateSites:
         cached = self._opened.get((snapshot.tid, key or b"node-key"))
         if cached is not None:
             return cached
-        header = parse_header(await self._store.read_file(snapshot, found.header))
-        content_key = None
-        if key is not None:
-            try:
-                content_key = header.content_key(key)
-            except WrongKey:
+        # The header and the manifest are asked for at once: on a cold node each is a
+        # piece from the swarm, and one after the other they were two round trips before
+        # the first byte of a file.
+        manifest_read = asyncio.ensure_future(self._store.read_file(snapshot, found.manifest))
+        try:
+            header = parse_header(await self._store.read_file(snapshot, found.header))
+            content_key = None
+            if key is not None:
+                try:
+                    content_key = header.content_key(key)
+                except WrongKey:
+                    content_key = await self._sealed_to_me(snapshot, found, header)
+                    if content_key is None:
+                        raise
+            else:
                 content_key = await self._sealed_to_me(snapshot, found, header)
                 if content_key is None:
-                    raise
-        else:
-            content_key = await self._sealed_to_me(snapshot, found, header)
-            if content_key is None:
-                raise NoReadKey("this site is private: its files are encrypted, and this "
-                                "node has no key for it. Open its read capability first "
-                                "(`peerweb open peerweb://<site-id>#k=...`), or ask its "
-                                "publisher to add this node's key (`peerweb node-key`).")
-        manifest = await self._store.read_file(snapshot, found.manifest)
+                    raise NoReadKey("this site is private: its files are encrypted, and this "
+                                    "node has no key for it. Open its read capability first "
+                                    "(`peerweb open peerweb://<site-id>#k=...`), or ask its "
+                                    "publisher to add this node's key (`peerweb node-key`).")
+            manifest = await manifest_read
+        finally:
+            if not manifest_read.done():
+                manifest_read.cancel()  # not needed after all (no key, a wrong one)
+            elif not manifest_read.cancelled():
+                manifest_read.exception()  # seen: a failure of the header's read says it
         opened = layout.open_version(found, header, None, manifest, snapshot.sizes,
                                      content_key=content_key)
         if len(self._opened) >= OPEN_VERSIONS:

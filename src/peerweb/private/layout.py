@@ -80,18 +80,13 @@ def _encrypt_file(source: SourceFile, target: Path, key: bytes, version_id: byte
             while index < total:
                 check_cancel()
                 data = reader.read(CHUNK_PLAINTEXT * WRITE_BATCH)
-                batch = []
-                for offset in range(0, max(len(data), 1), CHUNK_PLAINTEXT):
-                    if index >= total:
-                        break
-                    batch.append(chunks.seal_chunk(key, version_id, file_id, index,
-                                                   data[offset:offset + CHUNK_PLAINTEXT]))
-                    index += 1
-                writer.write(b"".join(batch))
-                if not data:  # the padding chunks, past the file's end, all zeros
-                    while index < total:
-                        writer.write(chunks.seal_chunk(key, version_id, file_id, index, b""))
-                        index += 1
+                # A batch of whole chunks; past the file's end, the padding chunks (zeros).
+                count = min(total - index, max(1, -(-len(data) // CHUNK_PLAINTEXT)) if data
+                            else WRITE_BATCH)
+                writer.write(chunks.seal_chunks(key, version_id, file_id, index,
+                                                memoryview(data)[:count * CHUNK_PLAINTEXT],
+                                                count))
+                index += count
     except OSError as exc:
         raise PublishError(f"encrypting {source.relative}: {exc.strerror}") from exc
     return total * BLOCK_SIZE
