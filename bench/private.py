@@ -6,18 +6,29 @@ The same folder is published twice by one node, public and ``--private``; two ho
 each; for each trial a fresh node (with the read key for the private one) asks its gateway.
 Targets (issue 20): throughput >= 90% of public; first byte and seek within 1.2x public;
 publish <= 1.5x. ``PEERWEB_BENCH_PRIVATE_MB`` sets the big file's size (default 40).
+
+Publish is timed on its own folder of ``PEERWEB_BENCH_PUBLISH_MB`` (default 1024: a 1 GB
+folder, made in a temporary folder on disk and removed after), published public and
+private alternately, ``PUBLISH_TRIALS`` times each, by a node of its own.
+
+Each run is one process (take the bench lock per run). ``PEERWEB_BENCH_APPEND=1`` adds this
+run to the runs already in ``bench/results/private.json`` (same sizes), and the file then
+gives each figure's and each ratio's range over the runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from bench.common import median, ratio_line, write_result
+from bench.common import RESULTS, median, ratio_line, write_result
 from peerweb import aio
 from peerweb.tools.testnet import Testnet
 
@@ -25,6 +36,11 @@ TRIALS = 3
 HOLDERS = 2
 MB = 1024 * 1024
 SIZE = int(os.environ.get("PEERWEB_BENCH_PRIVATE_MB", "40")) * MB
+PUBLISH_SIZE = int(os.environ.get("PEERWEB_BENCH_PUBLISH_MB", "1024")) * MB
+PUBLISH_TRIALS = 2
+# The publish folder: a few big files and many small ones, as a photo or document folder.
+PUBLISH_FILES = 8
+SMALL_FILES = 200
 
 
 async def timed_get(session: aiohttp.ClientSession, url: str, host: str,
@@ -40,7 +56,48 @@ async def timed_get(session: aiohttp.ClientSession, url: str, host: str,
     return elapsed
 
 
+def make_publish_folder(root: Path) -> None:
+    """``PUBLISH_SIZE`` bytes of random data: ``SMALL_FILES`` files of 16 KiB, the rest in
+    ``PUBLISH_FILES`` big ones, written in 64 MiB steps (never all in memory)."""
+    (root / "small").mkdir(parents=True)
+    (root / "index.html").write_bytes(b"<h1>folder</h1>")
+    for i in range(SMALL_FILES):
+        (root / "small" / f"{i:04}.txt").write_bytes(os.urandom(16 * 1024))
+    left = PUBLISH_SIZE - SMALL_FILES * 16 * 1024
+    for i in range(PUBLISH_FILES):
+        size = left // (PUBLISH_FILES - i)
+        left -= size
+        with open(root / f"big-{i}.bin", "wb") as out:
+            while size:
+                step = min(size, 64 * MB)
+                out.write(os.urandom(step))
+                size -= step
+
+
+async def publish_times() -> dict[str, list[float]]:
+    """Seconds to publish the big folder, public and private, alternately."""
+    times: dict[str, list[float]] = {"public": [], "private": []}
+    # On disk beside the results (not a RAM-backed /tmp), removed however it ends; the
+    # folder and each published copy take PUBLISH_SIZE each.
+    work = Path(tempfile.mkdtemp(prefix="bench-private-publish-", dir=RESULTS.parent))
+    try:
+        make_publish_folder(work / "folder")
+        async with Testnet(1, root=work / "net") as net:
+            node = net.nodes[0].node
+            for trial in range(PUBLISH_TRIALS):
+                for kind in ("public", "private"):
+                    began = time.perf_counter()
+                    await node.publish(work / "folder", f"folder-{kind}-{trial}",
+                                       private=kind == "private")
+                    times[kind].append(time.perf_counter() - began)
+                    print(f"publish {PUBLISH_SIZE // MB} MB {kind}: {times[kind][-1]:.2f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return times
+
+
 async def main() -> None:
+    publish = await publish_times()
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         (site / "media").mkdir(parents=True)
@@ -56,8 +113,9 @@ async def main() -> None:
                 began = time.perf_counter()
                 published[kind] = await publisher.publish(site, f"bench-{kind}",
                                                           private=kind == "private")
-                results[kind] = {"publish": [time.perf_counter() - began], "first_mb": [],
-                                 "seek_90": [], "cold_mbps": [], "warm_mbps": []}
+                results[kind] = {"publish_small": [time.perf_counter() - began],
+                                 "publish": publish[kind], "first_mb": [], "seek_90": [],
+                                 "cold_mbps": [], "warm_mbps": []}
             key = publisher.private.keyring.get(published["private"].site_id)
             assert key is not None
             for holder in net.nodes[1:]:
@@ -92,21 +150,41 @@ async def main() -> None:
                         f"{k} {v[-1]:.3g}" for k, v in row.items() if v))
     pub, priv = ({k: median(v) for k, v in results[kind].items()}
                  for kind in ("public", "private"))
-    lines = [
-        ratio_line("publish", priv["publish"], pub["publish"], "s", "target <= 1.5x"),
-        ratio_line("first 1 MB", priv["first_mb"] * 1000, pub["first_mb"] * 1000, "ms",
-                   "target <= 1.2x"),
-        ratio_line("1 MB after seek to 90%", priv["seek_90"] * 1000, pub["seek_90"] * 1000,
-                   "ms", "target <= 1.2x"),
-        ratio_line("cold whole-file MB/s", priv["cold_mbps"], pub["cold_mbps"], "MB/s",
-                   "target >= 0.9"),
-        ratio_line("warm whole-file MB/s", priv["warm_mbps"], pub["warm_mbps"], "MB/s",
-                   "target >= 0.9"),
-    ]
+    rows = [("publish", f"publish {PUBLISH_SIZE // MB} MB", 1, "s", "target <= 1.5x"),
+            ("first_mb", "first 1 MB", 1000, "ms", "target <= 1.2x"),
+            ("seek_90", "1 MB after seek to 90%", 1000, "ms", "target <= 1.2x"),
+            ("cold_mbps", "cold whole-file MB/s", 1, "MB/s", "target >= 0.9"),
+            ("warm_mbps", "warm whole-file MB/s", 1, "MB/s", "target >= 0.9")]
+    lines = [ratio_line(label, priv[key] * scale, pub[key] * scale, unit, target)
+             for key, label, scale, unit, target in rows]
     for line in lines:
         print(line)
-    write_result("private", {"size_mb": SIZE // MB, "trials": TRIALS, "public": pub,
-                             "private": priv, "raw": results, "summary": lines})
+    run = {"public": pub, "private": priv, "raw": results, "summary": lines,
+           "ratios": {key: priv[key] / pub[key] for key, *_ in rows}}
+    runs = previous_runs() + [run]
+    ranges = {key: [min(r["ratios"][key] for r in runs), max(r["ratios"][key] for r in runs)]
+              for key, *_ in rows}
+    for key, label, *_ in rows:
+        print(f"{label}: ratio over {len(runs)} run(s) {ranges[key][0]:.2f} .. "
+              f"{ranges[key][1]:.2f}")
+    write_result("private", {
+        "size_mb": SIZE // MB, "publish_mb": PUBLISH_SIZE // MB, "trials": TRIALS,
+        "publish_trials": PUBLISH_TRIALS, "runs": runs, "ratio_ranges": ranges,
+        "ranges": {kind: {key: [min(r[kind][key] for r in runs),
+                                max(r[kind][key] for r in runs)] for key, *_ in rows}
+                   for kind in ("public", "private")}})
+
+
+def previous_runs() -> list[dict[str, Any]]:
+    """The runs in the results file, when this run is to be added to them (same sizes)."""
+    path = RESULTS / "private.json"
+    if not os.environ.get("PEERWEB_BENCH_APPEND") or not path.exists():
+        return []
+    kept = json.loads(path.read_text())
+    if (kept.get("size_mb"), kept.get("publish_mb")) != (SIZE // MB, PUBLISH_SIZE // MB):
+        return []
+    runs: list[dict[str, Any]] = kept.get("runs", [])
+    return runs
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 async def send_chunks(request: web.Request, status: int, headers: Mapping[str, str],
-                      length: int, first: bytes, rest: AsyncIterator[bytes],
+                      length: int, first: bytes | memoryview,
+                      rest: AsyncIterator[bytes] | AsyncIterator[memoryview],
                       what: str) -> web.StreamResponse:
     """Stream ``first`` and then ``rest`` (``length`` bytes in all) as the response."""
     response = web.StreamResponse(status=status, headers=headers)

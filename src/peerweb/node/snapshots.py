@@ -331,8 +331,10 @@ class SnapshotStore:
             self.small_files.put(key, data)
         return data
 
-    def stream(self, snapshot: Snapshot, index: int, start: int, end: int) -> Any:
-        """Bytes ``start`` to ``end`` of a file, as an async iterator of verified chunks."""
+    def stream(self, snapshot: Snapshot, index: int, start: int, end: int,
+               checked: bool = True) -> Any:
+        """Bytes ``start`` to ``end`` of a file, as an async iterator of verified chunks
+        (``checked=False``: see ``PieceReader.read``)."""
         self._last_used[snapshot.tid] = time.monotonic()
         if end <= start:
             return _empty()
@@ -340,7 +342,8 @@ class SnapshotStore:
         if error and not snapshot.file_complete(index):
             raise StorageError(f"this site's download stopped on a disk error: {error}; "
                                f"{DISK_ADVICE}")
-        return self._swarm.read(snapshot.handle, index, start, end, self._config.fetch_timeout)
+        return self._swarm.read(snapshot.handle, index, start, end, self._config.fetch_timeout,
+                                checked)
 
 
 def torrent_size(handle: Any) -> int:

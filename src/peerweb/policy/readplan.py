@@ -18,9 +18,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..errors import PeerError
 from . import pagefirst
+
+Data = TypeVar("Data", bytes, memoryview)
 
 # How many pieces past the one being read get a deadline, so a stream never waits on the
 # round trip of its next request; at 64 KiB pieces this is about half a megabyte in flight.
@@ -109,7 +112,7 @@ class ReadPlan:
         offset = piece * self.piece_length - self.file_offset
         return offset, min(self.piece_length, self.file_size - offset)
 
-    def clip(self, piece: int, data: bytes) -> bytes:
+    def clip(self, piece: int, data: Data) -> Data:
         """The bytes of ``piece`` (``data``, as verified) that lie in the range.
 
         Raises PeerError when ``data`` is too short to cover its part of the range."""

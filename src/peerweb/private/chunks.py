@@ -21,20 +21,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from nacl.bindings import (
-    crypto_aead_xchacha20poly1305_ietf_decrypt,
-    crypto_aead_xchacha20poly1305_ietf_encrypt,
-)
-from nacl.exceptions import CryptoError
-
 from ..errors import TamperedChunk
+from . import aead
 
 MAGIC = b"PWPRIV01"
 """Format and version of the ciphertext, first in every associated data."""
 BLOCK_SIZE = 16 * 1024
 """BitTorrent's request and BEP 52 leaf size: one chunk each."""
-NONCE_SIZE = 24
-TAG_SIZE = 16
+NONCE_SIZE = aead.NONCE_SIZE
+TAG_SIZE = aead.TAG_SIZE
 KEY_SIZE = 32
 ID_SIZE = 16
 """Bytes of a version id and of a file id (random: never derived from the content)."""
@@ -96,48 +91,68 @@ def associated_data(version_id: bytes, file_id: bytes, index: int) -> bytes:
     return MAGIC + version_id + file_id + index.to_bytes(8, "big")
 
 
+def _ad_from(version_id: bytes, file_id: bytes, first: int) -> aead.AssociatedData:
+    prefix = MAGIC + version_id + file_id
+    return lambda position: prefix + (first + position).to_bytes(8, "big")
+
+
+def seal_chunks(key: bytes, version_id: bytes, file_id: bytes, first: int,
+                plaintext: bytes | bytearray | memoryview, count: int) -> bytearray:
+    """Chunks ``first`` to ``first + count`` of a file sealing ``plaintext`` (at most
+    ``count`` chunks of it; zeros after its end), each under a fresh random nonce."""
+    if len(plaintext) > count * CHUNK_PLAINTEXT:
+        raise ValueError(f"{count} chunks hold at most {count * CHUNK_PLAINTEXT} bytes")
+    return aead.seal_run(key, plaintext, count, BLOCK_SIZE, os.urandom(NONCE_SIZE * count),
+                         _ad_from(version_id, file_id, first))
+
+
+def open_chunks(key: bytes, version_id: bytes, file_id: bytes, first: int,
+                ciphertext: bytes | bytearray | memoryview, out: bytearray | None = None,
+                offset: int = 0) -> bytearray:
+    """The plaintext of whole chunks ``first``, ``first + 1``, ... of a file, one chunk's
+    16344 bytes after another (in a new buffer, or written into ``out`` from ``offset``);
+    TamperedChunk for the first that is altered, moved from another file, position or
+    version, or sealed under another key."""
+    if len(ciphertext) % BLOCK_SIZE:
+        raise TamperedChunk(f"chunk {first + len(ciphertext) // BLOCK_SIZE} is "
+                            f"{len(ciphertext) % BLOCK_SIZE} bytes, not {BLOCK_SIZE}")
+    try:
+        return aead.open_run(key, ciphertext, BLOCK_SIZE, _ad_from(version_id, file_id, first),
+                             out=out, offset=offset)
+    except aead.Failed as failed:
+        raise TamperedChunk(
+            f"chunk {first + failed.position} of this private file fails its authentication "
+            "check: it was altered, or moved from another file or version; nothing of it is "
+            "served") from None
+
+
 def seal_chunk(key: bytes, version_id: bytes, file_id: bytes, index: int,
                plaintext: bytes, nonce: bytes | None = None) -> bytes:
     """One chunk of ciphertext; ``plaintext`` shorter than a chunk is padded with zeros."""
     if len(plaintext) > CHUNK_PLAINTEXT:
         raise ValueError(f"a chunk holds at most {CHUNK_PLAINTEXT} bytes")
     nonce = os.urandom(NONCE_SIZE) if nonce is None else nonce
-    padded = plaintext.ljust(CHUNK_PLAINTEXT, b"\0")
-    sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
-        padded, associated_data(version_id, file_id, index), nonce, key)
-    return nonce + sealed
+    return bytes(aead.seal_run(key, plaintext, 1, BLOCK_SIZE, nonce,
+                               _ad_from(version_id, file_id, index)))
 
 
 def open_chunk(key: bytes, version_id: bytes, file_id: bytes, index: int,
                chunk: bytes) -> bytes:
-    """The 16344 plaintext bytes of one chunk, or TamperedChunk: altered, moved from another
-    file, position or version, or sealed under another key."""
+    """The 16344 plaintext bytes of one chunk, or TamperedChunk (``open_chunks``)."""
     if len(chunk) != BLOCK_SIZE:
         raise TamperedChunk(f"chunk {index} is {len(chunk)} bytes, not {BLOCK_SIZE}")
-    try:
-        return crypto_aead_xchacha20poly1305_ietf_decrypt(
-            chunk[NONCE_SIZE:], associated_data(version_id, file_id, index),
-            chunk[:NONCE_SIZE], key)
-    except CryptoError:
-        raise TamperedChunk(
-            f"chunk {index} of this private file fails its authentication check: it was "
-            "altered, or moved from another file or version; nothing of it is served"
-        ) from None
+    return bytes(open_chunks(key, version_id, file_id, index, chunk))
 
 
 def seal_stream(key: bytes, version_id: bytes, file_id: bytes, data: bytes,
                 chunks: int | None = None) -> bytes:
     """All chunks of a small byte string, padded to ``chunks`` (default: its bucket)."""
     total = padded_chunks(len(data)) if chunks is None else chunks
-    return b"".join(seal_chunk(key, version_id, file_id, i,
-                               data[i * CHUNK_PLAINTEXT:(i + 1) * CHUNK_PLAINTEXT])
-                    for i in range(total))
+    return bytes(seal_chunks(key, version_id, file_id, 0, data, total))
 
 
 def open_stream(key: bytes, version_id: bytes, file_id: bytes, ciphertext: bytes) -> bytes:
     """The padded plaintext of whole chunks (``seal_stream`` undone)."""
     if len(ciphertext) % BLOCK_SIZE:
         raise TamperedChunk("private data is not a whole number of chunks")
-    return b"".join(open_chunk(key, version_id, file_id, i,
-                               ciphertext[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE])
-                    for i in range(len(ciphertext) // BLOCK_SIZE))
+    return bytes(open_chunks(key, version_id, file_id, 0, ciphertext))

@@ -80,18 +80,13 @@ def _encrypt_file(source: SourceFile, target: Path, key: bytes, version_id: byte
             while index < total:
                 check_cancel()
                 data = reader.read(CHUNK_PLAINTEXT * WRITE_BATCH)
-                batch = []
-                for offset in range(0, max(len(data), 1), CHUNK_PLAINTEXT):
-                    if index >= total:
-                        break
-                    batch.append(chunks.seal_chunk(key, version_id, file_id, index,
-                                                   data[offset:offset + CHUNK_PLAINTEXT]))
-                    index += 1
-                writer.write(b"".join(batch))
-                if not data:  # the padding chunks, past the file's end, all zeros
-                    while index < total:
-                        writer.write(chunks.seal_chunk(key, version_id, file_id, index, b""))
-                        index += 1
+                # A batch of whole chunks; past the file's end, the padding chunks (zeros).
+                count = min(total - index, max(1, -(-len(data) // CHUNK_PLAINTEXT)) if data
+                            else WRITE_BATCH)
+                writer.write(chunks.seal_chunks(key, version_id, file_id, index,
+                                                memoryview(data)[:count * CHUNK_PLAINTEXT],
+                                                count))
+                index += count
     except OSError as exc:
         raise PublishError(f"encrypting {source.relative}: {exc.strerror}") from exc
     return total * BLOCK_SIZE
@@ -172,7 +167,9 @@ class RangeReader:
     ``chunks.span(start, end)`` names, fed in pieces of any size, in order.
 
     Each chunk is checked before any of its bytes leave: ``feed`` returns only plaintext
-    of chunks that passed, and raises TamperedChunk on one that does not."""
+    of chunks that passed, and raises TamperedChunk on one that does not. A feed of whole
+    chunks is decrypted where it lies, in one run (``chunks.open_chunks``), and what comes
+    back is a view into that run's plaintext, not a copy."""
 
     def __init__(self, version: OpenVersion, entry: int, start: int, end: int) -> None:
         self._key = version.content_key
@@ -180,6 +177,7 @@ class RangeReader:
         self._file_id = version.manifest.entries[entry].file_id
         self.span = chunks.span(start, end)
         self._index = self.span.first
+        self._chunks_left = self.span.count
         self._left_to_skip = self.span.skip
         self._left = end - start
         self._buffer = bytearray()
@@ -188,24 +186,47 @@ class RangeReader:
     def done(self) -> bool:
         return self._left == 0
 
-    def feed(self, data: bytes) -> bytes:
-        if self._buffer:
-            data = bytes(self._buffer) + data
-        whole = len(data) // BLOCK_SIZE
-        self._buffer = bytearray(data[whole * BLOCK_SIZE:])
-        out = []
-        for position in range(0, whole * BLOCK_SIZE, BLOCK_SIZE):
-            if self._left == 0:
-                break
-            plain = chunks.open_chunk(self._key, self._version_id, self._file_id,
-                                      self._index, data[position:position + BLOCK_SIZE])
-            self._index += 1
-            if self._left_to_skip or self._left < CHUNK_PLAINTEXT:
-                plain = plain[self._left_to_skip:self._left_to_skip + self._left]
-                self._left_to_skip = 0
-            self._left -= len(plain)
-            out.append(plain)
-        return b"".join(out)
+    @property
+    def resume_at(self) -> int:
+        """Where in the file's ciphertext the chunks not yet returned start: a caller whose
+        feed failed may read again from here (after the last chunk that passed)."""
+        return self._index * BLOCK_SIZE
+
+    def restart(self) -> None:
+        """Drop a chunk's part fed before: the next feed starts at ``resume_at``."""
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> memoryview:
+        return self.feed_all((data,))
+
+    def feed_all(self, parts: Sequence[bytes | bytearray | memoryview]) -> memoryview:
+        """The plaintext that ``parts``, fed one after another, complete, in one buffer.
+        Parts of whole chunks (a stream's pieces) are decrypted where they lie; a part that
+        splits a chunk costs a copy of the batch. Nothing changes when a chunk fails."""
+        buffer = bytearray()
+        if self._buffer or any(len(part) % BLOCK_SIZE for part in parts):
+            joined = self._buffer + b"".join(parts)
+            whole = len(joined) // BLOCK_SIZE * BLOCK_SIZE
+            parts, buffer = (memoryview(joined)[:whole],), joined[whole:]
+        take = min(sum(len(part) for part in parts) // BLOCK_SIZE, self._chunks_left)
+        plain = bytearray(take * CHUNK_PLAINTEXT)
+        index, left = self._index, take
+        for part in parts:
+            count = min(len(part) // BLOCK_SIZE, left)
+            if count:
+                chunks.open_chunks(self._key, self._version_id, self._file_id, index,
+                                   memoryview(part)[:count * BLOCK_SIZE], plain,
+                                   (index - self._index) * CHUNK_PLAINTEXT)
+            index, left = index + count, left - count
+        begin = self._left_to_skip if take else 0
+        length = min(len(plain) - begin, self._left)
+        self._buffer = buffer if take < self._chunks_left else bytearray()
+        self._index += take
+        self._chunks_left -= take
+        if take:
+            self._left_to_skip = 0
+        self._left -= length
+        return memoryview(plain)[begin:begin + length]
 
 
 def stage_writer(read_key: bytes, readers: Sequence[bytes] = (),

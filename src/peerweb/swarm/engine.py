@@ -288,9 +288,10 @@ class Swarm:
     # -- reading -----------------------------------------------------------------------------
 
     def read(self, handle: Any, file_index: int, start: int, end: int,
-             timeout: float) -> AsyncIterator[bytes]:
-        """Verified bytes [start, end) of one file, streamed as pieces arrive (see PieceReader)."""
-        return self._reader.read(handle, file_index, start, end, timeout)
+             timeout: float, checked: bool = True) -> AsyncIterator[bytes | memoryview]:
+        """Verified bytes [start, end) of one file, streamed as pieces arrive (see PieceReader;
+        ``checked=False`` for a reader that authenticates them itself)."""
+        return self._reader.read(handle, file_index, start, end, timeout, checked)
 
     def reading(self, tid: str) -> bool:
         """Whether a reader is waiting on a piece of this torrent right now."""

@@ -47,11 +47,17 @@ class PieceReader:
         self._awaiting: set[tuple[str, int]] = set()
 
     async def read(self, handle: TorrentHandle, file_index: int, start: int, end: int,
-                   timeout: float) -> AsyncIterator[bytes]:
+                   timeout: float, checked: bool = True) -> AsyncIterator[bytes | memoryview]:
         """Verified bytes [start, end) of one file, streamed as pieces arrive.
 
         Pieces not yet downloaded get deadlines, nearest first, so a seek into a large file
         fetches the pieces at the new offset before anything else.
+
+        ``checked=False`` is for a reader that authenticates every byte itself (a private
+        file's chunks, each under its AEAD tag): pieces held on disk then come as they are
+        there, without their SHA-1 check (views into one read, no copy each). They may be
+        wrong (altered on disk, or not yet written out of libtorrent's cache): such a reader
+        reads them again, checked, when they fail its own check.
         """
         info: lt.torrent_info = handle.torrent_file()
         files = info.layout()
@@ -71,13 +77,22 @@ class PieceReader:
                 run = plan.disk_run(piece, held, pending) if local is not None else []
                 if local is not None and run:
                     spans = [self._span(info, plan, p) for p in run]
-                    pieces = await asyncio.to_thread(diskpiece.read_run, local, spans)
-                    for data in pieces:
-                        yield plan.clip(piece, data)
-                        piece += 1
-                    if len(pieces) == len(run):
+                    if checked:
+                        pieces = await asyncio.to_thread(diskpiece.read_run, local, spans)
+                        for data in pieces:
+                            yield plan.clip(piece, data)
+                            piece += 1
+                        read = len(pieces)
+                    else:
+                        views = await asyncio.to_thread(diskpiece.read_run_unchecked, local,
+                                                        spans)
+                        for view in views:
+                            yield plan.clip(piece, view)
+                            piece += 1
+                        read = len(views)
+                    if read == len(run):
                         continue
-                    data = await self._refetch(handle, piece, spans[len(pieces)], timeout)
+                    data = await self._refetch(handle, piece, spans[read], timeout)
                 else:
                     data = await self._fetch_piece(handle, piece, pending.pop(piece, None),
                                                    timeout, plan.bulk)

@@ -64,7 +64,11 @@ class Counters:
         """The counters, rates summed over torrents, and ``hash_failures()`` as it is then."""
         counters = await self.counters()
         up = down = 0
-        for status in self._session().get_torrent_status(lambda _s: True, 0):
+        # Not get_torrent_status(pred): libtorrent's binding calls the Python predicate on
+        # its own thread without the GIL, which corrupts memory as soon as another thread
+        # runs Python code (seen as crashes in the garbage collector; PYTHONMALLOC=debug
+        # names the call). A handle's status() takes the GIL as it should.
+        for status in (handle.status(0) for handle in self._session().get_torrents()):
             up += int(status.upload_rate)
             down += int(status.download_rate)
         return SwarmStats(
