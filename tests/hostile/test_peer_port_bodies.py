@@ -35,7 +35,8 @@ class FakeNode:
 
     def accept_pointer(self, pointer: ptr.Pointer, source: tuple[str, int] | None,
                        unsolicited: bool = False,
-                       holders: tuple[tuple[str, int], ...] = ()) -> bool:
+                       holders: tuple[tuple[str, int], ...] = (),
+                       planned: bool = False) -> bool:
         self.accepted.append((pointer, source))
         return True
 

@@ -328,17 +328,8 @@ class Resolver:
         (``propagation.must_look_up``). What a push named is used for this forward only,
         never cached: ``holders()`` answers from the DHT, not from what peers claim."""
         me, skip = self.peer_endpoint, [exclude] if exclude else []
-        now = time.monotonic()
-        cached = self._holders.get(pointer.site_id)
-        known = list(named)
-        if cached is not None and cooldowns.still_fresh(cached[0], now,
-                                                        self._timings.holders_ttl):
-            known += cached[1]
-        own = self._refreshed.get(pointer.site_id)
-        warm = own is not None and cooldowns.still_fresh(own[0], now,
-                                                         propagation.FORWARD_LIST_AGE)
-        if own is not None and warm:
-            known += own[1]
+        remembered, warm = self._known_holders(pointer.site_id)
+        known = [*named, *remembered]
         usable = len(set(known) - {me, *skip})
         if propagation.must_look_up(usable, warm=warm):
             known = [*await self.holders(pointer.site_id), *named]
@@ -352,6 +343,23 @@ class Resolver:
         log.info("pushed v%d of %s to %d holders (%d took it as news)", pointer.version,
                  pointer.site_id[:12], len(targets), sum(results))
 
+    def _known_holders(self, site_id: str) -> tuple[list[Endpoint], bool]:
+        """The holders this node already knows of (a fresh lookup's answer, its own list
+        refreshed at its last announce), and whether that own list is warm enough to forward
+        to without a lookup."""
+        now = time.monotonic()
+        known: list[Endpoint] = []
+        cached = self._holders.get(site_id)
+        if cached is not None and cooldowns.still_fresh(cached[0], now,
+                                                        self._timings.holders_ttl):
+            known += cached[1]
+        own = self._refreshed.get(site_id)
+        warm = own is not None and cooldowns.still_fresh(own[0], now,
+                                                         propagation.FORWARD_LIST_AGE)
+        if own is not None and warm:
+            known += own[1]
+        return known, warm
+
     # -- planned pushes (propagation.plan_pushes) -------------------------------------------
 
     async def push_wave(self, pointer: ptr.Pointer) -> None:
@@ -361,7 +369,11 @@ class Resolver:
         finds and that list missed (the publish gathered for 50 ms only). The lookup runs
         beside the first wave, not after it: a holder it alone found waited ~1.5 s."""
         site_id, me = pointer.site_id, self.peer_endpoint
-        first = await self.holders(site_id)
+        # A warm list (refreshed at this node's last announce) goes out at once; the lookup
+        # beside the wave finds whom it lacks.
+        known, warm = self._known_holders(site_id)
+        usable = sorted(set(known) - {me})
+        first = usable if warm and usable else await self.holders(site_id)
         _, found = await asyncio.gather(
             self._send_plan(pointer, propagation.plan_pushes(
                 first, me, fanout=propagation.PUBLISH_WAVE)),
