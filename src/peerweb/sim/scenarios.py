@@ -550,6 +550,9 @@ class DiscoveryConfig:
     discovery_window: float = 10.0
     """The origins start their lookups at random times over this many seconds."""
     offline: float = 0.0
+    churn_per_hour: float = 0.0
+    """Share of the DHT's nodes leaving (and as many coming back) per hour, from the start
+    of the announces; needs ``offline`` > 0 for nodes to come back."""
     dht: DhtConfig = field(default_factory=DhtConfig)
     seed: int = 0
 
@@ -586,6 +589,8 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
     volunteers, origins = chosen[:config.volunteers], chosen[config.volunteers:]
     if config.offline:
         dht.take_offline(config.offline, protect=set(chosen))
+    if config.churn_per_hour:
+        dht.churn(config.churn_per_hour, protect=set(chosen))
     # The node's keys: ``volunteer_key(shard)``, or with one shard the single key of before
     # (which origins still read when they widen).
     legacy = key_prefix(propagation.VOLUNTEERS_KEY)
@@ -647,7 +652,11 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
     sim.run(until=t0 - 1e-9)
     announce_load = load_between([0] * dht.n, dht.received, [0] * dht.n, dht.dropped, t0)
     before, dropped_before = list(dht.received), list(dht.dropped)
-    sim.run()
+    if config.churn_per_hour:
+        # Churn never ends: stop when every origin's lookups are long over.
+        sim.run(until=t0 + config.discovery_window + 4 * LOOKUP_TIMEOUT + 30.0)
+    else:
+        sim.run()
     discovery_load = load_between(before, dht.received, dropped_before, dht.dropped,
                                   sim.now - t0)
     visible = set().union(*found.values()) if found else set()
