@@ -105,8 +105,12 @@ def test_resharding_keeps_holders_spread_and_old_shards_in_the_first_eight():
 
 def test_a_refresh_looks_one_level_up_and_counts_only_shards_within_the_count():
     rng = random.Random(5)
-    others = {prop.holder_refresh(0, rng, 8)[1] for _ in range(500)}
-    assert others == set(range(1, 16))  # shards of holders that reckon twice as many
+    assert {prop.holder_refresh(0, rng, 8)[1] for _ in range(200)} == set(range(1, 8))
+    ahead = {prop.holder_refresh(0, rng, 8, ahead=True)[2] for _ in range(200)}
+    assert ahead == set(range(8, 16))  # shards of holders that reckon twice as many
+    assert len(prop.holder_refresh(0, rng, prop.MAX_HOLDER_SHARDS, ahead=True)) == 2
+    assert prop.looks_full(8 * prop.SHARD_GROW_AT // 2, 8)
+    assert not prop.looks_full(8 * prop.SHARD_GROW_AT // 2 - 1, 8)
     assert prop.counted_shards([3, 12], [200, 7], 8) == [200]
     assert prop.holder_estimate([120, 90], 32) == 90 * 32
     assert prop.holder_estimate([], 8) == 0

@@ -319,7 +319,9 @@ class Resolver:
         # under names nobody, and its lookup runs to the deadline.
         deadline = loop.time() + self._timings.holders_lookup_timeout
         shards = self.shard_count(site_id)
-        tried = propagation.holder_refresh(self.holder_shard(site_id), shards=shards)
+        tried = propagation.holder_refresh(
+            self.holder_shard(site_id), shards=shards,
+            ahead=propagation.looks_full(self._estimates.get(site_id, 0), shards))
         each = await self._swarm.find_peers_each(
             [propagation.holders_key(public_key, s) for s in tried],
             min(self._timings.holders_probe_timeout, self._timings.holders_lookup_timeout),

@@ -109,21 +109,28 @@ def holder_shard(rng: random.Random | None = None, shards: int = HOLDER_SHARDS) 
 
 
 def holder_refresh(own: int, rng: random.Random | None = None,
-                   shards: int = HOLDER_SHARDS) -> list[int]:
+                   shards: int = HOLDER_SHARDS, ahead: bool = False) -> list[int]:
     """The shards a holder looks up when it refreshes its list of other holders (at each
     announce): its own and one other at random, so that lists cross shards and a flood
-    forwarded from them does too. The other among twice the site's count (``reach``):
-    holders reckon counts apart, and those that reckon twice as many shards announce in
-    the upper half too, which no list would name otherwise (docs/simulator.md)."""
+    forwarded from them does too. ``ahead`` (the site looks near its next doubling,
+    ``looks_full``): one more among the next ``shards``, where the holders that already
+    reckon twice as many announce half of themselves, which no list would name otherwise
+    (docs/simulator.md). Not for a small site: an empty third shard would not cost time,
+    but two empty ones would, and a small site's first two are often empty."""
     if shards <= 1:
         return [own]
-    other = (rng or random).randrange(min(shards * reach(shards), MAX_HOLDER_SHARDS) - 1)
-    return [own, other if other < own else other + 1]
+    r = rng or random
+    other = r.randrange(shards - 1)
+    tried = [own, other if other < own else other + 1]
+    if ahead and 2 * shards <= MAX_HOLDER_SHARDS:
+        tried.append(shards + r.randrange(shards))
+    return tried
 
 
-def reach(shards: int) -> int:
-    """How many times the site's count of shards a refresh's other shard is drawn from."""
-    return 2 if shards < MAX_HOLDER_SHARDS else 1
+def looks_full(estimate: int, shards: int) -> bool:
+    """Whether a site of ``estimate`` holders (``holder_estimate``) is near the size at
+    which holders double ``shards``: half of ``SHARD_GROW_AT`` per shard."""
+    return 2 * estimate >= shards * SHARD_GROW_AT
 
 
 def counted_shards(tried: Sequence[int], found: Sequence[int], shards: int) -> list[int]:

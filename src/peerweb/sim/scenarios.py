@@ -318,7 +318,8 @@ def update_flood(config: FloodConfig) -> FloodResult:
         (``holder_refresh``), then every other shard if they named too few
         (``holders_widen``); with one shard, the one key."""
         shards = count.get(node, config.shards)
-        tried = propagation.holder_refresh(own[node], rng, shards)
+        tried = propagation.holder_refresh(
+            own[node], rng, shards, propagation.looks_full(estimate.get(node, 0), shards))
         sizes: list[int] = []
 
         def first(seen: set[int]) -> None:
