@@ -5,7 +5,10 @@ N DHT nodes; H of them hold the site. Runs: ``before`` (one holders key, lists c
 update, a forwarder looking one key up as ``must_look_up`` says: the node before this round),
 ``node`` (``HOLDER_SHARDS`` keys, each holder's list refreshed at its announce and forwarded
 to without a lookup: the node now) and ``scaled`` (the same with ceil(H/400) keys, what a
-site of H holders needs). Pushes name ``PUSHED_HOLDERS`` holders in all. Writes
+site of H holders needs), ``adaptive`` (from 8, each holder's count grows with what its
+refreshes find, ``propagation.holder_shards``, over ``--rounds`` announce rounds: the node
+now) and ``adaptive+poll`` (the same, polls stretched by ``poll_interval(..., holders=)``).
+Pushes name ``PUSHED_HOLDERS`` holders in all. Writes
 bench/results/<name>.json and <name>.png (completion CDFs).
 
     python -m bench.sim_update_flood                 # N=10^4, H=10^2..5x10^3

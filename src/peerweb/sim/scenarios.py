@@ -677,3 +677,32 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(ordered),
             "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
             "max": ordered[-1]}
+
+
+# -- a flash crowd's DHT traffic -----------------------------------------------------------
+
+def crowd_lookups(nodes: int, visitors: int, window: float = 60.0, pointer_size: int = 400,
+                  seed: int = 0) -> tuple[Load, list[float]]:
+    """The DHT side of a flash crowd (``sim.crowd`` has none): ``visitors`` nodes arrive
+    over ``window`` seconds, each gets the site's pointer (BEP 44) and looks up and
+    announces into its swarm (get_peers + announce_peer), as a visitor's node opening a
+    site does. Returns the load over the crowd and each visitor's pointer lookup time."""
+    sim = Simulator(seed)
+    dht = Dht(sim, nodes)
+    rng = sim.rng
+    pointer_key, swarm_key = rng.getrandbits(64), rng.getrandbits(64)
+    publisher = rng.randrange(nodes)
+    dht.put(publisher, pointer_key, 1, pointer_size)
+    sim.run(until=10.0)
+    before, dropped_before = list(dht.received), list(dht.dropped)
+    times: list[float] = []
+
+    def visit(node: int) -> None:
+        began = sim.now
+        dht.lookup(node, pointer_key, Kind.GET, lambda _: times.append(sim.now - began))
+        dht.announce(node, swarm_key)
+    for node in rng.sample(range(nodes), min(visitors, nodes)):
+        sim.at(10.0 + rng.uniform(0, window), visit, node)
+    sim.run()
+    return load_between(before, dht.received, dropped_before, dht.dropped,
+                        sim.now - 10.0), times
