@@ -5,7 +5,10 @@ N DHT nodes; H of them hold the site. Runs: ``before`` (one holders key, lists c
 update, a forwarder looking one key up as ``must_look_up`` says: the node before this round),
 ``node`` (``HOLDER_SHARDS`` keys, each holder's list refreshed at its announce and forwarded
 to without a lookup: the node now) and ``scaled`` (the same with ceil(H/400) keys, what a
-site of H holders needs). Pushes name ``PUSHED_HOLDERS`` holders in all. Writes
+site of H holders needs), ``adaptive`` (from 8, each holder's count grows with what its
+refreshes find, ``propagation.holder_shards``, over ``--rounds`` announce rounds: the node
+now) and ``adaptive+poll`` (the same, polls stretched by ``poll_interval(..., holders=)``).
+Pushes name ``PUSHED_HOLDERS`` holders in all. Writes
 bench/results/<name>.json and <name>.png (completion CDFs).
 
     python -m bench.sim_update_flood                 # N=10^4, H=10^2..5x10^3
@@ -54,6 +57,9 @@ def main() -> None:
                         help="before: one key, cold lists, a forwarder looks one key up "
                         "(the node before this round); node: HOLDER_SHARDS keys, lists "
                         "refreshed at each announce; scaled: the same with ceil(H/400) keys")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="announce rounds (holder_announce_interval each) of the "
+                        "adaptive runs, as the shard counts settle")
     parser.add_argument("--churn", type=float, default=0.0,
                         help="share of the DHT's nodes going off line per hour")
     parser.add_argument("--name", default="sim_update_flood")
@@ -64,14 +70,21 @@ def main() -> None:
         scaled = max(1, math.ceil(holders / 400))
         options = {"before": (1, False, True),
                    "node": (propagation.HOLDER_SHARDS, True, False),
-                   "scaled": (scaled, True, False)}
+                   "scaled": (scaled, True, False),
+                   "adaptive": (propagation.HOLDER_SHARDS, True, False),
+                   "adaptive+poll": (propagation.HOLDER_SHARDS, True, False)}
         for run in args.runs:
             shards, warm, legacy = options[run]
+            adaptive = run.startswith("adaptive")
             result = update_flood(FloodConfig(
                 nodes=args.nodes, holders=holders, shards=shards, warm=warm,
                 legacy_lookup=legacy, holder_list=propagation.PUSHED_HOLDERS,
-                churn_per_hour=args.churn, seed=0))
-            r = row(result) | {"run": run, "warm_lists": warm, "churn_per_hour": args.churn}
+                churn_per_hour=args.churn, adaptive=adaptive,
+                rounds=args.rounds if adaptive else 1, poll_stretch=run == "adaptive+poll",
+                seed=0))
+            r = row(result) | {"run": run, "warm_lists": warm, "churn_per_hour": args.churn,
+                               "shard_counts_at_update": result.shard_counts,
+                               "rounds": args.rounds if adaptive else 1}
             rows.append(r)
             curves.append((holders, run, shards, result.accepted_at))
             u, a = r["update_load"], r["announce_load"]
@@ -81,7 +94,8 @@ def main() -> None:
                   f"DHT node {u['busiest']} requests in the flood ({u['dropped']} dropped; "
                   f"median of active {u['median_active']}), {a['busiest']} while "
                   f"announcing ({a['busiest_per_second']}/s, {a['dropped']} dropped, median "
-                  f"of active {a['median_active']}), {r['wall_s']} s "
+                  f"of active {a['median_active']}; with background {u['background']}), "
+                  f"counts {result.shard_counts}, {r['wall_s']} s "
                   f"wall, {r['peak_rss_mb']} MB", flush=True)
     write(args.name, {"runs": rows, "targets": "99% of holders <= 5 s, <= 10 messages/holder"})
     plt = pyplot()

@@ -41,29 +41,39 @@ def main() -> None:
     parser.add_argument("--volunteers", type=int, default=2000)
     parser.add_argument("--origins", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--shards", type=int, default=propagation.VOLUNTEER_SHARDS)
+    parser.add_argument("--churn", type=float, nargs="+", default=[0.0],
+                        help="shares of the DHT's nodes leaving per hour (with --offline)")
+    parser.add_argument("--offline", type=float, default=0.0,
+                        help="share of the DHT's nodes off line at the start")
     parser.add_argument("--name", default="sim_volunteers")
     args = parser.parse_args()
     rows = []
-    for origins in args.origins:
-        for shards in (1, args.shards):
+    runs = [(o, s, c) for c in args.churn for o in args.origins for s in (1, args.shards)]
+    for origins, shards, churn in runs:
             result = volunteer_discovery(DiscoveryConfig(
                 nodes=args.nodes, volunteers=args.volunteers, origins=origins,
-                shards=shards))
-            r = row(result)
+                shards=shards, offline=args.offline, churn_per_hour=churn))
+            r = row(result) | {"churn_per_hour": churn, "offline": args.offline}
             rows.append(r)
             a, d = r["announce_load"], r["discovery_load"]
-            print(f"N={args.nodes} V={args.volunteers} O={origins} S={shards}: busiest node "
+            print(f"N={args.nodes} V={args.volunteers} O={origins} S={shards} churn {churn}: "
+                  f"busiest node "
                   f"{a['busiest']} req announcing ({a['dropped']} dropped), {d['busiest']} "
                   f"discovering ({d['dropped']} dropped; mean {d['mean']:.2f}), found "
                   f"{r['found_per_origin']['median']} median, in "
                   f"{r['seconds']['median']:.2f} s; busiest volunteer asked to mirror by "
-                  f"{r['mirror_asks_busiest_volunteer']}; {r['wall_s']} s wall")
+                  f"{r['mirror_asks_busiest_volunteer']}; with background (busiest/median) "
+                  f"announcing {a['background']}, discovering {d['background']}; "
+                  f"{r['wall_s']} s wall", flush=True)
     write(args.name, {"runs": rows,
                       "target": "no DHT node > 10x the median node's request rate"})
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    labels = [f"O={r['origins']}\n{'1 key' if r['shards'] == 1 else str(r['shards']) + ' shards'}"
-              for r in rows]
+    def label(r: dict[str, Any]) -> str:
+        churn = f" churn {r['churn_per_hour']:.0%}/h" if r["churn_per_hour"] else ""
+        keys = "1 key" if r["shards"] == 1 else f"{r['shards']} shards"
+        return f"O={r['origins']}{churn}\n{keys}"
+    labels = [label(r) for r in rows]
     axes[0].bar(labels, [r["announce_load"]["busiest"] + r["discovery_load"]["busiest"]
                          for r in rows], color=["C3" if r["shards"] == 1 else "C0" for r in rows])
     axes[0].set_ylabel("requests received by the busiest DHT node")

@@ -120,3 +120,58 @@ def test_a_share_of_the_planned_receivers_look_further():
     draws = [prop.looks_further(rng) for _ in range(3000)]
     assert abs(sum(draws) / len(draws) - prop.LOOKUP_SHARE) < 0.03
     assert not prop.looks_further(rng, share=0.0)
+
+
+def test_the_shard_count_doubles_when_even_the_emptiest_shard_looks_full():
+    grow, shrink = prop.SHARD_GROW_AT, prop.SHARD_SHRINK_AT
+    assert prop.holder_shards([grow, grow + 300], 8) == 16
+    # The own shard alone full (stale announces of holders that moved out) moves nothing.
+    assert prop.holder_shards([grow + 300, grow - 1], 8) == 8
+    assert prop.holder_shards([shrink - 1, shrink - 1], 64) == 32
+    assert prop.holder_shards([shrink - 1, shrink], 64) == 64
+    assert prop.holder_shards([0, 0], prop.HOLDER_SHARDS) == prop.HOLDER_SHARDS  # the floor
+    assert prop.holder_shards([10**4], prop.MAX_HOLDER_SHARDS) == prop.MAX_HOLDER_SHARDS
+    assert prop.holder_shards([], 32) == 32  # nothing looked at within the count
+    # Doubled just now, the shards hold half as many each: not sparse enough to halve.
+    assert prop.holder_shards([grow // 2, grow // 2], 16) == 16
+
+
+def test_resharding_keeps_holders_spread_and_old_shards_in_the_first_eight():
+    rng = random.Random(3)
+    moved = [prop.reshard(own, 8, 32, rng) for own in range(8) for _ in range(200)]
+    assert set(moved) == set(range(32))
+    assert all(prop.reshard(own, 8, 32, rng) % 8 == own for own in range(8))
+    assert prop.reshard(37, 64, 32) == 5
+    assert prop.reshard(3, 8, 8) == 3
+
+
+def test_a_refresh_looks_one_level_up_and_counts_only_shards_within_the_count():
+    rng = random.Random(5)
+    assert {prop.holder_refresh(0, rng, 8)[1] for _ in range(200)} == set(range(1, 8))
+    ahead = {prop.holder_refresh(0, rng, 8, ahead=True)[2] for _ in range(200)}
+    assert ahead == set(range(8, 16))  # shards of holders that reckon twice as many
+    assert len(prop.holder_refresh(0, rng, prop.MAX_HOLDER_SHARDS, ahead=True)) == 2
+    assert prop.looks_full(8 * prop.SHARD_GROW_AT // 2, 8)
+    assert not prop.looks_full(8 * prop.SHARD_GROW_AT // 2 - 1, 8)
+    assert prop.counted_shards([3, 12], [200, 7], 8) == [200]
+    assert prop.holder_estimate([120, 90], 32) == 90 * 32
+    assert prop.holder_estimate([], 8) == 0
+
+
+def test_widening_a_large_count_looks_at_the_first_eight_and_a_sample():
+    rng = random.Random(2)
+    more = prop.holders_widen(0, [0, 40], 512, rng)
+    assert more[:7] == [1, 2, 3, 4, 5, 6, 7]
+    assert len(more) == 7 + prop.WIDEN_SAMPLE and 40 not in more
+
+
+def test_a_large_site_polls_within_its_budget_whatever_its_holders():
+    rng = random.Random(4)
+    assert 54 <= prop.poll_interval(0, rng, holders=60) <= 66  # small: the minute
+    for holders in (10**4, 10**5):
+        every = [prop.poll_interval(0, rng, holders=holders) for _ in range(200)]
+        rate = holders / (sum(every) / len(every))
+        expected = max(prop.POLL_BUDGET, holders / prop.POLL_LONGEST)  # at most 6 h
+        assert 0.9 * expected <= rate <= 1.1 * expected
+    assert max(prop.poll_interval(0, rng, holders=10**7) for _ in range(50)) <= (
+        1.1 * prop.POLL_LONGEST)

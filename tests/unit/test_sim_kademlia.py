@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 
 import pytest
@@ -9,7 +10,14 @@ import pytest
 np = pytest.importorskip("numpy")
 
 from peerweb.sim.core import Simulator  # noqa: E402
-from peerweb.sim.kademlia import Dht, DhtConfig, Kind, LookupResult, bucket_of  # noqa: E402
+from peerweb.sim.kademlia import (  # noqa: E402
+    Dht,
+    DhtConfig,
+    Kind,
+    LookupResult,
+    PeerSet,
+    bucket_of,
+)
 
 
 def run_lookups(dht: Dht, count: int, kind: Kind = Kind.FIND_NODE) -> list[LookupResult]:
@@ -145,3 +153,15 @@ def test_a_run_is_a_function_of_its_seed() -> None:
         dht = Dht(Simulator(seed), 512)
         return [(r.hops, r.finished) for r in run_lookups(dht, 30)]
     assert once(11) == once(11) != once(12)
+
+
+def test_a_forgotten_peer_leaves_its_slot_to_the_last_and_the_index_stays_true() -> None:
+    stored, rng = PeerSet(), random.Random(0)
+    for peer in range(10):
+        stored.add(peer, 500, rng)
+    stored.remove(3)
+    stored.remove(9)  # the last one
+    stored.remove(42)  # never stored: nothing happens
+    assert sorted(stored.members) == [0, 1, 2, 4, 5, 6, 7, 8]
+    assert all(stored.members[slot] == peer for peer, slot in stored.where.items())
+    assert set(stored.where) == set(stored.members)

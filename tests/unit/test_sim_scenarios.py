@@ -8,6 +8,8 @@ import pytest
 
 pytest.importorskip("numpy")
 
+import numpy as np  # noqa: E402
+
 from peerweb.policy import propagation  # noqa: E402
 from peerweb.policy import volunteers as volunteer_rule  # noqa: E402
 from peerweb.sim import scenarios  # noqa: E402
@@ -130,3 +132,21 @@ def test_on_one_shared_processor_news_queue_and_forwards_leave_in_waves() -> Non
     assert t100 is not None and alone is not None and t100 >= alone + 20 * 0.03
     waves = {round(t, 2) for t in shared.accepted_at}
     assert len(waves) <= 8 < len({round(t, 4) for t in free.accepted_at})
+
+
+def test_background_traffic_sets_the_median_the_busiest_is_measured_against() -> None:
+    quiet = np.zeros(1000, dtype=np.int64)
+    hot = quiet.copy()
+    hot[0] = 6000
+    # Peerweb alone: the median is 0 and every hot key is "infinitely" over it.
+    assert scenarios.with_background(hot, 60.0, 0.0) == float("inf")
+    # 1 request/s of Mainline's own over 60 s: ~60 each; the hot node ~100x that.
+    assert 90 < scenarios.with_background(hot, 60.0, 1.0) < 115
+    assert scenarios.with_background(quiet, 60.0, 10.0) < 1.3  # Poisson's own spread
+
+
+def test_a_crowd_of_visitors_makes_the_pointers_nodes_the_busiest() -> None:
+    load, times = scenarios.crowd_lookups(2000, 200, window=20.0)
+    assert len(times) == 200 and load.busiest > 100 * max(1.0, load.median)
+    assert set(load.background) == set(scenarios.BACKGROUND_RATES)
+    assert load.background[10.0] < load.background[0.1]

@@ -65,7 +65,14 @@ class Resolver:
         and forwarded to without a lookup (``propagation.must_look_up(warm=True)``)."""
         self._holder_shards: dict[str, int] = {}
         """The holders shard this node announces each site under, drawn once per site for
-        the life of the process (``propagation.HOLDER_SHARDS``)."""
+        the life of the process, moved only when the site's count changes
+        (``propagation.reshard``)."""
+        self._shard_counts: dict[str, int] = {}
+        """Per site: how many holders shards this node reckons the site uses, from what its
+        lookups found (``propagation.holder_shards``; ``HOLDER_SHARDS`` until one did)."""
+        self._estimates: dict[str, int] = {}
+        """Per site: holders its last lookup suggests (``propagation.holder_estimate``),
+        which stretches the poll of a large site (``propagation.poll_interval``)."""
         self._pushes = admission.TokenBucket(admission.PUSH_RATE, admission.PUSH_BURST)
         self.volunteer_shard = propagation.volunteer_shard()
         """The volunteers shard this node announces under if it is a volunteer, kept for
@@ -226,7 +233,8 @@ class Resolver:
             if not cooldowns.poll_due(self._next_poll.get(site_id, 0.0), now):
                 continue
             idle = max(0.0, time.time() - record.last_used)
-            self._next_poll[site_id] = now + propagation.poll_interval(idle)
+            self._next_poll[site_id] = now + propagation.poll_interval(
+                idle, holders=self._estimates.get(site_id, 0))
             self._checked[site_id] = now
             with contextlib.suppress(PeerwebError):
                 await self.refresh_pointer(site_id)
@@ -274,11 +282,30 @@ class Resolver:
 
     # -- holders ---------------------------------------------------------------------------
 
+    def shard_count(self, site_id: str) -> int:
+        return self._shard_counts.get(site_id, propagation.HOLDER_SHARDS)
+
     def holder_shard(self, site_id: str) -> int:
         shard = self._holder_shards.get(site_id)
         if shard is None:
-            shard = self._holder_shards[site_id] = propagation.holder_shard()
+            shard = self._holder_shards[site_id] = propagation.holder_shard(
+                shards=self.shard_count(site_id))
         return shard
+
+    def _counted(self, site_id: str, found: Sequence[int]) -> None:
+        """What a lookup says of the site's size (``found``: holders each shard named): the
+        shard count (this node's own shard moved with it) and the estimate."""
+        old = self.shard_count(site_id)
+        new = propagation.holder_shards(found, old)
+        self._estimates[site_id] = propagation.holder_estimate(found, old)
+        if new == old:
+            return
+        self._shard_counts[site_id] = new
+        own = self._holder_shards.get(site_id)
+        if own is not None:
+            self._holder_shards[site_id] = propagation.reshard(own, old, new)
+        log.info("holders of %s: %d shards (was %d; found %s)", site_id[:12], new, old,
+                 list(found))
 
     async def holders(self, site_id: str, max_age: float | None = None,
                       grace: float | None = None) -> list[Endpoint]:
@@ -297,12 +324,20 @@ class Resolver:
         # Both rounds together stay within holders_lookup_timeout: a shard nobody announced
         # under names nobody, and its lookup runs to the deadline.
         deadline = loop.time() + self._timings.holders_lookup_timeout
-        tried = propagation.holder_refresh(self.holder_shard(site_id))
-        found = await self._swarm.find_peers_many(
+        shards = self.shard_count(site_id)
+        tried = propagation.holder_refresh(
+            self.holder_shard(site_id), shards=shards,
+            ahead=propagation.looks_full(self._estimates.get(site_id, 0), shards))
+        each = await self._swarm.find_peers_each(
             [propagation.holders_key(public_key, s) for s in tried],
             min(self._timings.holders_probe_timeout, self._timings.holders_lookup_timeout),
             grace)
-        more = propagation.holders_widen(len(set(found) - {self.peer_endpoint}), tried)
+        me = {self.peer_endpoint}
+        self._counted(site_id, propagation.counted_shards(
+            tried, [len(named - me) for named in each], shards))
+        found = sorted(set().union(*each))
+        others = len(set(found) - me)
+        more = propagation.holders_widen(others, tried, shards)
         left = deadline - loop.time()
         if more and left > 0:
             # And the one key of before, where nodes of the previous version announce.

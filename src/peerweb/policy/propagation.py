@@ -42,35 +42,118 @@ def holders_key(public_key: bytes, shard: int | None = None) -> bytes:
 
 
 HOLDER_SHARDS = 8
-"""Holders of a site announce under one of this many keys (``holders_key(pk, shard)``).
-One key is a hot spot for a popular site: its 8 DHT nodes receive every holder's announce
-and refresh and store at most ~500 holders each (``dht_max_peers``), so past ~4,000
-holders most are stored nowhere and hear of new versions only by polling
-(docs/simulator.md). 8 shards store ~8 times more holders and divide each key's announces
-by 8; a site with more holders than ~8 x 400 needs more shards (not adaptive yet)."""
+"""The fewest keys holders of a site announce under (``holders_key(pk, shard)``), and the
+count of nodes before the count grew with the site: shards ``0..7`` are in every node's
+range, so old nodes and new ones find each other there. One key is a hot spot for a
+popular site: its 8 DHT nodes receive every holder's announce and refresh and store at
+most ~500 holders each (``dht_max_peers``), so past ~4,000 holders most are stored nowhere
+and hear of new versions only by polling (docs/simulator.md)."""
+
+MAX_HOLDER_SHARDS = 1024
+"""The most holders keys a site's count grows to (``holder_shards``): ~10^5 holders at
+``SHARD_GROW_AT`` each; a lookup that widens looks at a bounded sample of them."""
+
+SHARD_GROW_AT = 150
+"""Holders found per shard looked up at which a holder doubles its site's shard count. A
+lookup gathers the replies of the first few of a key's 8 nodes (``dht_max_peers_reply`` =
+100 each, a grace after the first), so it names at most a few hundred of a shard's up to
+500 stored: a count found near that means the shard is full or nearly so. 150 keeps every
+shard well under what its nodes store (the simulator's flood stored every holder at 10^4
+and 10^5 holders, docs/simulator.md)."""
+
+SHARD_SHRINK_AT = 40
+"""Holders found per shard below which the count halves (never under ``HOLDER_SHARDS``):
+under half of ``SHARD_GROW_AT``, so that a count just doubled does not halve again."""
+
+
+def holder_shards(found: Sequence[int], current: int = HOLDER_SHARDS) -> int:
+    """The site's shard count after a lookup whose shards named ``found`` holders each:
+    doubled if even the emptiest looks full (``SHARD_GROW_AT``), halved if even the fullest
+    looks sparse (``SHARD_SHRINK_AT``), else kept; within ``HOLDER_SHARDS..MAX_HOLDER_SHARDS``.
+    The emptiest, not the mean: a holder's own shard among the first 8 also holds, until
+    they expire, the announces of holders that moved out as the count grew, and read alone
+    it drove the counts of the holders in it up 4x past the others' (docs/simulator.md).
+
+    Every holder derives the count from what it sees, so no signed field or coordination is
+    needed, and a node that never changes it (8, the count before) still looks up shards
+    every holder may announce under. One step per lookup, so that one odd answer moves it
+    only by 2x: a site of H holders settles at ~H/150 shards after log2 of that refreshes."""
+    if not found:
+        return current
+    if min(found) >= SHARD_GROW_AT:
+        return min(current * 2, MAX_HOLDER_SHARDS)
+    if max(found) < SHARD_SHRINK_AT:
+        return max(current // 2, HOLDER_SHARDS)
+    return max(HOLDER_SHARDS, min(current, MAX_HOLDER_SHARDS))
+
+
+def reshard(own: int, old: int, new: int, rng: random.Random | None = None) -> int:
+    """A holder's shard once its site's count goes from ``old`` to ``new``: growing, one of
+    the ``new / old`` shards congruent to ``own`` at random (holders stay spread evenly and
+    half of them keep their key when the count doubles); shrinking, ``own % new``."""
+    if new > old:
+        return own + old * (rng or random).randrange(max(1, new // old))
+    return own % new
+
+
+def holder_estimate(found: Sequence[int], shards: int) -> int:
+    """Holders of the site as one lookup suggests (``found``: holders each shard named):
+    the emptiest shard's count times the shard count (a low bound once shards are full)."""
+    return min(found, default=0) * shards
 
 
 def holder_shard(rng: random.Random | None = None, shards: int = HOLDER_SHARDS) -> int:
-    """The shard a holder announces a site under, drawn once per site and kept."""
+    """The shard a holder announces a site under, drawn once per site and kept (moved only
+    by ``reshard``)."""
     return (rng or random).randrange(shards)
 
 
 def holder_refresh(own: int, rng: random.Random | None = None,
-                   shards: int = HOLDER_SHARDS) -> list[int]:
+                   shards: int = HOLDER_SHARDS, ahead: bool = False) -> list[int]:
     """The shards a holder looks up when it refreshes its list of other holders (at each
     announce): its own and one other at random, so that lists cross shards and a flood
-    forwarded from them does too."""
-    others = [s for s in range(shards) if s != own]
-    return [own, (rng or random).choice(others)] if others else [own]
+    forwarded from them does too. ``ahead`` (the site looks near its next doubling,
+    ``looks_full``): one more among the next ``shards``, where the holders that already
+    reckon twice as many announce half of themselves, which no list would name otherwise
+    (docs/simulator.md). Not for a small site: an empty third shard would not cost time,
+    but two empty ones would, and a small site's first two are often empty."""
+    if shards <= 1:
+        return [own]
+    r = rng or random
+    other = r.randrange(shards - 1)
+    tried = [own, other if other < own else other + 1]
+    if ahead and 2 * shards <= MAX_HOLDER_SHARDS:
+        tried.append(shards + r.randrange(shards))
+    return tried
 
 
-def holders_widen(found: int, tried: Collection[int], shards: int = HOLDER_SHARDS) -> list[int]:
+def looks_full(estimate: int, shards: int) -> bool:
+    """Whether a site of ``estimate`` holders (``holder_estimate``) is near the size at
+    which holders double ``shards``: half of ``SHARD_GROW_AT`` per shard."""
+    return 2 * estimate >= shards * SHARD_GROW_AT
+
+
+def counted_shards(tried: Sequence[int], found: Sequence[int], shards: int) -> list[int]:
+    """Of the holders each ``tried`` shard named (``found``), those of the shards within
+    the count: the ones above it are filled by the holders that reckon more, not a gauge."""
+    return [n for s, n in zip(tried, found, strict=True) if s < shards]
+
+
+WIDEN_SAMPLE = 8
+"""Shards past ``HOLDER_SHARDS`` that a short lookup widens to, drawn at random."""
+
+
+def holders_widen(found: int, tried: Collection[int], shards: int = HOLDER_SHARDS,
+                  rng: random.Random | None = None) -> list[int]:
     """The shards still to look up after ``tried`` named ``found`` holders: none if that is
-    at least ``FANOUT``, else every other one (a small site's few holders are spread over
-    the shards; one more round finds them all)."""
+    at least ``FANOUT``, else every other one of the first ``HOLDER_SHARDS`` (where every
+    node's holders may be, old or new) and ``WIDEN_SAMPLE`` of the rest (a small site's
+    few holders are spread over the shards; one more round finds them)."""
     if found >= FANOUT:
         return []
-    return [s for s in range(shards) if s not in tried]
+    first = [s for s in range(min(shards, HOLDER_SHARDS)) if s not in tried]
+    rest = [s for s in range(HOLDER_SHARDS, shards) if s not in tried]
+    return first + sorted((rng or random).sample(rest, min(WIDEN_SAMPLE, len(rest))))
 
 
 FORWARD_LIST_AGE = 15 * 60.0
@@ -131,16 +214,33 @@ def volunteer_widen(found: int, wanted: int, tried: Collection[int],
     return [s for s in range(shards) if s not in tried]
 
 
-def poll_interval(idle_seconds: float, rng: random.Random | None = None) -> float:
-    """Seconds until the next DHT check of a site last used ``idle_seconds`` ago.
+POLL_BUDGET = 2.0
+"""BEP 44 gets a second that all the holders of one site together may send the pointer's
+key by polling. Every holder polling every minute sent H/60 a second to the same ~8 DHT
+nodes: at 10^5 holders 1,667/s, dropped by the thousand at libtorrent's 8000 B/s of
+replies (docs/simulator.md). Pushes reach a large site's holders within seconds, so the
+poll is only the net for the few they miss; 2 a second costs each of those nodes ~1 KB/s."""
 
-    Jittered by +-10% so that many nodes watching one site do not query in lockstep."""
+POLL_LONGEST = 6 * 3600.0
+"""The longest a holder's poll of a large site is stretched to (``poll_interval``)."""
+
+
+def poll_interval(idle_seconds: float, rng: random.Random | None = None,
+                  holders: int = 0) -> float:
+    """Seconds until the next DHT check of a site last used ``idle_seconds`` ago, that
+    this node believes ``holders`` nodes hold (``holder_estimate``; 0: unknown).
+
+    By use: ``POLL_ACTIVE`` to ``POLL_IDLE``; stretched to ``holders / POLL_BUDGET`` (at
+    most ``POLL_LONGEST``) so that a site's holders together poll ``POLL_BUDGET`` times a
+    second whatever their number. Jittered by +-10% so that many nodes watching one site
+    do not query in lockstep."""
     if idle_seconds < ACTIVE_WINDOW:
         base = POLL_ACTIVE
     elif idle_seconds < RECENT_WINDOW:
         base = POLL_RECENT
     else:
         base = POLL_IDLE
+    base = max(base, min(holders / POLL_BUDGET, POLL_LONGEST))
     return base * (rng or random).uniform(0.9, 1.1)
 
 

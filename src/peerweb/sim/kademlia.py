@@ -119,6 +119,16 @@ class PeerSet:
         self.members[slot] = peer
         self.where[peer] = slot
 
+    def remove(self, peer: int) -> None:
+        """Forget a peer (its announce expired): the last member takes its slot."""
+        slot = self.where.pop(peer, None)
+        if slot is None:
+            return
+        last = self.members.pop()
+        if slot < len(self.members):
+            self.members[slot] = last
+            self.where[last] = slot
+
 
 UNASKED, ASKED, ANSWERED, FAILED = range(4)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -104,6 +105,9 @@ class Load:
     busiest_dropped: int
     seconds: float
     """Length of the phase."""
+    background: dict[float, float] = field(default_factory=dict)
+    """Busiest / median node once every node also receives Mainline's own requests at each
+    of ``BACKGROUND_RATES`` a second (Poisson; see there), peerweb's load on top."""
 
     @property
     def busiest_per_second(self) -> float:
@@ -120,6 +124,21 @@ class Load:
         return self.busiest / self.median_active if self.median_active else 0.0
 
 
+BACKGROUND_RATES = (0.1, 1.0, 10.0)
+"""Requests a second an ordinary Mainline DHT node receives from the rest of the DHT
+(pings, find_node, get_peers, announces of torrents that have nothing to do with peerweb).
+An assumption, not a measurement: we know of no published per-node figure we can cite
+here, so the ratio is reported at three rates a decade apart (docs/simulator.md)."""
+
+
+def with_background(got: np.ndarray, seconds: float, rate: float, seed: int = 0) -> float:
+    """Busiest / median node when each node receives Poisson(``rate`` x ``seconds``)
+    background requests besides ``got``: the issue's "10x the median node" measure."""
+    total = got + np.random.default_rng(seed).poisson(rate * seconds, size=len(got))
+    median = float(np.median(total))
+    return float(total.max()) / median if median else float("inf")
+
+
 def load_between(before: Sequence[int], after: Sequence[int], dropped_before: Sequence[int],
                  dropped_after: Sequence[int], seconds: float) -> Load:
     got = np.asarray(after) - np.asarray(before)
@@ -128,7 +147,9 @@ def load_between(before: Sequence[int], after: Sequence[int], dropped_before: Se
     active = got[got > 0]
     return Load(int(got[top]), float(np.percentile(got, 99)), float(np.median(got)),
                 float(got.mean()), float(np.median(active)) if len(active) else 0.0,
-                int(drops.sum()), int(drops[top]), seconds)
+                int(drops.sum()), int(drops[top]), seconds,
+                {rate: round(with_background(got, seconds, rate), 1)
+                 for rate in BACKGROUND_RATES})
 
 
 # -- the update flood ----------------------------------------------------------------------
@@ -186,6 +207,18 @@ class FloodConfig:
     push_delay: float = 0.0
     """Seconds a push takes on top of ``PUSH_RTTS`` round trips (a receiver's processing:
     verifying the pointer, saving state), fitted on the testnet."""
+    adaptive: bool = False
+    """Each node's shard count grows with what its lookups find, as the node's does
+    (``propagation.holder_shards``, ``reshard``), starting from ``shards``; needs ``warm``.
+    Holders then announce and refresh in ``rounds`` rounds of ``announce_window``."""
+    rounds: int = 1
+    expire_moved: bool = True
+    """A holder that moves shard is forgotten under the old one at once: the steady state
+    45 minutes on, when libtorrent's DHT nodes have dropped the announce it no longer
+    renews (an assumption of ours: 1.5 x its 30-minute announce interval)."""
+    poll_stretch: bool = False
+    """Holders stretch their poll by the holders their last lookup suggested, as the node
+    does (``poll_interval(..., holders=)``); False: every holder polls each minute."""
     seed: int = 0
 
 
@@ -208,6 +241,10 @@ class FloodResult:
     events: int
     probe_seconds: list[float] = field(default_factory=list)
     """Durations of the ``probe_lookups``."""
+    shard_counts: dict[int, int] = field(default_factory=dict)
+    """How many holders reckoned the site uses how many shards, at the update."""
+    late: list[tuple[int, int, int]] = field(default_factory=list)
+    """(shard count, own shard, named in lists) of the last 2% of holders to take it."""
 
     def time_to(self, share: float) -> float | None:
         """Seconds until ``share`` of the holders had taken the update (None: never)."""
@@ -229,22 +266,34 @@ def update_flood(config: FloodConfig) -> FloodResult:
     if config.offline:
         dht.take_offline(config.offline, protect=set(chosen))
     public_key = rng.randbytes(32)
-    keys = [key_prefix(propagation.holders_key(public_key, s if config.shards > 1 else None))
-            for s in range(config.shards)]
+    key_cache: dict[int, int] = {}
+
+    def key(shard: int) -> int:
+        """The 64-bit prefix of a holders shard's key (one shard: the one key)."""
+        if shard not in key_cache:
+            single = config.shards == 1 and not config.adaptive
+            key_cache[shard] = key_prefix(propagation.holders_key(
+                public_key, None if single else shard))
+        return key_cache[shard]
+    count = dict.fromkeys(chosen, config.shards)
+    estimate: dict[int, int] = {}
     pointer_key = key_prefix(hashlib.sha1(public_key).digest())
     version = dict.fromkeys(holders, 1)
     own = {h: propagation.holder_shard(rng, config.shards) for h in chosen}
 
     def find_many(node: int, shards: list[int], grace: float | None,
-                  then: Callable[[set[int]], None], timeout: float = LOOKUP_TIMEOUT) -> None:
+                  then: Callable[[set[int]], None], timeout: float = LOOKUP_TIMEOUT,
+                  sizes: list[int] | None = None) -> None:
         """The node's ``Dht.find_peers_many``: the shards' lookups at once, ending ``grace``
         after the first answer on any of them that named peers (None: when all end), or at
         ``LOOKUP_TIMEOUT`` if none did."""
         lookups: list[Lookup] = []
+        sizes = [] if sizes is None else sizes
         state = {"due": False, "ended": 0}
         began = sim.now
 
         def collect() -> None:
+            sizes[:] = [len(set(lookup.peers) - {node}) for lookup in lookups]
             then(set().union(*(lookup.peers for lookup in lookups)))
 
         def named_some() -> None:
@@ -259,7 +308,7 @@ def update_flood(config: FloodConfig) -> FloodResult:
                 sim.at(began + timeout if grace is not None and not any(
                     lookup.peers for lookup in lookups) else sim.now, collect)
         for shard in shards:
-            lookup = dht.lookup(node, keys[shard], Kind.GET_PEERS, ended)
+            lookup = dht.lookup(node, key(shard), Kind.GET_PEERS, ended)
             lookup.watcher = named_some
             lookups.append(lookup)
 
@@ -268,10 +317,25 @@ def update_flood(config: FloodConfig) -> FloodResult:
         """The node's ``Resolver.holders``: its own shard and one other at once
         (``holder_refresh``), then every other shard if they named too few
         (``holders_widen``); with one shard, the one key."""
-        tried = propagation.holder_refresh(own[node], rng, config.shards)
+        shards = count.get(node, config.shards)
+        tried = propagation.holder_refresh(
+            own[node], rng, shards, propagation.looks_full(estimate.get(node, 0), shards))
+        sizes: list[int] = []
 
         def first(seen: set[int]) -> None:
-            more = propagation.holders_widen(len(seen - {node}), tried, config.shards)
+            others = len(seen - {node})
+            if config.adaptive:
+                # Resolver._counted: the count and this node's own shard move with it.
+                gauge = propagation.counted_shards(tried, sizes, shards)
+                new = propagation.holder_shards(gauge, shards)
+                estimate[node] = propagation.holder_estimate(gauge, shards)
+                if new != count.get(node, config.shards):
+                    own[node] = propagation.reshard(own[node], shards, new, rng)
+                    count[node] = new
+            elif config.poll_stretch:
+                estimate[node] = propagation.holder_estimate(
+                    propagation.counted_shards(tried, sizes, shards), shards)
+            more = propagation.holders_widen(others, tried, shards, rng)
             if more:
                 find_many(node, more, grace, lambda extra: done(seen | extra))
             else:
@@ -280,18 +344,41 @@ def update_flood(config: FloodConfig) -> FloodResult:
         def done(seen: set[int]) -> None:
             then([endpoint(p) for p in seen if p != node])
         find_many(node, tried, grace, first,
-                  PROBE_TIMEOUT if config.shards > 1 else LOOKUP_TIMEOUT)
+                  PROBE_TIMEOUT if shards > 1 else LOOKUP_TIMEOUT, sizes)
 
     accepted: dict[int, float] = {}
     cpu_free = [0.0]
     how = {"push": 0, "poll": 0}
     counts = {"pushes": 0, "news": 0, "queries": 0}
 
-    for holder in holders:
-        sim.at(rng.uniform(0, config.announce_window), dht.announce, holder,
-               keys[own[holder]])
     cached: dict[int, list[propagation.Endpoint]] = {}
-    if config.warm:
+    window = config.announce_window
+    if config.adaptive or config.rounds > 1:
+        # Resolver.announce_loop: every holder_announce_interval, announce under the own
+        # shard as it is then, and refresh the list (which may move the count and shard).
+        announced: dict[int, int] = {}
+
+        def announce_and_refresh(holder: int) -> None:
+            if holder != publisher:
+                was = announced.get(holder)
+                if config.expire_moved and was is not None and was != own[holder]:
+                    for node in dht.true_closest(key(was), dht.config.k):
+                        stored = dht.peer_store.get(node, {}).get(key(was))
+                        if stored is not None:
+                            stored.remove(holder)
+                announced[holder] = own[holder]
+                dht.announce(holder, key(own[holder]))
+            def keep(found: list[propagation.Endpoint]) -> None:
+                cached[holder] = found
+            find_holders(holder, config.grace, keep)
+        for holder in chosen:
+            phase = rng.uniform(0, window)
+            for r in range(config.rounds):
+                sim.at(r * window + phase, announce_and_refresh, holder)
+        t0 = config.rounds * window + 5.0
+    elif config.warm:
+        for holder in holders:
+            sim.at(rng.uniform(0, window), dht.announce, holder, key(own[holder]))
         # The publisher holds the site too: it refreshes its list as every holder does.
         for holder in chosen:
             sim.at(config.announce_window + rng.uniform(0, config.announce_window),
@@ -299,6 +386,8 @@ def update_flood(config: FloodConfig) -> FloodResult:
                    lambda found, h=holder: cached.__setitem__(h, found))
         t0 = 2 * config.announce_window + 5.0
     else:
+        for holder in holders:
+            sim.at(rng.uniform(0, window), dht.announce, holder, key(own[holder]))
         t0 = config.announce_window + 5.0
 
     def counted(then: LookupResult) -> None:
@@ -331,7 +420,7 @@ def update_flood(config: FloodConfig) -> FloodResult:
                                                                warm=bool(mine)):
             send(named + mine)
         elif config.legacy_lookup:
-            dht.lookup(node, keys[rng.randrange(config.shards)], Kind.GET_PEERS,
+            dht.lookup(node, key(rng.randrange(config.shards)), Kind.GET_PEERS,
                        lambda r: found([endpoint(p) for p in r.peers]), grace,
                        LOOKUP_TIMEOUT)
         else:
@@ -394,7 +483,11 @@ def update_flood(config: FloodConfig) -> FloodResult:
                 accept(node, None, "poll")
         if sim.now > t0 and node not in accepted:
             dht.lookup(node, pointer_key, Kind.GET, got)
-        sim.after(propagation.poll_interval(config.idle_seconds, rng), poll, node)
+        sim.after(poll_every(node), poll, node)
+
+    def poll_every(node: int) -> float:
+        return propagation.poll_interval(config.idle_seconds, rng,
+                                         estimate.get(node, 0) if config.poll_stretch else 0)
 
     def update() -> None:
         marks["update"] = (list(dht.received), list(dht.dropped))
@@ -407,21 +500,28 @@ def update_flood(config: FloodConfig) -> FloodResult:
 
     marks: dict[str, tuple[list[int], list[int]]] = {}
     sim.at(t0, update)
-    if config.poll:
+
+    def start_polls() -> None:
+        # At the update, so that each first poll is drawn from what its holder knows then.
         for holder in holders:
-            first = propagation.poll_interval(config.idle_seconds, rng) * rng.random()
-            sim.at(t0 + first, poll, holder)
+            sim.after(poll_every(holder) * rng.random(), poll, holder)
+    if config.poll:
+        sim.at(t0, start_polls)
     if config.churn_per_hour:
         dht.churn(config.churn_per_hour, protect=set(chosen))
     sim.run(until=t0 - 1e-9)
     announce_load = load_between([0] * dht.n, dht.received, [0] * dht.n, dht.dropped, t0)
+    shard_counts = dict(sorted(Counter(count[h] for h in holders).items()))
     stored: set[int] = set()
-    for key in keys:
-        for node in dht.true_closest(key, dht.config.k):
-            peers = dht.peer_store.get(node, {}).get(key)
+    for prefix in list(key_cache.values()):
+        for node in dht.true_closest(prefix, dht.config.k):
+            peers = dht.peer_store.get(node, {}).get(prefix)
             if peers is not None:
                 stored.update(peers.members)
     sim.run(until=t0 + config.horizon, stop=lambda: len(accepted) == config.holders)
+    named = Counter(node_of(e) for found in cached.values() for e in found)
+    order = sorted(holders, key=lambda h: accepted.get(h, float("inf")))
+    late = [(count[h], own[h], named[h]) for h in order[-max(1, config.holders // 50):]]
     before, dropped_before = marks["update"]
     update_load = load_between(before, dht.received, dropped_before, dht.dropped,
                                sim.now - t0)
@@ -429,7 +529,7 @@ def update_flood(config: FloodConfig) -> FloodResult:
                        counts["pushes"], counts["news"],
                        dht.queries_sent - counts["queries_at_update"], len(stored),
                        announce_load, update_load, time.perf_counter() - started,
-                       sim.events_run, probes)
+                       sim.events_run, probes, shard_counts, late)
 
 
 # -- volunteer discovery -------------------------------------------------------------------
@@ -451,6 +551,9 @@ class DiscoveryConfig:
     discovery_window: float = 10.0
     """The origins start their lookups at random times over this many seconds."""
     offline: float = 0.0
+    churn_per_hour: float = 0.0
+    """Share of the DHT's nodes leaving (and as many coming back) per hour, from the start
+    of the announces; needs ``offline`` > 0 for nodes to come back."""
     dht: DhtConfig = field(default_factory=DhtConfig)
     seed: int = 0
 
@@ -487,6 +590,8 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
     volunteers, origins = chosen[:config.volunteers], chosen[config.volunteers:]
     if config.offline:
         dht.take_offline(config.offline, protect=set(chosen))
+    if config.churn_per_hour:
+        dht.churn(config.churn_per_hour, protect=set(chosen))
     # The node's keys: ``volunteer_key(shard)``, or with one shard the single key of before
     # (which origins still read when they widen).
     legacy = key_prefix(propagation.VOLUNTEERS_KEY)
@@ -548,7 +653,11 @@ def volunteer_discovery(config: DiscoveryConfig) -> DiscoveryResult:
     sim.run(until=t0 - 1e-9)
     announce_load = load_between([0] * dht.n, dht.received, [0] * dht.n, dht.dropped, t0)
     before, dropped_before = list(dht.received), list(dht.dropped)
-    sim.run()
+    if config.churn_per_hour:
+        # Churn never ends: stop when every origin's lookups are long over.
+        sim.run(until=t0 + config.discovery_window + 4 * LOOKUP_TIMEOUT + 30.0)
+    else:
+        sim.run()
     discovery_load = load_between(before, dht.received, dropped_before, dht.dropped,
                                   sim.now - t0)
     visible = set().union(*found.values()) if found else set()
@@ -568,3 +677,32 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(ordered),
             "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
             "max": ordered[-1]}
+
+
+# -- a flash crowd's DHT traffic -----------------------------------------------------------
+
+def crowd_lookups(nodes: int, visitors: int, window: float = 60.0, pointer_size: int = 400,
+                  seed: int = 0) -> tuple[Load, list[float]]:
+    """The DHT side of a flash crowd (``sim.crowd`` has none): ``visitors`` nodes arrive
+    over ``window`` seconds, each gets the site's pointer (BEP 44) and looks up and
+    announces into its swarm (get_peers + announce_peer), as a visitor's node opening a
+    site does. Returns the load over the crowd and each visitor's pointer lookup time."""
+    sim = Simulator(seed)
+    dht = Dht(sim, nodes)
+    rng = sim.rng
+    pointer_key, swarm_key = rng.getrandbits(64), rng.getrandbits(64)
+    publisher = rng.randrange(nodes)
+    dht.put(publisher, pointer_key, 1, pointer_size)
+    sim.run(until=10.0)
+    before, dropped_before = list(dht.received), list(dht.dropped)
+    times: list[float] = []
+
+    def visit(node: int) -> None:
+        began = sim.now
+        dht.lookup(node, pointer_key, Kind.GET, lambda _: times.append(sim.now - began))
+        dht.announce(node, swarm_key)
+    for node in rng.sample(range(nodes), min(visitors, nodes)):
+        sim.at(10.0 + rng.uniform(0, window), visit, node)
+    sim.run()
+    return load_between(before, dht.received, dropped_before, dht.dropped,
+                        sim.now - 10.0), times

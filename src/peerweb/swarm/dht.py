@@ -156,6 +156,12 @@ class Dht:
         """``find_peers`` of several keys at once (a site's holder shards): all that the
         DHT nodes near any of them report within ``grace`` of the first answer, on any
         key, that named a peer; a key nobody announced under costs no wait of its own."""
+        return sorted(set().union(*await self.find_peers_each(keys, timeout, grace)))
+
+    async def find_peers_each(self, keys: Sequence[bytes], timeout: float,
+                              grace: float | None = None) -> list[set[tuple[str, int]]]:
+        """``find_peers_many``, what each key (distinct, in order) named apart: a site's
+        shard count follows how full its shards look (``propagation.holder_shards``)."""
         started: list[tuple[bytes, _PeerLookup]] = []
         for key in dict.fromkeys(keys):
             lookup = self._peer_lookups.get(key)
@@ -169,7 +175,7 @@ class Dht:
                                          return_when=asyncio.FIRST_COMPLETED)
             if done:
                 await asyncio.sleep(self.timings.peers_grace if grace is None else grace)
-            return sorted(set().union(*(lookup.found for _, lookup in started)))
+            return [set(lookup.found) for _, lookup in started]
         finally:
             for wait in waits:
                 wait.cancel()

@@ -233,6 +233,11 @@ class Swarm:
         """Endpoints announced under any of ``keys`` (see Dht.find_peers_many)."""
         return await self._dht.find_peers_many(keys, timeout, grace)
 
+    async def find_peers_each(self, keys: Sequence[bytes], timeout: float,
+                              grace: float | None = None) -> list[set[tuple[str, int]]]:
+        """What each of ``keys`` named (see Dht.find_peers_each)."""
+        return await self._dht.find_peers_each(keys, timeout, grace)
+
     # -- torrents ----------------------------------------------------------------------------
 
     def find(self, tid: str) -> Any | None:
