@@ -15,6 +15,7 @@ from peerweb.policy.pagefirst import (
     WARM_BYTES,
     escalate,
     file_priorities,
+    first_file_deadlines,
     is_bulk,
     readahead_deadline,
     warm_up,
@@ -109,3 +110,11 @@ def test_the_warm_up_stays_within_its_budget_and_needs_an_index() -> None:
     assert warm_up(paths, sizes, budget=10**9) == [0, 1, 2, 3]
     assert warm_up(["a.css", "b.js"], [10, 10]) == []  # no page a browser would open
     assert sum(sizes) < WARM_BYTES
+
+
+def test_the_first_files_pieces_are_asked_first_nearest_soonest() -> None:
+    # index.html of 1.5 pieces, starting half-way into piece 3.
+    assert first_file_deadlines(3 * PL + PL // 2, PL + PL // 2, PL) == [
+        (3, PAGE_DEADLINE_MS), (4, PAGE_DEADLINE_MS + DEADLINE_STEP_MS)]
+    assert first_file_deadlines(2 * PL, 10, PL) == [(2, PAGE_DEADLINE_MS)]
+    assert first_file_deadlines(2 * PL, 0, PL) == []  # an empty file needs no piece

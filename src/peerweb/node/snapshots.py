@@ -181,15 +181,20 @@ class SnapshotStore:
         handle = self._swarm.find(tid)
         older: list[Snapshot] = []
         added = handle is None
+        first_visit = False
         if handle is None:
             older = self.held_versions(site_id) if site_id else []
+            # A first visit to a site: nothing downloads until index.html's pieces are
+            # asked for ahead of the rest (see below).
+            first_visit = not older and admit is None and site_id is not None
             # With an older version here, download nothing until its unchanged files are
             # in place: a new version costs only what changed; with ``admit``, nothing until
             # the size is known and agreed to.
             record = self._disk.state.sites.get(site_id) if site_id else None
             trackers = trackers or (record.pointer.trackers if record else ())
             handle = self._swarm.add_magnet(tid, self._disk.content_dir / tid,
-                                            hold=bool(older) or admit is not None,
+                                            hold=bool(older) or admit is not None
+                                            or first_visit,
                                             trackers=trackers,
                                             web_seeds=record.pointer.web_seeds if record else (),
                                             peers=self._older_peers(older))
@@ -213,16 +218,18 @@ class SnapshotStore:
         elif added and admit is not None:
             self._swarm.release(handle)
         snapshot = await self.register(handle)
-        self._jobs.spawn(self._disk.save_resume(handle))
         if added and not older and site_id is not None:
-            self._jobs.spawn(self._warm(snapshot))
+            order = pagefirst.warm_up(snapshot.sitemap.paths, snapshot.sizes)
+            if first_visit:
+                self._swarm.release(handle, first=order[:1])
+            self._jobs.spawn(self._warm(snapshot, order))
+        self._jobs.spawn(self._disk.save_resume(handle))
         return snapshot
 
-    async def _warm(self, snapshot: Snapshot) -> None:
-        """A first visit: read the page's files into memory now, index.html alone first
-        (its pieces ahead of all others), then the rest together, so that the browser's
-        requests for them join these reads or find them done (``pagefirst.warm_up``)."""
-        order = pagefirst.warm_up(snapshot.sitemap.paths, snapshot.sizes)
+    async def _warm(self, snapshot: Snapshot, order: list[int]) -> None:
+        """A first visit: read the page's files into memory now (``order``, from
+        ``pagefirst.warm_up``), index.html alone first, then the rest together, so that
+        the browser's requests for them join these reads or find them done."""
         if order:
             await self._warm_one(snapshot, order[0])
             await asyncio.gather(*(self._warm_one(snapshot, i) for i in order[1:]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -289,8 +289,14 @@ def make_v1_torrent(handle: Any, trackers: tuple[str, ...]) -> bytes:
     return bytes(lt.bencode(creator.generate()))
 
 
-def release(handle: Any) -> None:
-    """Let a held torrent download all its files, the page's first (``page_first``)."""
+def release(handle: Any, first: Sequence[int] = ()) -> None:
+    """Let a held torrent download all its files, the page's first (``page_first``), and
+    the pieces of the files ``first`` (a first visit's index.html) before any other."""
+    files = handle.torrent_file().layout()
+    for index in first:
+        for piece, deadline in pagefirst.first_file_deadlines(
+                files.file_offset(index), files.file_size(index), files.piece_length()):
+            handle.set_piece_deadline(piece, deadline)
     page_first(handle)
 
 
