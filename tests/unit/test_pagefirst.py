@@ -18,6 +18,7 @@ from peerweb.policy.pagefirst import (
     first_file_deadlines,
     is_bulk,
     readahead_deadline,
+    root_index,
     warm_up,
 )
 from peerweb.policy.readplan import READAHEAD_PIECES, ReadPlan
@@ -118,3 +119,9 @@ def test_the_first_files_pieces_are_asked_first_nearest_soonest() -> None:
         (3, PAGE_DEADLINE_MS), (4, PAGE_DEADLINE_MS + DEADLINE_STEP_MS)]
     assert first_file_deadlines(2 * PL, 10, PL) == [(2, PAGE_DEADLINE_MS)]
     assert first_file_deadlines(2 * PL, 0, PL) == []  # an empty file needs no piece
+
+
+def test_the_sites_own_index_is_found_under_the_torrents_folder() -> None:
+    assert root_index(["site/assets/a.css", "site/about/index.html", "site/index.html"]) == 2
+    assert root_index(["index.html"]) == 0
+    assert root_index(["site/about/index.html", "site/a.css"]) is None

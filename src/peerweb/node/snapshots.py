@@ -181,20 +181,15 @@ class SnapshotStore:
         handle = self._swarm.find(tid)
         older: list[Snapshot] = []
         added = handle is None
-        first_visit = False
         if handle is None:
             older = self.held_versions(site_id) if site_id else []
-            # A first visit to a site: nothing downloads until index.html's pieces are
-            # asked for ahead of the rest (see below).
-            first_visit = not older and admit is None and site_id is not None
             # With an older version here, download nothing until its unchanged files are
             # in place: a new version costs only what changed; with ``admit``, nothing until
             # the size is known and agreed to.
             record = self._disk.state.sites.get(site_id) if site_id else None
             trackers = trackers or (record.pointer.trackers if record else ())
             handle = self._swarm.add_magnet(tid, self._disk.content_dir / tid,
-                                            hold=bool(older) or admit is not None
-                                            or first_visit,
+                                            hold=bool(older) or admit is not None,
                                             trackers=trackers,
                                             web_seeds=record.pointer.web_seeds if record else (),
                                             peers=self._older_peers(older))
@@ -220,8 +215,6 @@ class SnapshotStore:
         snapshot = await self.register(handle)
         if added and not older and site_id is not None:
             order = pagefirst.warm_up(snapshot.sitemap.paths, snapshot.sizes)
-            if first_visit:
-                self._swarm.release(handle, first=order[:1])
             self._jobs.spawn(self._warm(snapshot, order))
         self._jobs.spawn(self._disk.save_resume(handle))
         return snapshot

@@ -124,12 +124,21 @@ def warm_up(paths: Sequence[str], sizes: Sequence[int], budget: int = WARM_BYTES
 def first_file_deadlines(file_offset: int, size: int,
                          piece_length: int) -> list[tuple[int, int]]:
     """(piece, deadline ms) for the file a first visit shows first (index.html), asked for
-    before the rest of the site may download: on loopback the whole page was requested in
-    one go as soon as the metadata came, and index.html's pieces came in among the others,
-    often last, whatever deadline a read gave them a few ms later (bench/cold_page.py)."""
+    the moment the metadata is here: on loopback the whole page is requested in one go
+    then, and index.html's pieces came in among the others, often last
+    (bench/cold_page.py)."""
     if size <= 0:
         return []
     first = file_offset // piece_length
     last = (file_offset + size - 1) // piece_length
     return [(piece, PAGE_DEADLINE_MS + n * DEADLINE_STEP_MS)
             for n, piece in enumerate(range(first, last + 1))]
+
+
+def root_index(paths: Sequence[str]) -> int | None:
+    """Which of a torrent's files (``paths`` as in the torrent: under the torrent's folder,
+    or alone) is the site's own index.html, if any."""
+    for position, path in enumerate(paths):
+        if path == INDEX_PATH or (path.count("/") == 1 and path.endswith("/" + INDEX_PATH)):
+            return position
+    return None
