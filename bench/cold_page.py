@@ -24,6 +24,7 @@ nginx); the held-site visit <= 1.5x nginx.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -35,7 +36,7 @@ from typing import Any
 import aiohttp
 from playwright.async_api import Browser, async_playwright
 
-from bench.common import median, nginx, ratio_line, write_result
+from bench.common import RESULTS, median, nginx, ratio_line, write_result
 from peerweb import aio
 from peerweb.http.daemon import RunningNode
 from peerweb.tools.testnet import Testnet, write_sample_site
@@ -43,13 +44,20 @@ from peerweb.tools.testnet import Testnet, write_sample_site
 TRIALS = int(os.environ.get("PEERWEB_BENCH_COLD_TRIALS", "5"))
 HOLDERS = 5
 TITLE = "cold page"
+WAITED_MS = 3.0
+# Runs are kept in the result file under this label ("before"/"after" a change, say).
+LABEL = os.environ.get("PEERWEB_BENCH_LABEL", "current")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-default-apps"]
 # Navigation Timing of the document showing now, in wall-clock milliseconds.
+# Resource Timing: when the last of the page's assets arrived, and how many came.
 TIMING_JS = """() => { const n = performance.getEntriesByType("navigation")[0];
-  return {title: document.title, origin: performance.timeOrigin,
-          response_start: n.responseStart, load: n.loadEventStart}; }"""
+  const r = performance.getEntriesByType("resource");
+  return {title: document.title, origin: performance.timeOrigin, type: n.type,
+          request_start: n.requestStart, response_start: n.responseStart,
+          response_end: n.responseEnd, load: n.loadEventStart, resources: r.length,
+          assets_end: Math.max(0, ...r.map(e => e.responseEnd))}; }"""
 
 
 def browser_page(site: Path, contents: dict[str, bytes]) -> None:
@@ -60,9 +68,9 @@ def browser_page(site: Path, contents: dict[str, bytes]) -> None:
         if not name.startswith("assets/"):
             continue
         if name.endswith((".css", ".js")):
-            body = b"/*" + b"x" * (len(contents[name]) - 4) + b"*/"
-            (site / name).write_bytes(body)
-            contents[name] = body
+            text = b"/*" + b"x" * (len(contents[name]) - 4) + b"*/"
+            (site / name).write_bytes(text)
+            contents[name] = text
         if name.endswith(".css"):
             tags.append(f'<link rel="stylesheet" href="{name}">')
         elif name.endswith(".js"):
@@ -91,8 +99,12 @@ async def chromium_visit(browser: Browser, url: str) -> dict[str, float]:
             "performance.getEntriesByType('navigation')[0].loadEventStart > 0",
             timeout=30_000, polling=5)
         t = await page.evaluate(TIMING_JS)
-        return {"ttfb_ms": t["origin"] + t["response_start"] - started,
-                "load_ms": t["origin"] + t["load"] - started, "wall_ms": started}
+        origin = t["origin"] - started
+        # ``reloads``: 1 when the first answer was the waiting page, which then reloaded.
+        return {"ttfb_ms": origin + t["response_start"], "load_ms": origin + t["load"],
+                "index_end_ms": origin + t["response_end"],
+                "assets_end_ms": origin + t["assets_end"], "assets": t["resources"],
+                "reloads": int(t["type"] == "reload"), "wall_ms": started}
     finally:
         await context.close()
 
@@ -105,13 +117,27 @@ def instrument(running: RunningNode, timeline: list[tuple[str, float]]) -> None:
         inner: Callable[..., Awaitable[Any]] = getattr(owner, name)
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
-            timeline.append((f"{name} start", time.time() * 1000))
+            begun = time.time() * 1000
+            timeline.append((f"{name} start", begun))
             try:
                 return await inner(*args, **kwargs)
             finally:
-                timeline.append((f"{name} end", time.time() * 1000))
+                ended = time.time() * 1000
+                timeline.append((f"{name} end", ended))
+                if name == "read_file" and ended - begun > WAITED_MS:
+                    timeline.append(("read waited", ended - begun))
         setattr(owner, name, timed)
 
+    finished = node.swarm.on_torrent_finished
+
+    def on_finished(tid: str) -> None:
+        # The whole site is here: from now on every read is from this node's own disk.
+        timeline.append(("torrent finished", time.time() * 1000))
+        if finished is not None:
+            finished(tid)
+    node.swarm.on_torrent_finished = on_finished
+
+    wrap(node, "open_site")
     wrap(node.swarm, "get_pointer")
     wrap(node.swarm, "find_peers")
     wrap(node.swarm, "wait_metadata")
@@ -120,9 +146,15 @@ def instrument(running: RunningNode, timeline: list[tuple[str, float]]) -> None:
 
 def condensed(timeline: list[tuple[str, float]], origin: float) -> list[tuple[str, float]]:
     """The lookup's steps and the first two and last file reads, in ms from ``origin``."""
+    waits = [at for what, at in timeline if what == "read waited"]
+    timeline = [e for e in timeline if e[0] != "read waited"]
     reads = [e for e in timeline if e[0].startswith("read_file")]
-    kept = [e for e in timeline if not e[0].startswith("read_file")] + reads[:4] + reads[-1:]
-    return [(what, round(at - origin, 1)) for what, at in sorted(set(kept), key=lambda e: e[1])]
+    opens = [e for e in timeline if e[0].startswith("open_site")]
+    kept = ([e for e in timeline if not e[0].startswith(("read_file", "open_site"))]
+            + opens[:4] + reads[:4] + reads[-1:])
+    steps = [(what, round(at - origin, 1)) for what, at in sorted(set(kept), key=lambda e: e[1])]
+    # How many reads waited on the swarm (longer than WAITED_MS), and the longest wait.
+    return [*steps, (f"reads waited: {len(waits)}", round(max(waits, default=0.0), 1))]
 
 
 async def load_page(session: aiohttp.ClientSession, base: str, host: str | None,
@@ -143,6 +175,17 @@ async def load_page(session: aiohttp.ClientSession, base: str, host: str | None,
 
     await asyncio.gather(*(one(a) for a in assets))
     return ttfb, time.perf_counter() - start
+
+
+def earlier_runs() -> list[dict[str, Any]]:
+    """The medians of earlier runs kept in the result file (each run takes the lock alone,
+    so ranges over runs are built up one run at a time)."""
+    try:
+        old = json.loads((RESULTS / "cold_page.json").read_text())
+    except (OSError, ValueError):
+        return []
+    runs = old.get("chromium", {}).get("runs", [])
+    return [r for r in runs if isinstance(r, dict) and "label" in r]
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -199,7 +242,9 @@ async def main() -> None:
                         base_ttfb.append(t * 1000)
                         base_total.append(t_total * 1000)
                         print(f"trial {trial}: chromium first visit {visit['ttfb_ms']:.0f} / "
-                              f"{visit['load_ms']:.0f} ms, held {held[-1]['ttfb_ms']:.0f} / "
+                              f"{visit['load_ms']:.0f} ms (assets done "
+                              f"{visit['assets_end_ms']:.0f}, reloads {visit['reloads']}), held "
+                              f"{held[-1]['ttfb_ms']:.0f} / "
                               f"{held[-1]['load_ms']:.0f} ms, nginx "
                               f"{base_browser[-1]['ttfb_ms']:.0f} / "
                               f"{base_browser[-1]['load_ms']:.0f} ms; aiohttp {ttfb * 1000:.0f}"
@@ -225,6 +270,22 @@ async def main() -> None:
                      "ms", "target < 200 ms"))
     print(ratio_line("aiohttp whole page", median(totals), median(base_total), "ms",
                      "target < 500 ms"))
+    this_run = {
+        "label": LABEL, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "first_visit_ttfb_ms": median(column(first, "ttfb_ms")),
+        "first_visit_load_ms": median(column(first, "load_ms")),
+        "held_load_ms": median(column(held, "load_ms")),
+        "nginx_load_ms": nginx_load,
+        "first_visit_load_vs_nginx": median(column(first, "load_ms")) / nginx_load,
+        "held_load_vs_nginx": median(column(held, "load_ms")) / nginx_load,
+    }
+    history = [*earlier_runs(), this_run]
+    for label in dict.fromkeys(r["label"] for r in history):
+        rows = [r for r in history if r["label"] == label]
+        print(f"runs labelled {label!r} ({len(rows)}): " + "; ".join(
+            f"{key} {min(r[key] for r in rows):.3g}-{max(r[key] for r in rows):.3g}"
+            for key in ("first_visit_ttfb_ms", "first_visit_load_ms", "held_load_ms",
+                        "nginx_load_ms", "first_visit_load_vs_nginx", "held_load_vs_nginx")))
     write_result("cold_page", {
         "trials": TRIALS, "holders": HOLDERS, "files": len(assets) + 1,
         "note": "machine shared with other engineers' tests (2 cores)",
@@ -235,7 +296,7 @@ async def main() -> None:
             "first_visit_runs": first, "held_site_runs": held, "nginx_runs": base_browser,
             "first_visit_load_vs_nginx": median(column(first, "load_ms")) / nginx_load,
             "held_load_vs_nginx": median(column(held, "load_ms")) / nginx_load,
-            "timelines_ms": timelines,
+            "timelines_ms": timelines, "runs": history,
             "target_ttfb_ms": 100, "target_load_ms": 250,
         },
         "ttfb_ms": ttfbs, "page_ms": totals,

@@ -354,3 +354,27 @@ async def test_a_v1_only_snapshot_altered_on_disk_is_not_served(small_site, tmp_
                                        headers={"Range": f"bytes={start}-{start + 199_999}"})
         assert status == 206 and body == big[start:start + 200_000]
         assert stored.read_bytes() == big  # the fresh piece was written back over the bad one
+
+
+async def test_a_first_visit_reads_the_page_into_memory_before_the_browser_asks(small_site,
+                                                                                http):
+    """Asked for index.html alone, a fresh node reads the page's other files into memory
+    too (the browser asks for them next), byte-exact, and leaves bulk media alone."""
+    folder, contents = small_site
+    async with Testnet(2) as net:
+        result = await net.nodes[0].node.publish(folder, "site")
+        visitor = net.nodes[1].node
+        status, _, body = await http(net.nodes[1]).site(result.site_id, "/")
+        assert status == 200 and body == contents["index.html"]
+        snapshot = await visitor.open_site(result.site_id)
+        page = {i: contents[p] for i, p in enumerate(snapshot.sitemap.paths)
+                if p in contents and len(contents[p]) < 1 << 20}
+        assert len(page) == len(contents) - 1  # all but media/big.bin
+
+        def in_memory() -> bool:
+            return all(visitor.small_files.get((snapshot.tid, i)) == data
+                       for i, data in page.items())
+
+        await wait_until(in_memory, timeout=20)
+        big = snapshot.sitemap.paths.index("media/big.bin")
+        assert visitor.small_files.get((snapshot.tid, big)) is None

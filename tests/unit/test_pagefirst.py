@@ -12,10 +12,14 @@ from peerweb.policy.pagefirst import (
     PAGE_DEADLINE_MS,
     PAGE_FILE_BYTES,
     PAGE_PRIORITY,
+    WARM_BYTES,
     escalate,
     file_priorities,
+    first_file_deadlines,
     is_bulk,
     readahead_deadline,
+    root_index,
+    warm_up,
 )
 from peerweb.policy.readplan import READAHEAD_PIECES, ReadPlan
 
@@ -91,3 +95,33 @@ def test_a_waiting_bulk_read_escalates_once_after_its_patience() -> None:
     assert escalate(True, asked, asked + BULK_PATIENCE_S, False)
     assert not escalate(True, asked, asked + 60, True)  # already asked with a deadline
     assert not escalate(False, asked, asked + 60, False)  # page pieces had one from the start
+
+
+def test_a_first_visit_reads_index_then_styles_scripts_and_the_rest_never_media() -> None:
+    paths = ["assets/a.png", "assets/b.js", "", "assets/c.css", "index.html",
+             "media/clip.mp4", "about/index.html", "assets/huge.png"]
+    sizes = [5000, 4000, 100, 3000, 900, 9000, 800, PAGE_FILE_BYTES + 1]
+    assert warm_up(paths, sizes) == [4, 3, 1, 0, 6]
+
+
+def test_the_warm_up_stays_within_its_budget_and_needs_an_index() -> None:
+    paths = ["index.html", "a.css", "b.js", "c.png"]
+    sizes = [1000, 5000, 2000, 1500]
+    assert warm_up(paths, sizes, budget=4600) == [0, 2, 3]  # a.css does not fit
+    assert warm_up(paths, sizes, budget=10**9) == [0, 1, 2, 3]
+    assert warm_up(["a.css", "b.js"], [10, 10]) == []  # no page a browser would open
+    assert sum(sizes) < WARM_BYTES
+
+
+def test_the_first_files_pieces_are_asked_first_nearest_soonest() -> None:
+    # index.html of 1.5 pieces, starting half-way into piece 3.
+    assert first_file_deadlines(3 * PL + PL // 2, PL + PL // 2, PL) == [
+        (3, PAGE_DEADLINE_MS), (4, PAGE_DEADLINE_MS + DEADLINE_STEP_MS)]
+    assert first_file_deadlines(2 * PL, 10, PL) == [(2, PAGE_DEADLINE_MS)]
+    assert first_file_deadlines(2 * PL, 0, PL) == []  # an empty file needs no piece
+
+
+def test_the_sites_own_index_is_found_under_the_torrents_folder() -> None:
+    assert root_index(["site/assets/a.css", "site/about/index.html", "site/index.html"]) == 2
+    assert root_index(["index.html"]) == 0
+    assert root_index(["site/about/index.html", "site/a.css"]) is None

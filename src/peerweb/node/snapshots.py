@@ -10,6 +10,7 @@ swarm (pieces verified on the way), small ones kept in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 from ..config import NodeConfig
 from ..content.sitemap import SiteMap
 from ..errors import BadAddress, PeerwebError, StorageError
+from ..policy import pagefirst
 from ..swarm.engine import DISK_ADVICE, Swarm, is_pad_file, torrent_id
 from ..swarm.torrents import resume_peers
 from .jobs import Jobs
@@ -82,6 +84,7 @@ class SnapshotStore:
         # torrent's flags on every request waits on its busy network thread).
         self._paused: set[str] = set()
         self._opening: dict[str, asyncio.Task[Snapshot]] = {}
+        self._reading: dict[str, asyncio.Task[bytes]] = {}
 
     # -- what is held ----------------------------------------------------------------------
 
@@ -214,8 +217,24 @@ class SnapshotStore:
         elif added and admit is not None:
             self._swarm.release(handle)
         snapshot = await self.register(handle)
+        if added and not older and site_id is not None:
+            order = pagefirst.warm_up(snapshot.sitemap.paths, snapshot.sizes)
+            self._jobs.spawn(self._warm(snapshot, order))
         self._jobs.spawn(self._disk.save_resume(handle))
         return snapshot
+
+    async def _warm(self, snapshot: Snapshot, order: list[int]) -> None:
+        """A first visit: read the page's files into memory now (``order``, from
+        ``pagefirst.warm_up``), index.html alone first, then the rest together, so that
+        the browser's requests for them join these reads or find them done."""
+        if order:
+            await self._warm_one(snapshot, order[0])
+            await asyncio.gather(*(self._warm_one(snapshot, i) for i in order[1:]))
+
+    async def _warm_one(self, snapshot: Snapshot, index: int) -> None:
+        # A file that cannot be had now is the browser's request's to report, not this.
+        with contextlib.suppress(PeerwebError):
+            await self.read_file(snapshot, index)
 
     def _older_peers(self, older: list[Snapshot]) -> tuple[tuple[str, int], ...]:
         """Peers the older versions' swarms knew (from their resume data): the publisher and
@@ -320,11 +339,16 @@ class SnapshotStore:
     # -- reading ---------------------------------------------------------------------------
 
     async def read_file(self, snapshot: Snapshot, index: int) -> bytes:
-        """A whole small file, from memory when possible."""
-        key = (snapshot.tid, index)
-        cached = self.small_files.get(key)
+        """A whole small file, from memory when possible; one read per file at a time (a
+        request joins a read already under way, the first visit's warm-up's say)."""
+        cached = self.small_files.get((snapshot.tid, index))
         if cached is not None:
             return cached
+        return await self._jobs.single_flight(self._reading, f"{snapshot.tid}/{index}",
+                                              lambda: self._read_whole(snapshot, index))
+
+    async def _read_whole(self, snapshot: Snapshot, index: int) -> bytes:
+        key = (snapshot.tid, index)
         chunks = [c async for c in self.stream(snapshot, index, 0, snapshot.sizes[index])]
         data = b"".join(chunks)
         if len(data) <= SMALL_FILE_LIMIT:

@@ -79,3 +79,66 @@ def escalate(bulk: bool, asked_at: float, now: float, escalated: bool) -> bool:
     """Whether a read waiting on a piece asked without a deadline (since ``asked_at``) should
     now ask for it with one: only a bulk piece, once, after ``BULK_PATIENCE_S``."""
     return bulk and not escalated and now - asked_at >= BULK_PATIENCE_S
+
+
+# On a first visit the page's files are read into memory as soon as the site's file list is
+# here, index.html first, so that the browser's requests for them find them there rather
+# than each waiting on its own pieces (bench/cold_page.py). At most this many bytes.
+WARM_BYTES = 8 << 20
+INDEX_PATH = "index.html"
+# Which of the page's files a browser asks for first, after index.html: stylesheets and
+# scripts block rendering, so they come before images and the rest.
+_FIRST_SUFFIXES = ((".css",), (".js", ".mjs"))
+
+
+def warm_up(paths: Sequence[str], sizes: Sequence[int], budget: int = WARM_BYTES) -> list[int]:
+    """File indexes a first visit reads ahead of the browser, in the order to read them.
+
+    ``paths`` are the site's paths in file order ("" for padding), ``sizes`` their sizes.
+    index.html first, then stylesheets, scripts and the page's other files (never bulk
+    media), each while the total stays within ``budget``; none when the site has no
+    index.html (nothing says a browser will come for its files)."""
+    if INDEX_PATH not in paths:
+        return []
+
+    def rank(index: int) -> tuple[int, int]:
+        path = paths[index].lower()
+        if path == INDEX_PATH:
+            return 0, index
+        for position, suffixes in enumerate(_FIRST_SUFFIXES, start=1):
+            if path.endswith(suffixes):
+                return position, index
+        return len(_FIRST_SUFFIXES) + 1, index
+
+    page = [i for i, (path, size) in enumerate(zip(paths, sizes, strict=True))
+            if path and not is_bulk(path, size)]
+    chosen: list[int] = []
+    total = 0
+    for index in sorted(page, key=rank):
+        if total + sizes[index] <= budget:
+            chosen.append(index)
+            total += sizes[index]
+    return chosen
+
+
+def first_file_deadlines(file_offset: int, size: int,
+                         piece_length: int) -> list[tuple[int, int]]:
+    """(piece, deadline ms) for the file a first visit shows first (index.html), asked for
+    the moment the metadata is here: on loopback the whole page is requested in one go
+    then, and index.html's pieces came in among the others, often last
+    (bench/cold_page.py)."""
+    if size <= 0:
+        return []
+    first = file_offset // piece_length
+    last = (file_offset + size - 1) // piece_length
+    return [(piece, PAGE_DEADLINE_MS + n * DEADLINE_STEP_MS)
+            for n, piece in enumerate(range(first, last + 1))]
+
+
+def root_index(paths: Sequence[str]) -> int | None:
+    """Which of a torrent's files (``paths`` as in the torrent: under the torrent's folder,
+    or alone) is the site's own index.html, if any."""
+    for position, path in enumerate(paths):
+        if path == INDEX_PATH or (path.count("/") == 1 and path.endswith("/" + INDEX_PATH)):
+            return position
+    return None

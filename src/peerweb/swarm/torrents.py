@@ -178,6 +178,8 @@ class Torrents:
     def on_metadata(self, alert: Any) -> None:
         tid = torrent_id(alert.handle)
         if tid not in self._holding:
+            # The moment the metadata is here (a first visit): index.html first.
+            index_first(alert.handle)
             page_first(alert.handle)
         self._metadata.settle(tid, None)
 
@@ -304,6 +306,18 @@ def make_v1_torrent(handle: Any, trackers: tuple[str, ...]) -> bytes:
 def release(handle: Any) -> None:
     """Let a held torrent download all its files, the page's first (``page_first``)."""
     page_first(handle)
+
+
+def index_first(handle: Any) -> None:
+    """Ask for the pieces of the site's index.html with deadlines, ahead of the rest: a
+    first visit shows it first (``pagefirst.first_file_deadlines``)."""
+    files = handle.torrent_file().layout()
+    index = pagefirst.root_index([str(files.file_path(i)) for i in range(files.num_files())])
+    if index is None:
+        return
+    for piece, deadline in pagefirst.first_file_deadlines(
+            files.file_offset(index), files.file_size(index), files.piece_length()):
+        handle.set_piece_deadline(piece, deadline)
 
 
 def page_first(handle: Any) -> None:
