@@ -38,7 +38,7 @@ HOLDERS = 2
 MB = 1024 * 1024
 SIZE = int(os.environ.get("PEERWEB_BENCH_PRIVATE_MB", "40")) * MB
 PUBLISH_SIZE = int(os.environ.get("PEERWEB_BENCH_PUBLISH_MB", "1024")) * MB
-PUBLISH_TRIALS = 2
+PUBLISH_TRIALS = 3
 # The publish folder: a few big files and many small ones, as a photo or document folder.
 PUBLISH_FILES = 8
 SMALL_FILES = 200
