@@ -18,15 +18,16 @@ gives each figure's and each ratio's range over the runs.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from bench.common import RESULTS, median, ratio_line, write_result
 from peerweb import aio
@@ -37,23 +38,42 @@ HOLDERS = 2
 MB = 1024 * 1024
 SIZE = int(os.environ.get("PEERWEB_BENCH_PRIVATE_MB", "40")) * MB
 PUBLISH_SIZE = int(os.environ.get("PEERWEB_BENCH_PUBLISH_MB", "1024")) * MB
-PUBLISH_TRIALS = 2
+PUBLISH_TRIALS = 3
 # The publish folder: a few big files and many small ones, as a photo or document folder.
 PUBLISH_FILES = 8
 SMALL_FILES = 200
 
 
-async def timed_get(session: aiohttp.ClientSession, url: str, host: str,
-                    start: int | None, expected: bytes) -> float:
-    headers = {"Host": host}
-    if start is not None:
-        headers["Range"] = f"bytes={start}-{start + len(expected) - 1}"
-    began = time.perf_counter()
-    async with session.get(url, headers=headers) as response:
-        body = await response.read()
-    elapsed = time.perf_counter() - began
-    assert response.status in (200, 206) and body == expected, response.status
-    return elapsed
+class Visitor:
+    """The bench's browser, in a process of its own (``bench.http_visitor``): the gateway's
+    loop and core are then the gateway's alone, as on a real machine."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    async def start(cls) -> Visitor:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.http_visitor", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, env=os.environ.copy())
+        return cls(process)
+
+    async def timed_get(self, url: str, host: str, start: int | None,
+                        expected: bytes) -> float:
+        """Seconds the visitor took to fetch ``expected`` (all of it, or from ``start``)."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        ask = {"url": url, "host": host, "start": start, "length": len(expected),
+               "sha256": hashlib.sha256(expected).hexdigest()}
+        self._process.stdin.write((json.dumps(ask) + "\n").encode())
+        await self._process.stdin.drain()
+        answer = json.loads(await self._process.stdout.readline())
+        assert answer["ok"] and answer["status"] in (200, 206), answer
+        return float(answer["elapsed"])
+
+    async def stop(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        await self._process.wait()
 
 
 def make_publish_folder(root: Path) -> None:
@@ -106,48 +126,52 @@ async def main() -> None:
         (site / "media" / "big.bin").write_bytes(big)
         seek = SIZE * 9 // 10
         results: dict[str, dict[str, list[float]]] = {}
-        async with Testnet(1 + HOLDERS) as net, aiohttp.ClientSession() as session:
-            publisher = net.nodes[0].node
-            published = {}
-            for kind in ("public", "private"):
-                began = time.perf_counter()
-                published[kind] = await publisher.publish(site, f"bench-{kind}",
-                                                          private=kind == "private")
-                results[kind] = {"publish_small": [time.perf_counter() - began],
-                                 "publish": publish[kind], "first_mb": [], "seek_90": [],
-                                 "cold_mbps": [], "warm_mbps": []}
-            key = publisher.private.keyring.get(published["private"].site_id)
-            assert key is not None
-            for holder in net.nodes[1:]:
-                holder.node.private.keyring.put(published["private"].site_id, key)
-                for result in published.values():
-                    host = f"{result.site_id}.localhost:{holder.gateway_address[1]}"
-                    await timed_get(session, f"{holder.gateway_url}/media/big.bin", host, None,
-                                    big)
-            index = 1 + HOLDERS
-            for trial in range(TRIALS):
-                for kind, result in published.items():
-                    row = results[kind]
-                    for what in ("stream", "whole"):
-                        fresh = await net.add_node(net.config_for(index))
-                        index += 1
-                        await fresh.node.swarm.wait_dht_ready(10.0)
-                        fresh.node.private.keyring.put(published["private"].site_id, key)
-                        url = f"{fresh.gateway_url}/media/big.bin"
-                        host = f"{result.site_id}.localhost:{fresh.gateway_address[1]}"
-                        if what == "stream":
-                            row["first_mb"].append(await timed_get(session, url, host, 0,
-                                                                   big[:MB]))
-                            row["seek_90"].append(await timed_get(session, url, host, seek,
-                                                                  big[seek:seek + MB]))
-                        else:
-                            cold = await timed_get(session, url, host, None, big)
-                            warm = await timed_get(session, url, host, None, big)
-                            row["cold_mbps"].append(SIZE / MB / cold)
-                            row["warm_mbps"].append(SIZE / MB / warm)
-                        await net.stop_node(fresh)
-                    print(f"trial {trial} {kind}: " + ", ".join(
-                        f"{k} {v[-1]:.3g}" for k, v in row.items() if v))
+        visitor = await Visitor.start()
+        try:
+            async with Testnet(1 + HOLDERS) as net:
+                publisher = net.nodes[0].node
+                published = {}
+                for kind in ("public", "private"):
+                    began = time.perf_counter()
+                    published[kind] = await publisher.publish(site, f"bench-{kind}",
+                                                              private=kind == "private")
+                    results[kind] = {"publish_small": [time.perf_counter() - began],
+                                     "publish": publish[kind], "first_mb": [], "seek_90": [],
+                                     "cold_mbps": [], "warm_mbps": []}
+                key = publisher.private.keyring.get(published["private"].site_id)
+                assert key is not None
+                for holder in net.nodes[1:]:
+                    holder.node.private.keyring.put(published["private"].site_id, key)
+                    for result in published.values():
+                        host = f"{result.site_id}.localhost:{holder.gateway_address[1]}"
+                        await visitor.timed_get(f"{holder.gateway_url}/media/big.bin", host,
+                                                None, big)
+                index = 1 + HOLDERS
+                for trial in range(TRIALS):
+                    for kind, result in published.items():
+                        row = results[kind]
+                        for what in ("stream", "whole"):
+                            fresh = await net.add_node(net.config_for(index))
+                            index += 1
+                            await fresh.node.swarm.wait_dht_ready(10.0)
+                            fresh.node.private.keyring.put(published["private"].site_id, key)
+                            url = f"{fresh.gateway_url}/media/big.bin"
+                            host = f"{result.site_id}.localhost:{fresh.gateway_address[1]}"
+                            if what == "stream":
+                                row["first_mb"].append(await visitor.timed_get(
+                                    url, host, 0, big[:MB]))
+                                row["seek_90"].append(await visitor.timed_get(
+                                    url, host, seek, big[seek:seek + MB]))
+                            else:
+                                cold = await visitor.timed_get(url, host, None, big)
+                                warm = await visitor.timed_get(url, host, None, big)
+                                row["cold_mbps"].append(SIZE / MB / cold)
+                                row["warm_mbps"].append(SIZE / MB / warm)
+                            await net.stop_node(fresh)
+                        print(f"trial {trial} {kind}: " + ", ".join(
+                            f"{k} {v[-1]:.3g}" for k, v in row.items() if v))
+        finally:
+            await visitor.stop()
     pub, priv = ({k: median(v) for k, v in results[kind].items()}
                  for kind in ("public", "private"))
     rows = [("publish", f"publish {PUBLISH_SIZE // MB} MB", 1, "s", "target <= 1.5x"),
@@ -169,7 +193,8 @@ async def main() -> None:
               f"{ranges[key][1]:.2f}")
     write_result("private", {
         "size_mb": SIZE // MB, "publish_mb": PUBLISH_SIZE // MB, "trials": TRIALS,
-        "publish_trials": PUBLISH_TRIALS, "runs": runs, "ratio_ranges": ranges,
+        "publish_trials": PUBLISH_TRIALS, "visitor": "own process", "runs": runs,
+        "ratio_ranges": ranges,
         "ranges": {kind: {key: [min(r[kind][key] for r in runs),
                                 max(r[kind][key] for r in runs)] for key, *_ in rows}
                    for kind in ("public", "private")}})

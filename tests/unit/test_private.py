@@ -275,3 +275,30 @@ def test_a_version_opens_with_its_slot_and_not_after_removal(tmp_path: Path) -> 
         assert (got is not None) is opens
         if got is not None:
             assert got == written.header.content_key(read_key)
+
+
+def test_encrypting_stops_at_a_failed_file_and_at_a_cancel(tmp_path: Path) -> None:
+    """Files are encrypted several at a time: an unreadable one is still a PublishError
+    naming it, and a cancel still stops the whole write."""
+    from peerweb.errors import PublishError
+
+    make_folder(tmp_path / "site")
+    files = scan(tmp_path / "site")
+    gone = next(f for f in files if f.relative == "big.bin")
+    gone.path.unlink()
+    with pytest.raises(PublishError, match=gone.relative):
+        layout.write_encrypted(files, tmp_path / "out", os.urandom(32))
+
+    class Stop(Exception):
+        pass
+
+    calls: list[int] = []
+
+    def check_cancel() -> None:
+        calls.append(1)
+        if len(calls) > 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        layout.write_encrypted(scan(tmp_path / "site"), tmp_path / "out2", os.urandom(32),
+                               check_cancel)

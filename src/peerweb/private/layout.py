@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ READERS_FILE = "readers"
 DATA_DIR = "data"
 # Chunks read from a source file and sealed per write: 64 chunks, 1 MiB.
 WRITE_BATCH = 64
+# Files encrypted at once while publishing (one per core of a small machine).
+ENCRYPT_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,23 @@ def write_encrypted(files: Iterable[SourceFile], out: Path, read_key: bytes,
     content_key = os.urandom(KEY_SIZE)
     version_id = os.urandom(ID_SIZE)
     (out / DATA_DIR).mkdir(parents=True)
-    entries: list[Entry] = []
-    total = 0
-    for source in files:
+    files = list(files)
+    entries = [Entry(source.relative, os.urandom(ID_SIZE), source.size) for source in files]
+
+    def encrypt(job: tuple[SourceFile, Entry]) -> int:
+        source, entry = job
         check_cancel()
-        file_id = os.urandom(ID_SIZE)
-        entries.append(Entry(source.relative, file_id, source.size))
-        total += _encrypt_file(source, out / DATA_DIR / file_id.hex(), content_key,
-                               version_id, file_id, check_cancel)
+        return _encrypt_file(source, out / DATA_DIR / entry.file_id.hex(), content_key,
+                             version_id, entry.file_id, check_cancel)
+
+    # Files are encrypted ENCRYPT_THREADS at a time (libsodium and file writes let go of
+    # the GIL): encryption is what a private publish adds to a public one. The first error,
+    # in files' order, is raised, and files not yet started are dropped.
+    pool = ThreadPoolExecutor(ENCRYPT_THREADS, thread_name_prefix="peerweb-encrypt")
+    try:
+        total = sum(pool.map(encrypt, zip(files, entries, strict=True)))
+    finally:
+        pool.shutdown(cancel_futures=True)
     manifest = Manifest(tuple(entries))
     sealed = seal_manifest(manifest, content_key, version_id)
     (out / MANIFEST_FILE).write_bytes(sealed)
