@@ -121,12 +121,13 @@ def loopback(access: float) -> GeographyConfig:
 def model(nodes: int, holders: int, fitted: dict[str, float], seed: int,
           probes: int = 0, protocol: str = "after") -> Any:
     """The simulator's flood under the loopback model. ``after``: the node's protocol now
-    (``HOLDER_SHARDS`` holders keys, lists refreshed at each announce); ``before``: one
-    holders key, cold lists, a forwarder looking up one key (the node before this round)."""
+    (``HOLDER_SHARDS`` holders keys, lists refreshed at each announce, planned pushes);
+    ``before``: one holders key, cold lists, forward-once pushes, a forwarder looking up
+    one key (the node of the second round)."""
     after = protocol == "after"
     return update_flood(FloodConfig(
         nodes=nodes, holders=holders, shards=propagation.HOLDER_SHARDS if after else 1,
-        warm=after, legacy_lookup=not after,
+        warm=after, legacy_lookup=not after, planned=after,
         geography=loopback(fitted["access_median_s"]), push_delay=fitted["push_delay_s"],
         shared_cpu=fitted.get("shared_cpu_per_node_s", 0.0) * nodes,
         publish_delay=fitted["publish_delay_s"], holder_list=propagation.PUSHED_HOLDERS,
