@@ -62,7 +62,7 @@ def predicted() -> tuple[list[list[float]], list[float]]:
                                           access_median=fit["access_median_s"]),
             push_delay=fit["push_delay_s"], publish_delay=0.0,
             shared_cpu=fit["shared_cpu_per_node_s"] * NODES,
-            horizon=60.0, announce_window=5.0,
+            horizon=60.0, announce_window=5.0, holders_ttl=0.0,
             probe_lookups=6, seed=seed))
         floods.append(result.accepted_at)
         lookups.extend(result.probe_seconds)

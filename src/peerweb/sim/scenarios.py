@@ -217,6 +217,12 @@ class FloodConfig:
     probe_lookups: int = 0
     """Nodes that hold nothing look the holders up (``Resolver.holders``) once each, at
     quiet times before the update; their durations are ``FloodResult.probe_seconds``."""
+    holders_ttl: float = 20.0
+    """The node's ``Timings.holders_ttl``: with ``planned``, the publish's own holders
+    lookup (``Publisher._ask_network``, ``PUBLISH_GRACE``) is in the list its wave goes
+    out from if the wave starts within this long of its end; the wave then waits for it,
+    as the node signs only once it has asked. 0: unused, and not waited for (the node
+    still asks before it signs, but ``publish_delay`` is then counted from the signing)."""
     push_delay: float = 0.0
     """Seconds a push takes on top of ``PUSH_RTTS`` round trips (a receiver's processing:
     verifying the pointer, saving state), fitted on the testnet."""
@@ -455,10 +461,24 @@ def update_flood(config: FloodConfig) -> FloodResult:
         if then is not None:
             sim.after(slowest, then)
 
-    def push_wave(grace: float | None) -> None:
-        """``Resolver.push_wave``: ``wave`` holders of the warm list (or of a lookup when
-        it is cold) at once, each with a share; beside it a lookup, whose holders the first
-        list missed get a second plan once both are through."""
+    def publish(grace: float | None) -> None:
+        """``Publisher.publish``: its holders lookup while it builds, then ``push_wave``."""
+        if not config.holders_ttl:
+            sim.after(config.publish_delay, push_wave, grace, None)
+            return
+        began = sim.now
+
+        def asked(peers: list[propagation.Endpoint]) -> None:
+            ended = sim.now
+            at = max(began + config.publish_delay, ended)
+            sim.at(at, push_wave, grace, peers if at - ended <= config.holders_ttl else None)
+        find_holders(publisher, grace, asked)
+
+    def push_wave(grace: float | None, asked: list[propagation.Endpoint] | None) -> None:
+        """``Resolver.push_wave``: ``wave`` holders of the warm list and the publish's
+        lookup (``asked``, None if stale), or of a lookup when there is no warm list, at
+        once, each with a share; beside it a lookup, whose holders the first list missed
+        get a second plan once both are through."""
         me = endpoint(publisher)
         state = {"left": 2}
         lists: dict[str, list[propagation.Endpoint]] = {}
@@ -482,9 +502,12 @@ def update_flood(config: FloodConfig) -> FloodResult:
                                                          rng=rng), both_done)
             find_holders(publisher, config.grace, found)
 
-        usable = sorted(set(cached.get(publisher, [])) - {me})
-        if usable:
+        warm = cached.get(publisher, [])
+        usable = sorted((set(warm) | set(asked or [])) - {me})
+        if warm and usable:
             first(usable)
+        elif asked is not None:
+            first(sorted(set(asked) - {me}))
         else:
             find_holders(publisher, grace, first)
 
@@ -581,7 +604,7 @@ def update_flood(config: FloodConfig) -> FloodResult:
                   config.pointer_size, counted)
         publish_grace = PUBLISH_GRACE if config.grace is not None else None
         if config.planned:
-            sim.after(config.publish_delay, push_wave, publish_grace)
+            publish(publish_grace)
         else:
             sim.after(config.publish_delay, push_on, publisher, [], (), publish_grace)
 
