@@ -39,6 +39,9 @@ ANNOUNCE_INTERVAL = 8.0
 """Holders re-announce (and refresh their lists) this often here, so that every list is
 refreshed after all holders announced, as in the steady state the simulator starts from."""
 
+HOLDERS_TTL = 0.5
+"""Holders lists live this long here (both sides): a forwarder's list is cold."""
+
 
 def watch_accepts(resolver: Any, index: int, accepted: dict[int, float]) -> None:
     """Note when ``resolver`` takes a new version as news (pushed or polled), at that
@@ -59,7 +62,7 @@ async def measure_real(nodes: int, holders: int, rounds: int, lookups: int,
                        seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     template = NodeConfig(timings=dataclasses.replace(
-        Timings(), holders_ttl=0.5, holder_announce_interval=ANNOUNCE_INTERVAL))
+        Timings(), holders_ttl=HOLDERS_TTL, holder_announce_interval=ANNOUNCE_INTERVAL))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "site"
@@ -121,16 +124,18 @@ def loopback(access: float) -> GeographyConfig:
 def model(nodes: int, holders: int, fitted: dict[str, float], seed: int,
           probes: int = 0, protocol: str = "after") -> Any:
     """The simulator's flood under the loopback model. ``after``: the node's protocol now
-    (``HOLDER_SHARDS`` holders keys, lists refreshed at each announce); ``before``: one
-    holders key, cold lists, a forwarder looking up one key (the node before this round)."""
+    (``HOLDER_SHARDS`` holders keys, lists refreshed at each announce, planned pushes);
+    ``before``: one holders key, cold lists, forward-once pushes, a forwarder looking up
+    one key (the node of the second round)."""
     after = protocol == "after"
     return update_flood(FloodConfig(
         nodes=nodes, holders=holders, shards=propagation.HOLDER_SHARDS if after else 1,
-        warm=after, legacy_lookup=not after,
+        warm=after, legacy_lookup=not after, planned=after,
         geography=loopback(fitted["access_median_s"]), push_delay=fitted["push_delay_s"],
         shared_cpu=fitted.get("shared_cpu_per_node_s", 0.0) * nodes,
         publish_delay=fitted["publish_delay_s"], holder_list=propagation.PUSHED_HOLDERS,
-        horizon=90.0, seed=seed, announce_window=5.0, probe_lookups=probes))
+        horizon=90.0, seed=seed, announce_window=5.0, probe_lookups=probes,
+        holders_ttl=HOLDERS_TTL))
 
 
 def simulate(nodes: int, holders: int, fitted: dict[str, float],

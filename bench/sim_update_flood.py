@@ -8,7 +8,9 @@ to without a lookup: the node now) and ``scaled`` (the same with ceil(H/400) key
 site of H holders needs), ``adaptive`` (from 8, each holder's count grows with what its
 refreshes find, ``propagation.holder_shards``, over ``--rounds`` announce rounds: the node
 now) and ``adaptive+poll`` (the same, polls stretched by ``poll_interval(..., holders=)``).
-Pushes name ``PUSHED_HOLDERS`` holders in all. Writes
+Planned pushes (``Resolver.push_wave`` / ``forward_share``, the node now) in all but
+``before`` and ``forward`` (``adaptive`` with the forward-once pushes of the fourth round,
+``PUSHED_HOLDERS`` named, the baseline of planned pushes). Writes
 bench/results/<name>.json and <name>.png (completion CDFs).
 
     python -m bench.sim_update_flood                 # N=10^4, H=10^2..5x10^3
@@ -35,7 +37,7 @@ def load_row(load: Load) -> dict[str, Any]:
 def row(result: FloodResult) -> dict[str, Any]:
     c = result.config
     return {"nodes": c.nodes, "holders": c.holders, "shards": c.shards,
-            "holders_named_per_push": c.holder_list,
+            "holders_named_per_push": c.holder_list, "planned_pushes": c.planned,
             "t50_s": result.time_to(0.5), "t99_s": result.time_to(0.99),
             "t100_s": result.time_to(1.0), "reached": len(result.accepted_at),
             "by_push": result.by_push, "by_poll": result.by_poll,
@@ -56,7 +58,9 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["before", "node", "scaled"],
                         help="before: one key, cold lists, a forwarder looks one key up "
                         "(the node before this round); node: HOLDER_SHARDS keys, lists "
-                        "refreshed at each announce; scaled: the same with ceil(H/400) keys")
+                        "refreshed at each announce; scaled: the same with ceil(H/400) keys; "
+                        "adaptive(+poll): growing shard counts; forward: adaptive with "
+                        "the forward-once pushes before planned ones")
     parser.add_argument("--rounds", type=int, default=6,
                         help="announce rounds (holder_announce_interval each) of the "
                         "adaptive runs, as the shard counts settle")
@@ -72,13 +76,15 @@ def main() -> None:
                    "node": (propagation.HOLDER_SHARDS, True, False),
                    "scaled": (scaled, True, False),
                    "adaptive": (propagation.HOLDER_SHARDS, True, False),
-                   "adaptive+poll": (propagation.HOLDER_SHARDS, True, False)}
+                   "adaptive+poll": (propagation.HOLDER_SHARDS, True, False),
+                   "forward": (propagation.HOLDER_SHARDS, True, False)}
         for run in args.runs:
             shards, warm, legacy = options[run]
-            adaptive = run.startswith("adaptive")
+            adaptive = run.startswith("adaptive") or run == "forward"
             result = update_flood(FloodConfig(
                 nodes=args.nodes, holders=holders, shards=shards, warm=warm,
                 legacy_lookup=legacy, holder_list=propagation.PUSHED_HOLDERS,
+                planned=run not in ("before", "forward"),
                 churn_per_hour=args.churn, adaptive=adaptive,
                 rounds=args.rounds if adaptive else 1, poll_stretch=run == "adaptive+poll",
                 seed=0))

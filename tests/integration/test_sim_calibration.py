@@ -29,15 +29,17 @@ from peerweb.tools.testnet import Testnet, write_sample_site  # noqa: E402
 
 from ..waiting import wait_until  # noqa: E402
 
-NODES, HOLDERS, ROUNDS = 10, 8, 3
+NODES, HOLDERS, ROUNDS = 10, 8, 7
 LOOKUP_TOLERANCE = 0.2
 """A holders lookup is round trips and the node's 0.3 s grace, one or two rounds of it: the
 model predicts it within the issue's 20%."""
 FLOOD_TOLERANCE = 0.6
-"""A flood of 8 holders on one machine is two waves of pushes a few tens of ms apart, set
-by how busy the one Python process of all the testnet's nodes is: rounds differ by up to
-2x among themselves (bench/results/sim_calibrate_n20.json), so a 3-round median is held
-to 60% here; the 20% comparison is the bench's, over more rounds."""
+"""A flood of 8 holders is one wave of planned pushes from the publisher
+(``propagation.PUBLISH_WAVE`` > 8), a few ms, set by how busy the one Python process of
+all the testnet's nodes is; now and then the publisher's list misses a holder and the
+lookup beside the wave brings it in ~0.6 s later, or one push waits tens of ms for the
+loop. So the median of 7 rounds is compared, held to 60% (or ``FLOOR_S``); the 20%
+comparison is the bench's."""
 
 
 FLOOR_S = 0.02
@@ -60,7 +62,7 @@ def predicted() -> tuple[list[list[float]], list[float]]:
                                           access_median=fit["access_median_s"]),
             push_delay=fit["push_delay_s"], publish_delay=0.0,
             shared_cpu=fit["shared_cpu_per_node_s"] * NODES,
-            holder_list=propagation.PUSHED_HOLDERS, horizon=60.0, announce_window=5.0,
+            horizon=60.0, announce_window=5.0, holders_ttl=0.0,
             probe_lookups=6, seed=seed))
         floods.append(result.accepted_at)
         lookups.extend(result.probe_seconds)
@@ -125,7 +127,8 @@ async def test_the_simulator_predicts_a_small_testnet(tmp_path) -> None:
     for share in (0.5, 1.0):
         real = statistics.median(share_time(f, share) for f in floods)
         model = statistics.median(share_time(f, share) for f in model_floods)
-        print(f"t{100 * share:.0f}: real {real:.3f} s, model {model:.3f} s, error "
+        print(f"t{100 * share:.0f}: real {real:.3f} s (rounds "
+              f"{[round(share_time(f, share), 3) for f in floods]}), model {model:.3f} s, error "
               f"{(model - real) / real:+.0%}")
         assert abs(model - real) <= max(FLOOD_TOLERANCE * real, FLOOR_S), (
             share, real, model, floods, model_floods)

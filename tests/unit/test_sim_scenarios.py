@@ -22,6 +22,28 @@ from peerweb.sim.scenarios import (  # noqa: E402
 
 
 def test_an_update_floods_every_holder_mostly_by_push(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node's planned pushes: the publisher's wave is ``PUBLISH_WAVE`` wide, every
+    other plan ``FANOUT``, and holders plan at most twice (share, then ``looks_further``)."""
+    fanouts: list[int] = []
+    real = propagation.plan_pushes
+
+    def spy(*args: object, **kwargs: object) -> list[propagation.Push]:
+        fanouts.append(int(kwargs["fanout"]))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(propagation, "plan_pushes", spy)
+    result = update_flood(FloodConfig(nodes=1000, holders=60, seed=1))
+    assert len(result.accepted_at) == 60
+    assert result.by_push >= 55 and result.by_push + result.by_poll == 60
+    assert fanouts[0] == propagation.PUBLISH_WAVE
+    assert set(fanouts) <= {propagation.PUBLISH_WAVE, propagation.FANOUT}
+    assert fanouts.count(propagation.PUBLISH_WAVE) <= 2  # the wave, and the lookup's extra
+    assert len(fanouts) <= 2 + 2 * 60
+    t50, t100 = result.time_to(0.5), result.time_to(1.0)
+    assert t50 is not None and t100 is not None and 0 < t50 <= t100 < 65
+
+
+def test_forward_once_pushes_of_before_stay_selectable(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = propagation.push_targets
 
@@ -30,19 +52,34 @@ def test_an_update_floods_every_holder_mostly_by_push(monkeypatch: pytest.Monkey
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(propagation, "push_targets", spy)
-    result = update_flood(FloodConfig(nodes=1000, holders=60, seed=1))
+    result = update_flood(FloodConfig(nodes=1000, holders=60, planned=False, seed=1))
     assert len(result.accepted_at) == 60
-    assert result.by_push >= 55 and result.by_push + result.by_poll == 60
     # Forward-once: the publisher and each holder push once at most (the run stops when
     # the last holder has it, some lookups still in flight), FANOUT targets each.
     assert 0 < len(calls) <= 61
     assert result.pushes <= len(calls) * propagation.FANOUT
-    t50, t100 = result.time_to(0.5), result.time_to(1.0)
-    assert t50 is not None and t100 is not None and 0 < t50 <= t100 < 65
+
+
+def test_a_small_sites_holders_all_hear_from_the_publishers_own_wave() -> None:
+    """Fewer holders than ``PUBLISH_WAVE``, warm lists: the publisher pushes to every one
+    of them itself, so all take it within one push of each other (one wave, as on the
+    testnet); forward-once pushes of before needed a second hop."""
+    # holders_ttl 0: the wave goes out from the warm list at once, not after the publish's
+    # own lookup (which the forward-once pushes of before did not wait for either).
+    common = dict(nodes=200, holders=12, shards=propagation.HOLDER_SHARDS, warm=True,
+                  geography=scenarios.LOOPBACK, announce_window=5.0, poll=False,
+                  holders_ttl=0.0)
+    for seed in range(3):
+        now = update_flood(FloodConfig(**common, seed=seed))  # type: ignore[arg-type]
+        before = update_flood(FloodConfig(**common, planned=False,  # type: ignore[arg-type]
+                                          holder_list=propagation.PUSHED_HOLDERS, seed=seed))
+        assert len(now.accepted_at) == 12 and now.by_push == 12
+        t100, two_hops = now.time_to(1.0), before.time_to(1.0)
+        assert t100 is not None and (two_hops is None or t100 < two_hops)
 
 
 def test_without_pushes_polls_still_deliver_within_one_interval() -> None:
-    result = update_flood(FloodConfig(nodes=800, holders=30, fanout=0, seed=2))
+    result = update_flood(FloodConfig(nodes=800, holders=30, fanout=0, wave=0, seed=2))
     assert result.by_push == 0 and len(result.accepted_at) == 30
     t100 = result.time_to(1.0)
     assert t100 is not None and t100 <= propagation.POLL_ACTIVE * 1.1 + 10
@@ -90,8 +127,8 @@ def test_origins_widen_when_their_probes_name_too_few(monkeypatch: pytest.Monkey
 
 
 def test_pushes_that_name_holders_spare_most_lookups() -> None:
-    before = update_flood(FloodConfig(nodes=1000, holders=200, seed=5))
-    after = update_flood(FloodConfig(nodes=1000, holders=200, seed=5,
+    before = update_flood(FloodConfig(nodes=1000, holders=200, planned=False, seed=5))
+    after = update_flood(FloodConfig(nodes=1000, holders=200, planned=False, seed=5,
                                      holder_list=propagation.PUSHED_HOLDERS))
     assert len(after.accepted_at) == 200
     assert after.dht_queries < before.dht_queries / 2
@@ -100,14 +137,16 @@ def test_pushes_that_name_holders_spare_most_lookups() -> None:
 
 
 def test_sharded_holders_with_warm_lists_flood_fast_and_spread_the_key() -> None:
-    """The node's holders now: HOLDER_SHARDS keys, each holder's own list refreshed at its
-    announce and forwarded to without a lookup. Against one key and cold lists (before):
-    the flood's tail and messages shrink, and no node takes every holder's requests."""
+    """The third round's holders: HOLDER_SHARDS keys, each holder's own list refreshed at
+    its announce and forwarded to without a lookup (forward-once pushes, before planned
+    ones). Against one key and cold lists (before): the flood's tail and messages shrink,
+    and no node takes every holder's requests."""
     before = update_flood(FloodConfig(nodes=2000, holders=600, shards=1, legacy_lookup=True,
-                                      holder_list=propagation.PUSHED_HOLDERS, seed=7))
+                                      planned=False, holder_list=propagation.PUSHED_HOLDERS,
+                                      seed=7))
     after = update_flood(FloodConfig(nodes=2000, holders=600, shards=propagation.HOLDER_SHARDS,
                                      warm=True, holder_list=propagation.PUSHED_HOLDERS,
-                                     seed=7))
+                                     planned=False, seed=7))
     t99_before, t99_after = before.time_to(0.99), after.time_to(0.99)
     assert t99_after is not None and t99_after <= 5.0
     assert t99_before is None or t99_after < t99_before
@@ -128,8 +167,10 @@ def test_on_one_shared_processor_news_queue_and_forwards_leave_in_waves() -> Non
     shared = update_flood(FloodConfig(**common, shared_cpu=0.03))  # type: ignore[arg-type]
     assert len(free.accepted_at) == len(shared.accepted_at) == 30
     t100, alone = shared.time_to(1.0), free.time_to(1.0)
-    # The last wave is taken once the news before it were worked through, one at a time.
-    assert t100 is not None and alone is not None and t100 >= alone + 20 * 0.03
+    # The last wave is taken once the news of the publisher's wave (PUBLISH_WAVE of the
+    # 30) were worked through, one at a time, before their forwards went out.
+    assert t100 is not None and alone is not None
+    assert t100 >= shared.accepted_at[0] + (propagation.PUBLISH_WAVE - 1) * 0.03
     waves = {round(t, 2) for t in shared.accepted_at}
     assert len(waves) <= 8 < len({round(t, 4) for t in free.accepted_at})
 

@@ -1,10 +1,15 @@
 """peerweb's protocols on the simulated DHT, driven by the node's own decision code.
 
 ``update_flood``: holders of a site announce under ``propagation.holders_key``; the
-publisher puts version 2 (BEP 44) and pushes it to ``push_targets`` of the holders it finds;
-a holder that takes it as news (its version was older) looks the holders up and pushes on,
-once (forward-once, as ``Resolver.accept_pointer`` does); every holder also polls the
-pointer every ``propagation.poll_interval``, the safety net.
+publisher puts version 2 (BEP 44) and pushes it as the node does (``Resolver.push_wave``):
+to ``PUBLISH_WAVE`` holders of its list at once, each handed a disjoint share of the others
+(``propagation.plan_pushes``), with a second lookup beside it whose extra holders get a
+second plan; a holder that takes it as news (its version was older) plans its share again
+and, if ``looks_further`` says so, looks the holders up and plans those beyond its share
+(``Resolver.forward_share``), once; every holder also polls the pointer every
+``propagation.poll_interval``, the safety net. ``FloodConfig.planned`` = False runs the
+forward-once pushes of before (``Resolver._push``: ``push_targets``, ``must_look_up``), for
+before/after runs.
 
 ``volunteer_discovery``: volunteers announce under ``propagation.volunteer_key`` of a shard
 drawn by ``volunteer_shard`` (or, with one shard, under the single ``VOLUNTEERS_KEY`` of
@@ -162,9 +167,17 @@ class FloodConfig:
     """Holders announce under one of this many keys (1: ``holders_key`` alone, as today);
     a forwarding holder looks up one at random."""
     fanout: int = propagation.FANOUT
+    """Targets of a forwarding holder (0, with ``wave`` 0: no pushes at all)."""
+    wave: int = propagation.PUBLISH_WAVE
+    """Targets of the publisher's own pushes, with ``planned``."""
+    planned: bool = True
+    """Planned pushes, as the node sends them now (``Resolver.push_wave``,
+    ``forward_share``); False: forward-once pushes to ``push_targets`` (``Resolver._push``,
+    the node before), where ``holder_list`` applies."""
     holder_list: int = 0
-    """Holders a push names (the node's is ``propagation.PUSHED_HOLDERS``; 0: none, as
-    before), so that a forwarding holder looks up only as ``must_look_up`` says."""
+    """Without ``planned``: holders a push names (the node's was
+    ``propagation.PUSHED_HOLDERS``; 0: none), so that a forwarding holder looks up only as
+    ``must_look_up`` says. Planned pushes name their share (up to ``PUSHED_HOLDERS``)."""
     announce_window: float = 300.0
     """Holders announce at random times over this many seconds before the update (and, with
     ``warm``, refresh their lists over as many more): the node's
@@ -204,6 +217,12 @@ class FloodConfig:
     probe_lookups: int = 0
     """Nodes that hold nothing look the holders up (``Resolver.holders``) once each, at
     quiet times before the update; their durations are ``FloodResult.probe_seconds``."""
+    holders_ttl: float = 20.0
+    """The node's ``Timings.holders_ttl``: with ``planned``, the publish's own holders
+    lookup (``Publisher._ask_network``, ``PUBLISH_GRACE``) is in the list its wave goes
+    out from if the wave starts within this long of its end; the wave then waits for it,
+    as the node signs only once it has asked. 0: unused, and not waited for (the node
+    still asks before it signs, but ``publish_delay`` is then counted from the signing)."""
     push_delay: float = 0.0
     """Seconds a push takes on top of ``PUSH_RTTS`` round trips (a receiver's processing:
     verifying the pointer, saving state), fitted on the testnet."""
@@ -426,6 +445,88 @@ def update_flood(config: FloodConfig) -> FloodResult:
         else:
             find_holders(node, grace, found)
 
+    def send_plan(node: int, plan: list[propagation.Push],
+                  then: Callable[[], None] | None = None) -> None:
+        """``Resolver._send_plan``: hand each target its share; ``then`` once every answer
+        is back (half a round trip after the slowest push arrived). A share whose target
+        did not take it is planned again by the sender in the node; here every push
+        arrives (holders are never off line), so none is."""
+        slowest = 0.0
+        for target, share in plan:
+            counts["pushes"] += 1
+            rtt = dht.geo.rtt(node, node_of(target))
+            sim.after(PUSH_RTTS * rtt + config.push_delay, pushed_to, node, node_of(target),
+                      [node_of(h) for h in share])
+            slowest = max(slowest, (PUSH_RTTS + 0.5) * rtt + config.push_delay)
+        if then is not None:
+            sim.after(slowest, then)
+
+    def publish(grace: float | None) -> None:
+        """``Publisher.publish``: its holders lookup while it builds, then ``push_wave``."""
+        if not config.holders_ttl:
+            sim.after(config.publish_delay, push_wave, grace, None)
+            return
+        began = sim.now
+
+        def asked(peers: list[propagation.Endpoint]) -> None:
+            ended = sim.now
+            at = max(began + config.publish_delay, ended)
+            sim.at(at, push_wave, grace, peers if at - ended <= config.holders_ttl else None)
+        find_holders(publisher, grace, asked)
+
+    def push_wave(grace: float | None, asked: list[propagation.Endpoint] | None) -> None:
+        """``Resolver.push_wave``: ``wave`` holders of the warm list and the publish's
+        lookup (``asked``, None if stale), or of a lookup when there is no warm list, at
+        once, each with a share; beside it a lookup, whose holders the first list missed
+        get a second plan once both are through."""
+        me = endpoint(publisher)
+        state = {"left": 2}
+        lists: dict[str, list[propagation.Endpoint]] = {}
+
+        def both_done() -> None:
+            state["left"] -= 1
+            if state["left"]:
+                return
+            missed = set(lists["found"]) - set(lists["first"])
+            if missed:
+                send_plan(publisher, propagation.plan_pushes(
+                    sorted(missed), me, fanout=config.wave, rng=rng))
+
+        def found(peers: list[propagation.Endpoint]) -> None:
+            lists["found"] = peers
+            both_done()
+
+        def first(known: list[propagation.Endpoint]) -> None:
+            lists["first"] = known
+            send_plan(publisher, propagation.plan_pushes(known, me, fanout=config.wave,
+                                                         rng=rng), both_done)
+            find_holders(publisher, config.grace, found)
+
+        warm = cached.get(publisher, [])
+        usable = sorted((set(warm) | set(asked or [])) - {me})
+        if warm and usable:
+            first(usable)
+        elif asked is not None:
+            first(sorted(set(asked) - {me}))
+        else:
+            find_holders(publisher, grace, first)
+
+    def forward_share(node: int, exclude: list[int], share: Sequence[int]) -> None:
+        """``Resolver.forward_share``: plan the share again, then (``looks_further``) look
+        the holders up and plan those beyond the share."""
+        me, skip = endpoint(node), [endpoint(e) for e in exclude]
+        mine = [endpoint(h) for h in share]
+
+        def beyond(peers: list[propagation.Endpoint]) -> None:
+            send_plan(node, propagation.plan_pushes(sorted(set(peers) - set(mine)), me, skip,
+                                                    fanout=config.fanout, rng=rng))
+
+        def further() -> None:
+            if propagation.looks_further(rng):
+                find_holders(node, config.grace, beyond)
+        send_plan(node, propagation.plan_pushes(mine, me, skip, fanout=config.fanout,
+                                                rng=rng), further)
+
     probes: list[float] = []
     if config.probe_lookups:
         # Nodes that hold nothing (the same ones again if there are fewer than asked),
@@ -459,7 +560,13 @@ def update_flood(config: FloodConfig) -> FloodResult:
             waiting.append((node, exclude, pushed))
             sim.at(cpu_free[0], forward_when_idle)
             return
-        push_on(node, exclude, pushed)
+        forward(node, exclude, pushed)
+
+    def forward(node: int, exclude: list[int], pushed: Sequence[int]) -> None:
+        if config.planned:
+            forward_share(node, exclude, pushed)
+        else:
+            push_on(node, exclude, pushed)
 
     waiting: list[tuple[int, list[int], Sequence[int]]] = []
 
@@ -469,7 +576,7 @@ def update_flood(config: FloodConfig) -> FloodResult:
         batch = waiting[:]
         waiting.clear()
         for node, exclude, pushed in batch:
-            push_on(node, exclude, pushed)
+            forward(node, exclude, pushed)
 
     def pushed_to(sender: int, target: int, holders: list[int]) -> None:
         if version.get(target, 0) < 2:
@@ -495,8 +602,11 @@ def update_flood(config: FloodConfig) -> FloodResult:
         version[publisher] = 2
         sim.after(config.publish_delay, dht.put, publisher, pointer_key, 2,
                   config.pointer_size, counted)
-        sim.after(config.publish_delay, push_on, publisher, [], (),
-                  PUBLISH_GRACE if config.grace is not None else None)
+        publish_grace = PUBLISH_GRACE if config.grace is not None else None
+        if config.planned:
+            publish(publish_grace)
+        else:
+            sim.after(config.publish_delay, push_on, publisher, [], (), publish_grace)
 
     marks: dict[str, tuple[list[int], list[int]]] = {}
     sim.at(t0, update)
