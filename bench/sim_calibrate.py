@@ -33,7 +33,7 @@ from peerweb.config import NodeConfig, Timings
 from peerweb.policy import propagation
 from peerweb.sim.geography import GeographyConfig
 from peerweb.sim.scenarios import LOOPBACK, FloodConfig, update_flood
-from peerweb.tools.testnet import Testnet, write_sample_site
+from peerweb.tools.testnet import Testnet, watch_accepts, write_sample_site
 
 ANNOUNCE_INTERVAL = 8.0
 """Holders re-announce (and refresh their lists) this often here, so that every list is
@@ -43,19 +43,6 @@ HOLDERS_TTL = 0.5
 """Holders lists live this long here (both sides): a forwarder's list is cold."""
 
 
-def watch_accepts(resolver: Any, index: int, accepted: dict[int, float]) -> None:
-    """Note when ``resolver`` takes a new version as news (pushed or polled), at that
-    moment: a watcher polling the holders' state from the same event loop sees them only
-    when the loop gets to it, in batches ~0.1 s apart on a busy testnet."""
-    take = resolver.accept_pointer
-
-    def accept_pointer(candidate: Any, *args: Any, **kwargs: Any) -> bool:
-        before = resolver.held_pointer(candidate.site_id)
-        news = bool(take(candidate, *args, **kwargs))
-        if news and (before is None or before.version < candidate.version):
-            accepted.setdefault(index, time.perf_counter())
-        return news
-    resolver.accept_pointer = accept_pointer
 
 
 async def measure_real(nodes: int, holders: int, rounds: int, lookups: int,

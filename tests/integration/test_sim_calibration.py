@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import statistics
 import time
-from typing import Any
 
 import pytest
 
@@ -25,7 +24,7 @@ from peerweb.config import NodeConfig, Timings  # noqa: E402
 from peerweb.policy import propagation  # noqa: E402
 from peerweb.sim import scenarios  # noqa: E402
 from peerweb.sim.scenarios import FloodConfig, update_flood  # noqa: E402
-from peerweb.tools.testnet import Testnet, write_sample_site  # noqa: E402
+from peerweb.tools.testnet import Testnet, watch_accepts, write_sample_site  # noqa: E402
 
 from ..waiting import wait_until  # noqa: E402
 
@@ -69,18 +68,6 @@ def predicted() -> tuple[list[list[float]], list[float]]:
     return floods, lookups
 
 
-def watch_accepts(resolver: Any, index: int, accepted: dict[int, float]) -> None:
-    """Note the moment ``resolver`` takes a newer version (a watcher polling state from the
-    same event loop would see it only when the loop gets to it)."""
-    take = resolver.accept_pointer
-
-    def accept_pointer(candidate: Any, *args: Any, **kwargs: Any) -> bool:
-        before = resolver.held_pointer(candidate.site_id)
-        news = bool(take(candidate, *args, **kwargs))
-        if news and (before is None or before.version < candidate.version):
-            accepted.setdefault(index, time.perf_counter())
-        return news
-    resolver.accept_pointer = accept_pointer
 
 
 async def test_the_simulator_predicts_a_small_testnet(tmp_path) -> None:
